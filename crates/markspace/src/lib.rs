@@ -1,0 +1,27 @@
+//! markspace: who owns which bits of the Linux packet mark and connmark.
+//!
+//! The pipeline, one module per stage:
+//!
+//! 1. [`snapshot`] reads a node's inputs (files, directories, stdin) into a [`source::SourceMap`];
+//!    [`sources`] detects each input's format and parses it into the [`ruleset`] model: tables,
+//!    chains, rules in order, jumps, and for every rule its mark operations in the exact
+//!    algebra of [`model`] (`x' = (x & keep) ^ xor`, copies between fields, reads
+//!    `((x & mask) == value) ^ invert`).
+//! 2. [`registry`] holds the knowledge base (one TOML file per software, embedded) and
+//!    attributes every rule to an owner from its chain, comment and table.
+//! 3. [`analysis`] builds the 32-bit maps of both fields (who reads and writes each bit) and
+//!    the findings, each with evidence and a fix.
+//! 4. [`report`] renders the result as text, JSON or Markdown; it only formats.
+//!
+//! Parsers never do I/O and the analysis never sees input syntax.
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod diagnostic;
+pub mod model;
+pub mod registry;
+pub mod report;
+pub mod ruleset;
+pub mod snapshot;
+pub mod source;
+pub mod sources;

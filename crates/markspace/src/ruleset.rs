@@ -1,0 +1,533 @@
+//! The ruleset model: tables, chains, rules in order, jumps, and which hooks reach each rule.
+//!
+//! Parsers fill a [`RulesetBuilder`]; [`RulesetBuilder::finish`] resolves jumps and computes, for
+//! every chain, the set of hooks from whose base chains it is reachable. The analysis never sees
+//! any input syntax, only this model.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::model::MarkOp;
+use crate::source::{SourceId, Span};
+
+/// Address family of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// arptables / nft `arp`.
+    Arp,
+    /// ebtables / nft `bridge`.
+    Bridge,
+    /// nft `inet` (IPv4 and IPv6).
+    Inet,
+    /// iptables / nft `ip`.
+    Ip,
+    /// ip6tables / nft `ip6`.
+    Ip6,
+    /// nft `netdev`.
+    Netdev,
+}
+
+impl Family {
+    /// The nft family keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Arp => "arp",
+            Family::Bridge => "bridge",
+            Family::Inet => "inet",
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+            Family::Netdev => "netdev",
+        }
+    }
+}
+
+/// Which program and kernel backend a table came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// `iptables-save`/`iptables -S`/`-L` of the legacy (x_tables) backend.
+    IptablesLegacy,
+    /// The same tools on the nf_tables backend (`iptables-nft`).
+    IptablesNft,
+    /// iptables output whose backend the input does not say.
+    Iptables,
+    /// A native nftables table.
+    Nftables,
+}
+
+/// A netfilter hook, in the order a packet meets them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// netdev ingress.
+    Ingress,
+    /// PREROUTING.
+    Prerouting,
+    /// INPUT.
+    Input,
+    /// FORWARD.
+    Forward,
+    /// OUTPUT.
+    Output,
+    /// POSTROUTING.
+    Postrouting,
+    /// netdev egress.
+    Egress,
+}
+
+impl Hook {
+    /// All hooks in kernel order.
+    pub const ALL: [Hook; 7] = [
+        Hook::Ingress,
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+        Hook::Egress,
+    ];
+
+    /// The iptables builtin chain name of this hook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Ingress => "INGRESS",
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+            Hook::Egress => "EGRESS",
+        }
+    }
+
+    /// The hook of an iptables/ebtables builtin chain name.
+    pub fn from_builtin(name: &str) -> Option<Hook> {
+        Some(match name {
+            "PREROUTING" | "BROUTING" => Hook::Prerouting,
+            "INPUT" => Hook::Input,
+            "FORWARD" => Hook::Forward,
+            "OUTPUT" => Hook::Output,
+            "POSTROUTING" => Hook::Postrouting,
+            _ => return None,
+        })
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of hooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HookSet(u8);
+
+impl HookSet {
+    /// The empty set.
+    pub const EMPTY: HookSet = HookSet(0);
+
+    /// Adds a hook.
+    pub fn insert(&mut self, hook: Hook) {
+        self.0 |= hook.bit();
+    }
+
+    /// Whether the set has the hook.
+    pub fn contains(self, hook: Hook) -> bool {
+        self.0 & hook.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether two sets share a hook.
+    pub fn intersects(self, other: HookSet) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The union of two sets.
+    pub fn union(self, other: HookSet) -> HookSet {
+        HookSet(self.0 | other.0)
+    }
+
+    /// The hooks in kernel order.
+    pub fn iter(self) -> impl Iterator<Item = Hook> {
+        Hook::ALL.into_iter().filter(move |h| self.contains(*h))
+    }
+}
+
+impl Serialize for HookSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// The nft chain type of a base chain (`filter`, `nat`, `route`); iptables tables map onto them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainType {
+    /// `type filter` (iptables filter, raw, mangle except OUTPUT, security).
+    Filter,
+    /// `type nat`.
+    Nat,
+    /// `type route`: a mark change re-routes the packet (iptables mangle OUTPUT).
+    Route,
+}
+
+/// Where a base chain is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct BaseChain {
+    /// The hook.
+    pub hook: Hook,
+    /// The priority: lower runs first (raw -300, mangle -150, dstnat -100, filter 0, security 50,
+    /// srcnat 100).
+    pub priority: i32,
+    /// The chain type.
+    pub kind: ChainType,
+}
+
+impl BaseChain {
+    /// The base chain of an iptables builtin chain in a table, or `None` if the chain is not a
+    /// builtin of that table (`net/ipv4/netfilter/iptable_*.c`).
+    pub fn iptables_builtin(table: &str, chain: &str) -> Option<BaseChain> {
+        let hook = Hook::from_builtin(chain)?;
+        let (priority, kind) = match (table, hook) {
+            ("raw", Hook::Prerouting | Hook::Output) => (-300, ChainType::Filter),
+            ("mangle", Hook::Output) => (-150, ChainType::Route),
+            ("mangle", _) => (-150, ChainType::Filter),
+            ("nat", Hook::Prerouting | Hook::Output) => (-100, ChainType::Nat),
+            ("nat", Hook::Input | Hook::Postrouting) => (100, ChainType::Nat),
+            ("filter", Hook::Input | Hook::Forward | Hook::Output) => (0, ChainType::Filter),
+            ("security", Hook::Input | Hook::Forward | Hook::Output) => (50, ChainType::Filter),
+            // ebtables tables
+            ("broute", Hook::Prerouting) => (-200, ChainType::Filter),
+            _ => return None,
+        };
+        Some(BaseChain { hook, priority, kind })
+    }
+}
+
+/// Index of a table in a [`Ruleset`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId(pub u32);
+/// Index of a chain in a [`Ruleset`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChainId(pub u32);
+/// Index of a rule in a [`Ruleset`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub u32);
+
+/// What a rule does with the packet after its mark operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on with the next rule (no target, or a non-terminating target such as MARK or LOG).
+    Continue,
+    /// Accept: leave this base chain.
+    Accept,
+    /// Drop the packet.
+    Drop,
+    /// Jump to a chain and come back.
+    Jump(ChainId),
+    /// Go to a chain and do not come back.
+    Goto(ChainId),
+    /// Return to the calling chain.
+    Return,
+    /// Leave this base chain with the packet accepted by a terminating extension
+    /// (MASQUERADE, DNAT, TPROXY, NFQUEUE, REJECT…); the name is the target's.
+    Terminal(Box<str>),
+}
+
+impl Verdict {
+    /// Whether the verdict ends the traversal of the current base chain.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Verdict::Accept | Verdict::Drop | Verdict::Terminal(_))
+    }
+}
+
+/// One rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// The chain it belongs to.
+    pub chain: ChainId,
+    /// The rule's line in its input.
+    pub span: Span,
+    /// Its mark operations in kernel order (matches, then the target).
+    pub ops: Vec<MarkOp>,
+    /// What happens to the packet afterwards.
+    pub verdict: Verdict,
+    /// The text of its `comment` match(es), unescaped.
+    pub comment: Option<Box<str>>,
+    /// The target or verdict name as written (`MARK`, `ACCEPT`, a chain name).
+    pub target: Option<Box<str>>,
+}
+
+/// One chain.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    /// The table it belongs to.
+    pub table: TableId,
+    /// Its name.
+    pub name: Box<str>,
+    /// Set for base chains.
+    pub base: Option<BaseChain>,
+    /// The policy of a base chain.
+    pub policy: Option<Verdict>,
+    /// Its rules in order.
+    pub rules: Vec<RuleId>,
+    /// False when the chain is only known from a jump to it (a truncated input).
+    pub declared: bool,
+    /// The hooks from whose base chains this chain is reachable (set by `finish`).
+    pub hooks: HookSet,
+}
+
+/// One table.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// The family.
+    pub family: Family,
+    /// The name (`filter`, `mangle`, `kube-proxy`…).
+    pub name: Box<str>,
+    /// The tool and backend it came from.
+    pub origin: Origin,
+    /// The input it came from.
+    pub source: SourceId,
+    /// Its chains, in order of first mention.
+    pub chains: Vec<ChainId>,
+    /// True when the input holds the whole table (an `iptables-save` table closed by `COMMIT`,
+    /// or a full listing). Reachability is only trusted for complete tables.
+    pub complete: bool,
+}
+
+/// The whole model of all netfilter inputs.
+#[derive(Clone, Debug, Default)]
+pub struct Ruleset {
+    /// All tables.
+    pub tables: Vec<Table>,
+    /// All chains.
+    pub chains: Vec<Chain>,
+    /// All rules.
+    pub rules: Vec<Rule>,
+}
+
+impl Ruleset {
+    /// A table by id.
+    pub fn table(&self, id: TableId) -> &Table {
+        &self.tables[id.0 as usize]
+    }
+
+    /// A chain by id.
+    pub fn chain(&self, id: ChainId) -> &Chain {
+        &self.chains[id.0 as usize]
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id.0 as usize]
+    }
+
+    /// The table of a rule.
+    pub fn rule_table(&self, rule: &Rule) -> &Table {
+        self.table(self.chain(rule.chain).table)
+    }
+
+    /// Whether a rule can run at all: its chain is reachable from a base chain, or its table is
+    /// incomplete (a truncated paste, where the jumps into it may be missing).
+    pub fn rule_may_run(&self, rule: &Rule) -> bool {
+        let chain = self.chain(rule.chain);
+        !chain.hooks.is_empty() || !self.table(chain.table).complete
+    }
+}
+
+/// Builds a [`Ruleset`] while parsers read their inputs.
+#[derive(Debug, Default)]
+pub struct RulesetBuilder {
+    set: Ruleset,
+    chain_index: HashMap<(TableId, Box<str>), ChainId>,
+}
+
+impl RulesetBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a table.
+    pub fn add_table(&mut self, family: Family, name: &str, origin: Origin, source: SourceId) -> TableId {
+        let id = TableId(self.set.tables.len() as u32);
+        self.set.tables.push(Table {
+            family,
+            name: name.into(),
+            origin,
+            source,
+            chains: Vec::new(),
+            complete: false,
+        });
+        id
+    }
+
+    /// Mutable access to a table (to set its family, origin or completeness).
+    pub fn table_mut(&mut self, id: TableId) -> &mut Table {
+        &mut self.set.tables[id.0 as usize]
+    }
+
+    /// A table by id.
+    pub fn table(&self, id: TableId) -> &Table {
+        &self.set.tables[id.0 as usize]
+    }
+
+    /// The chain of this name in the table, created (undeclared) if it is new.
+    pub fn chain(&mut self, table: TableId, name: &str) -> ChainId {
+        if let Some(id) = self.chain_index.get(&(table, Box::from(name))) {
+            return *id;
+        }
+        let id = ChainId(self.set.chains.len() as u32);
+        let table_name = self.set.tables[table.0 as usize].name.clone();
+        self.set.chains.push(Chain {
+            table,
+            name: name.into(),
+            base: BaseChain::iptables_builtin(&table_name, name)
+                .filter(|_| self.set.tables[table.0 as usize].origin != Origin::Nftables),
+            policy: None,
+            rules: Vec::new(),
+            declared: false,
+            hooks: HookSet::EMPTY,
+        });
+        self.set.tables[table.0 as usize].chains.push(id);
+        self.chain_index.insert((table, name.into()), id);
+        id
+    }
+
+    /// Declares a chain (a `:CHAIN POLICY` line, `-N`, `-P` or a listing header).
+    pub fn declare_chain(&mut self, table: TableId, name: &str, policy: Option<Verdict>) -> ChainId {
+        let id = self.chain(table, name);
+        let chain = &mut self.set.chains[id.0 as usize];
+        chain.declared = true;
+        if policy.is_some() {
+            chain.policy = policy;
+        }
+        id
+    }
+
+    /// Whether the table has a declared chain of this name.
+    pub fn is_declared(&self, table: TableId, name: &str) -> bool {
+        self.chain_index
+            .get(&(table, Box::from(name)))
+            .is_some_and(|id| self.set.chains[id.0 as usize].declared)
+    }
+
+    /// Whether every chain of the table was declared (none is known only from a jump).
+    pub fn all_chains_declared(&self, table: TableId) -> bool {
+        self.set.tables[table.0 as usize].chains.iter().all(|c| self.set.chains[c.0 as usize].declared)
+    }
+
+    /// Marks a chain as a base chain (nft).
+    pub fn set_base(&mut self, chain: ChainId, base: BaseChain) {
+        self.set.chains[chain.0 as usize].base = Some(base);
+    }
+
+    /// Appends a rule to its chain, or inserts it at a 1-based position (`-I CHAIN N`).
+    pub fn push_rule(&mut self, rule: Rule, position: Option<usize>) -> RuleId {
+        let id = RuleId(self.set.rules.len() as u32);
+        let chain = &mut self.set.chains[rule.chain.0 as usize];
+        match position {
+            Some(pos) => {
+                let at = pos.saturating_sub(1).min(chain.rules.len());
+                chain.rules.insert(at, id);
+            }
+            None => chain.rules.push(id),
+        }
+        self.set.rules.push(rule);
+        id
+    }
+
+    /// Number of rules so far.
+    pub fn rule_count(&self) -> usize {
+        self.set.rules.len()
+    }
+
+    /// Resolves reachability and returns the model.
+    pub fn finish(mut self) -> Ruleset {
+        compute_hooks(&mut self.set);
+        self.set
+    }
+}
+
+/// Marks every chain with the hooks of the base chains that reach it, by a depth-first walk over
+/// jumps and gotos from each base chain. Iterative, so deep or cyclic jump graphs cannot overflow
+/// the stack; each (chain, hook) pair is visited once, so the walk is linear in rules × hooks.
+fn compute_hooks(set: &mut Ruleset) {
+    let mut stack: Vec<ChainId> = Vec::new();
+    for start in 0..set.chains.len() {
+        let Some(base) = set.chains[start].base else { continue };
+        let hook = base.hook;
+        stack.push(ChainId(start as u32));
+        while let Some(id) = stack.pop() {
+            let chain = &mut set.chains[id.0 as usize];
+            if chain.hooks.contains(hook) {
+                continue;
+            }
+            chain.hooks.insert(hook);
+            for rule in &set.chains[id.0 as usize].rules {
+                match set.rules[rule.0 as usize].verdict {
+                    Verdict::Jump(to) | Verdict::Goto(to) => {
+                        if !set.chains[to.0 as usize].hooks.contains(hook) {
+                            stack.push(to);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(chain: ChainId, verdict: Verdict) -> Rule {
+        Rule {
+            chain,
+            span: Span { source: SourceId(0), line: 1, start: 0, len: 0 },
+            ops: Vec::new(),
+            verdict,
+            comment: None,
+            target: None,
+        }
+    }
+
+    #[test]
+    fn reachability_follows_jumps_and_survives_cycles() {
+        let mut b = RulesetBuilder::new();
+        let t = b.add_table(Family::Ip, "nat", Origin::Iptables, SourceId(0));
+        let pre = b.declare_chain(t, "PREROUTING", None);
+        let post = b.declare_chain(t, "POSTROUTING", None);
+        let a = b.declare_chain(t, "A", None);
+        let c = b.declare_chain(t, "C", None);
+        let orphan = b.declare_chain(t, "ORPHAN", None);
+        b.push_rule(rule(pre, Verdict::Jump(a)), None);
+        b.push_rule(rule(a, Verdict::Goto(c)), None);
+        b.push_rule(rule(c, Verdict::Jump(a)), None);
+        b.push_rule(rule(post, Verdict::Jump(c)), None);
+        let set = b.finish();
+        assert!(set.chain(a).hooks.contains(Hook::Prerouting));
+        assert!(set.chain(a).hooks.contains(Hook::Postrouting));
+        assert!(set.chain(c).hooks.contains(Hook::Prerouting));
+        assert!(set.chain(orphan).hooks.is_empty());
+        assert_eq!(set.chain(pre).base.map(|b| b.priority), Some(-100));
+        assert_eq!(set.chain(post).base.map(|b| b.priority), Some(100));
+    }
+
+    #[test]
+    fn insert_position_is_one_based() {
+        let mut b = RulesetBuilder::new();
+        let t = b.add_table(Family::Ip, "filter", Origin::Iptables, SourceId(0));
+        let c = b.declare_chain(t, "INPUT", None);
+        let r1 = b.push_rule(rule(c, Verdict::Accept), None);
+        let r2 = b.push_rule(rule(c, Verdict::Drop), Some(1));
+        let set = b.finish();
+        assert_eq!(set.chain(c).rules, vec![r2, r1]);
+    }
+}

@@ -1,0 +1,49 @@
+//! Input formats: each knows its syntax and turns text into the ruleset model.
+//!
+//! Every format registers in [`ALL`] with a name, a detector and a parser. Parsers do no I/O:
+//! they take a text, its [`SourceId`] and display name, and add to a [`RulesetBuilder`],
+//! returning diagnostics. Reading files and directories lives in [`crate::snapshot`].
+
+pub mod iptables;
+
+use crate::diagnostic::Diagnostic;
+use crate::ruleset::RulesetBuilder;
+use crate::source::SourceId;
+
+/// One input format.
+pub struct Format {
+    /// Short name used in messages and `--format-of` overrides (`iptables-save`).
+    pub name: &'static str,
+    /// What it is, for `--help` and errors.
+    pub description: &'static str,
+    /// Whether a text is in this format (looks at the first lines only).
+    pub detect: fn(&str) -> bool,
+    /// Reads a text of this format.
+    pub parse: fn(&str, SourceId, &str, &mut RulesetBuilder) -> Vec<Diagnostic>,
+}
+
+/// Every supported format, in detection order.
+pub const ALL: &[Format] = &[
+    Format {
+        name: "iptables-save",
+        description: "iptables-save / ip6tables-save output, `iptables -S` output, or iptables commands",
+        detect: iptables::save::detect,
+        parse: iptables::save::parse,
+    },
+    Format {
+        name: "iptables-list",
+        description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
+        detect: iptables::listing::detect,
+        parse: iptables::listing::parse,
+    },
+];
+
+/// The format of a text, if any format recognises it.
+pub fn detect(text: &str) -> Option<&'static Format> {
+    ALL.iter().find(|f| (f.detect)(text))
+}
+
+/// A format by name.
+pub fn by_name(name: &str) -> Option<&'static Format> {
+    ALL.iter().find(|f| f.name == name)
+}
