@@ -1,1 +1,30 @@
-fn main(){}
+//! The `markspace` command: argument parsing and glue around the library.
+//!
+//! Exit status (one place decides, as ripgrep does): 0 = nothing at or above `--fail-on`,
+//! 1 = findings at or above it, 2 = usage or input error. A closed pipe counts as success.
+
+mod cli;
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Audit(args) => cmd::audit::run(args),
+        cli::Command::Registry(args) => cmd::registry::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            if output::is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("markspace: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

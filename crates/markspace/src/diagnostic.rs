@@ -36,12 +36,22 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at a span.
     pub fn error(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { level: Level::Error, span, message: message.into(), hint: None }
+        Diagnostic {
+            level: Level::Error,
+            span,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// A warning at a span.
     pub fn warning(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { level: Level::Warning, span, message: message.into(), hint: None }
+        Diagnostic {
+            level: Level::Warning,
+            span,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint.
@@ -60,9 +70,15 @@ impl Diagnostic {
         };
         let text = &file.text;
         let start = self.span.start as usize;
-        let line_start = memchr::memrchr(b'\n', &text.as_bytes()[..start.min(text.len())]).map_or(0, |i| i + 1);
-        let line_end = memchr::memchr(b'\n', &text.as_bytes()[line_start..]).map_or(text.len(), |i| line_start + i);
-        Rendered { diag: self, location, line: text.get(line_start..line_end).unwrap_or("") }
+        let line_start =
+            memchr::memrchr(b'\n', &text.as_bytes()[..start.min(text.len())]).map_or(0, |i| i + 1);
+        let line_end = memchr::memchr(b'\n', &text.as_bytes()[line_start..])
+            .map_or(text.len(), |i| line_start + i);
+        Rendered {
+            diag: self,
+            location,
+            line: text.get(line_start..line_end).unwrap_or(""),
+        }
     }
 }
 

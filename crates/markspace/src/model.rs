@@ -132,15 +132,19 @@ pub struct MarkRead {
 impl MarkRead {
     /// `(x & mask) == value`, optionally inverted.
     pub fn equals(field: Field, value: u32, mask: u32, invert: bool) -> Self {
-        MarkRead { field, test: ReadTest::Equals { value, mask }, invert }
+        MarkRead {
+            field,
+            test: ReadTest::Equals { value, mask },
+            invert,
+        }
     }
 
     /// The bits whose values can change the outcome.
     pub fn bits(&self) -> u32 {
         match self.test {
-            ReadTest::Equals { mask, .. } | ReadTest::AnyBit { mask } | ReadTest::Opaque { mask } => {
-                mask
-            }
+            ReadTest::Equals { mask, .. }
+            | ReadTest::AnyBit { mask }
+            | ReadTest::Opaque { mask } => mask,
         }
     }
 
@@ -224,7 +228,10 @@ pub struct MarkWrite {
 impl MarkWrite {
     /// `x' = (x & keep) ^ xor`.
     pub fn constant(field: Field, keep: u32, xor: u32) -> Self {
-        MarkWrite { field, op: WriteOp::Const { keep, xor } }
+        MarkWrite {
+            field,
+            op: WriteOp::Const { keep, xor },
+        }
     }
 
     /// xt `--set-xmark V/M`: `x' = (x & ~M) ^ V` (`xt_mark.c`, `xt_connmark.c`).
@@ -245,7 +252,12 @@ impl MarkWrite {
     pub fn bits(&self) -> u32 {
         match self.op {
             WriteOp::Const { keep, xor } => !keep | xor,
-            WriteOp::Copy { src_mask, shift, keep, .. } => !keep | shift.apply(src_mask),
+            WriteOp::Copy {
+                src_mask,
+                shift,
+                keep,
+                ..
+            } => !keep | shift.apply(src_mask),
             WriteOp::ShiftedConst { keep, xor, shift } => match shift {
                 Shift::None => !keep | xor,
                 // Every kept bit moves: any bit may change.
@@ -278,7 +290,12 @@ impl MarkWrite {
         let dst = state.field(self.field);
         match self.op {
             WriteOp::Const { keep, xor } => Some((dst & keep) ^ xor),
-            WriteOp::Copy { src, src_mask, shift, keep } => {
+            WriteOp::Copy {
+                src,
+                src_mask,
+                shift,
+                keep,
+            } => {
                 let from = match src {
                     CopySource::Mark => state.mark,
                     CopySource::CtMark => state.ctmark,
@@ -296,8 +313,19 @@ impl MarkWrite {
     pub fn is_connmark_copy(&self) -> bool {
         matches!(
             (self.field, self.op),
-            (Field::CtMark, WriteOp::Copy { src: CopySource::Mark, .. })
-                | (Field::Mark, WriteOp::Copy { src: CopySource::CtMark, .. })
+            (
+                Field::CtMark,
+                WriteOp::Copy {
+                    src: CopySource::Mark,
+                    ..
+                }
+            ) | (
+                Field::Mark,
+                WriteOp::Copy {
+                    src: CopySource::CtMark,
+                    ..
+                }
+            )
         )
     }
 }
@@ -369,7 +397,10 @@ mod tests {
     #[test]
     fn set_xmark_matches_kernel_formula() {
         let w = MarkWrite::set_xmark(Field::Mark, 0x4000, 0x4000);
-        let mut s = MarkState { mark: 0x8001, ..Default::default() };
+        let mut s = MarkState {
+            mark: 0x8001,
+            ..Default::default()
+        };
         s.apply(&w);
         assert_eq!(s.mark, 0xc001);
         assert_eq!(w.bits(), 0x4000);
@@ -380,7 +411,10 @@ mod tests {
     fn xor_write_touches_only_its_bits() {
         let w = MarkWrite::set_xmark(Field::Mark, 0x4000, 0);
         assert_eq!(w.bits(), 0x4000);
-        let mut s = MarkState { mark: 0xc000, ..Default::default() };
+        let mut s = MarkState {
+            mark: 0xc000,
+            ..Default::default()
+        };
         s.apply(&w);
         assert_eq!(s.mark, 0x8000);
     }
@@ -388,7 +422,10 @@ mod tests {
     #[test]
     fn whole_write_is_detected() {
         assert!(MarkWrite::set_xmark(Field::Mark, 1, ALL_BITS).is_whole());
-        assert_eq!(MarkWrite::set_xmark(Field::Mark, 1, ALL_BITS).bits(), ALL_BITS);
+        assert_eq!(
+            MarkWrite::set_xmark(Field::Mark, 1, ALL_BITS).bits(),
+            ALL_BITS
+        );
     }
 
     #[test]
@@ -402,9 +439,18 @@ mod tests {
     fn copy_with_shift() {
         let w = MarkWrite {
             field: Field::CtMark,
-            op: WriteOp::Copy { src: CopySource::Mark, src_mask: 0xff, shift: Shift::Left(8), keep: !0xff00 },
+            op: WriteOp::Copy {
+                src: CopySource::Mark,
+                src_mask: 0xff,
+                shift: Shift::Left(8),
+                keep: !0xff00,
+            },
         };
-        let mut s = MarkState { mark: 0x12, ctmark: 0xffff_ffff, skmark: 0 };
+        let mut s = MarkState {
+            mark: 0x12,
+            ctmark: 0xffff_ffff,
+            skmark: 0,
+        };
         s.apply(&w);
         assert_eq!(s.ctmark, 0xffff_12ff);
         assert_eq!(w.bits(), 0xff00);

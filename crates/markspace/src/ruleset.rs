@@ -205,7 +205,11 @@ impl BaseChain {
             ("broute", Hook::Prerouting) => (-200, ChainType::Filter),
             _ => return None,
         };
-        Some(BaseChain { hook, priority, kind })
+        Some(BaseChain {
+            hook,
+            priority,
+            kind,
+        })
     }
 }
 
@@ -354,7 +358,13 @@ impl RulesetBuilder {
     }
 
     /// Adds a table.
-    pub fn add_table(&mut self, family: Family, name: &str, origin: Origin, source: SourceId) -> TableId {
+    pub fn add_table(
+        &mut self,
+        family: Family,
+        name: &str,
+        origin: Origin,
+        source: SourceId,
+    ) -> TableId {
         let id = TableId(self.set.tables.len() as u32);
         self.set.tables.push(Table {
             family,
@@ -400,7 +410,12 @@ impl RulesetBuilder {
     }
 
     /// Declares a chain (a `:CHAIN POLICY` line, `-N`, `-P` or a listing header).
-    pub fn declare_chain(&mut self, table: TableId, name: &str, policy: Option<Verdict>) -> ChainId {
+    pub fn declare_chain(
+        &mut self,
+        table: TableId,
+        name: &str,
+        policy: Option<Verdict>,
+    ) -> ChainId {
         let id = self.chain(table, name);
         let chain = &mut self.set.chains[id.0 as usize];
         chain.declared = true;
@@ -419,7 +434,10 @@ impl RulesetBuilder {
 
     /// Whether every chain of the table was declared (none is known only from a jump).
     pub fn all_chains_declared(&self, table: TableId) -> bool {
-        self.set.tables[table.0 as usize].chains.iter().all(|c| self.set.chains[c.0 as usize].declared)
+        self.set.tables[table.0 as usize]
+            .chains
+            .iter()
+            .all(|c| self.set.chains[c.0 as usize].declared)
     }
 
     /// Marks a chain as a base chain (nft).
@@ -460,7 +478,9 @@ impl RulesetBuilder {
 fn compute_hooks(set: &mut Ruleset) {
     let mut stack: Vec<ChainId> = Vec::new();
     for start in 0..set.chains.len() {
-        let Some(base) = set.chains[start].base else { continue };
+        let Some(base) = set.chains[start].base else {
+            continue;
+        };
         let hook = base.hook;
         stack.push(ChainId(start as u32));
         while let Some(id) = stack.pop() {
@@ -490,7 +510,12 @@ mod tests {
     fn rule(chain: ChainId, verdict: Verdict) -> Rule {
         Rule {
             chain,
-            span: Span { source: SourceId(0), line: 1, start: 0, len: 0 },
+            span: Span {
+                source: SourceId(0),
+                line: 1,
+                start: 0,
+                len: 0,
+            },
             ops: Vec::new(),
             verdict,
             comment: None,

@@ -88,9 +88,17 @@ impl NodeLoader {
 
     /// Adds a text under a display name. `explicit` says the user named it (an unknown format is
     /// then an error rather than a skip).
-    pub fn add_text(&mut self, name: &str, bytes: Vec<u8>, explicit: bool) -> Result<(), InputError> {
+    pub fn add_text(
+        &mut self,
+        name: &str,
+        bytes: Vec<u8>,
+        explicit: bool,
+    ) -> Result<(), InputError> {
         if let Some(offset) = memchr::memchr(0, &bytes[..bytes.len().min(1 << 16)]) {
-            return Err(InputError::Binary { path: name.to_string(), offset });
+            return Err(InputError::Binary {
+                path: name.to_string(),
+                offset,
+            });
         }
         let (text, bad_utf8) = match String::from_utf8(bytes) {
             Ok(t) => (t, None),
@@ -103,7 +111,11 @@ impl NodeLoader {
             if explicit {
                 return Err(InputError::UnknownFormat {
                     path: name.to_string(),
-                    formats: sources::ALL.iter().map(|f| format!("{} ({})", f.name, f.description)).collect::<Vec<_>>().join("; "),
+                    formats: sources::ALL
+                        .iter()
+                        .map(|f| format!("{} ({})", f.name, f.description))
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 });
             }
             self.skipped.push(name.to_string());
@@ -112,10 +124,19 @@ impl NodeLoader {
         let id = self.sources.add(name, text);
         if let Some(at) = bad_utf8 {
             let text = &self.sources.file(id).text;
-            let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at.min(text.len())]).count() as u32;
+            let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at.min(text.len())])
+                .count() as u32;
             self.diagnostics.push(
-                Diagnostic::warning(Span { source: id, line, start: at as u32, len: 1 }, "invalid UTF-8; the bytes were replaced with U+FFFD")
-                    .with_hint("comments in another encoding do not change the analysis"),
+                Diagnostic::warning(
+                    Span {
+                        source: id,
+                        line,
+                        start: at as u32,
+                        len: 1,
+                    },
+                    "invalid UTF-8; the bytes were replaced with U+FFFD",
+                )
+                .with_hint("comments in another encoding do not change the analysis"),
             );
         }
         let text = &self.sources.file(id).text;
@@ -132,16 +153,28 @@ impl NodeLoader {
             std::io::stdin()
                 .take(MAX_FILE_BYTES + 1)
                 .read_to_end(&mut buf)
-                .map_err(|source| InputError::Io { path: "-".into(), source })?;
+                .map_err(|source| InputError::Io {
+                    path: "-".into(),
+                    source,
+                })?;
             if buf.len() as u64 > MAX_FILE_BYTES {
-                return Err(InputError::TooLarge { path: "-".into(), size: buf.len() as u64 });
+                return Err(InputError::TooLarge {
+                    path: "-".into(),
+                    size: buf.len() as u64,
+                });
             }
             return self.add_text("-", buf, true);
         }
         let display = path.display().to_string();
-        let meta = fs::metadata(path).map_err(|source| InputError::Io { path: display.clone(), source })?;
+        let meta = fs::metadata(path).map_err(|source| InputError::Io {
+            path: display.clone(),
+            source,
+        })?;
         if meta.is_dir() {
-            for file in walk(path).map_err(|source| InputError::Io { path: display.clone(), source })? {
+            for file in walk(path).map_err(|source| InputError::Io {
+                path: display.clone(),
+                source,
+            })? {
                 self.add_file(&file, false)?;
             }
             return Ok(());
@@ -151,11 +184,22 @@ impl NodeLoader {
 
     fn add_file(&mut self, path: &Path, explicit: bool) -> Result<(), InputError> {
         let display = path.display().to_string();
-        let size = fs::metadata(path).map_err(|source| InputError::Io { path: display.clone(), source })?.len();
+        let size = fs::metadata(path)
+            .map_err(|source| InputError::Io {
+                path: display.clone(),
+                source,
+            })?
+            .len();
         if size > MAX_FILE_BYTES {
-            return Err(InputError::TooLarge { path: display, size });
+            return Err(InputError::TooLarge {
+                path: display,
+                size,
+            });
         }
-        let bytes = fs::read(path).map_err(|source| InputError::Io { path: display.clone(), source })?;
+        let bytes = fs::read(path).map_err(|source| InputError::Io {
+            path: display.clone(),
+            source,
+        })?;
         if !explicit && memchr::memchr(0, &bytes[..bytes.len().min(1 << 16)]).is_some() {
             self.skipped.push(display);
             return Ok(());

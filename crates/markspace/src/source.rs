@@ -56,7 +56,10 @@ impl SourceMap {
     /// Adds an input and returns its id.
     pub fn add(&mut self, name: impl Into<String>, text: String) -> SourceId {
         let id = SourceId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
-        self.files.push(SourceFile { name: name.into(), text });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text,
+        });
         id
     }
 
@@ -69,7 +72,10 @@ impl SourceMap {
 
     /// All inputs in the order they were added.
     pub fn files(&self) -> impl Iterator<Item = (SourceId, &SourceFile)> {
-        self.files.iter().enumerate().map(|(i, f)| (SourceId(i as u32), f))
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (SourceId(i as u32), f))
     }
 
     /// The text a span covers (empty if the span does not fit, which the invariant rules out).
@@ -87,7 +93,9 @@ impl SourceMap {
         let text = &self.file(source).text;
         let offset = offset.min(text.len());
         let line_start = memchr::memrchr(b'\n', &text.as_bytes()[..offset]).map_or(0, |i| i + 1);
-        let col = text.get(line_start..offset).map_or(0, |s| s.chars().count());
+        let col = text
+            .get(line_start..offset)
+            .map_or(0, |s| s.chars().count());
         u32::try_from(col + 1).unwrap_or(u32::MAX)
     }
 }
@@ -122,7 +130,11 @@ pub struct Lines<'a> {
 impl<'a> Lines<'a> {
     /// Lines of `text`.
     pub fn new(text: &'a str) -> Self {
-        Lines { text, pos: 0, line: 0 }
+        Lines {
+            text,
+            pos: 0,
+            line: 0,
+        }
     }
 }
 

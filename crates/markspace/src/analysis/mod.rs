@@ -1,1 +1,88 @@
-//! x
+//! The analysis: bit maps of both fields and the findings, from the ruleset and the registry.
+//!
+//! It knows neither input syntax nor output format: [`analyze`] takes the model and returns an
+//! [`Analysis`] that the reports render.
+
+mod findings;
+mod fix;
+mod usage;
+
+use serde::Serialize;
+
+pub use findings::{EvidenceItem, Finding, IncidentRef, Severity};
+pub use usage::{Owner, Usage, Use};
+
+use crate::model::Field;
+use crate::registry::Registry;
+use crate::ruleset::Ruleset;
+use crate::source::SourceMap;
+
+/// Who reads and writes one bit of a field.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BitUse {
+    /// Bit number, 0 = least significant.
+    pub bit: u8,
+    /// Owner ids that read it.
+    pub readers: Vec<String>,
+    /// Owner ids that write it.
+    pub writers: Vec<String>,
+}
+
+/// The result of analysing a node.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// Attributed uses and owners.
+    pub usage: Usage,
+    /// Per field (`[mark, ctmark]`), 32 entries from bit 0 up.
+    pub bitmap: [Vec<BitUse>; 2],
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+}
+
+impl Analysis {
+    /// The bit map of one field.
+    pub fn bits(&self, field: Field) -> &[BitUse] {
+        &self.bitmap[field as usize]
+    }
+}
+
+/// Analyses a ruleset.
+pub fn analyze(set: &Ruleset, sources: &SourceMap, registry: &Registry) -> Analysis {
+    let usage = usage::collect(set, registry);
+    let bitmap = [bitmap(&usage, Field::Mark), bitmap(&usage, Field::CtMark)];
+    let findings = findings::find(&findings::Ctx {
+        set,
+        sources,
+        registry,
+        usage: &usage,
+    });
+    Analysis {
+        usage,
+        bitmap,
+        findings,
+    }
+}
+
+fn bitmap(usage: &Usage, field: Field) -> Vec<BitUse> {
+    (0..32u8)
+        .map(|bit| {
+            let m = 1u32 << bit;
+            let f = field as usize;
+            BitUse {
+                bit,
+                readers: usage
+                    .owners
+                    .iter()
+                    .filter(|o| o.reads[f] & m != 0)
+                    .map(|o| o.id.clone())
+                    .collect(),
+                writers: usage
+                    .owners
+                    .iter()
+                    .filter(|o| o.writes[f] & m != 0)
+                    .map(|o| o.id.clone())
+                    .collect(),
+            }
+        })
+        .collect()
+}

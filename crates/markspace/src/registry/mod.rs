@@ -1,1 +1,160 @@
-//! x
+//! The registry: who uses which bits, how to recognise them, and known conflicts.
+//!
+//! The data is one TOML file per software under `registry/` in the repository, embedded in the
+//! binary at build time; [`Registry::load_dir`] reads more (or replacement) entries from a
+//! directory. [`Registry::attribute`] names the owner of a rule from its chain, comment and
+//! table; anything that matches no signature belongs to [`UNKNOWN`].
+
+mod attribution;
+pub mod schema;
+mod validate;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+pub use attribution::{Attribution, Evidence, RuleContext};
+pub use schema::{Incident, Software};
+pub use validate::{validate, Problem};
+
+/// The owner id of rules no signature matches.
+pub const UNKNOWN: &str = "unknown";
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/registry_files.rs"));
+}
+
+/// A registry file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML or not the schema.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The loaded knowledge base.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    /// All software, sorted by id.
+    pub software: Vec<Software>,
+    /// Known conflicts.
+    pub incidents: Vec<Incident>,
+    /// The file each entry came from.
+    pub files: HashMap<String, String>,
+    matcher: attribution::Matcher,
+}
+
+impl Registry {
+    /// The registry embedded in the binary.
+    pub fn embedded() -> Result<Registry, RegistryError> {
+        let mut r = Registry::default();
+        for (name, text) in embedded::EMBEDDED {
+            r.add_file(name, text)?;
+        }
+        r.rebuild();
+        Ok(r)
+    }
+
+    /// Adds (or replaces, by id) entries from every `*.toml` file of a directory.
+    pub fn load_dir(&mut self, dir: &Path) -> Result<(), RegistryError> {
+        let io = |source| RegistryError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut paths: Vec<_> = fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+        paths.sort();
+        for p in paths {
+            let text = fs::read_to_string(&p).map_err(|source| RegistryError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            self.add_file(&p.display().to_string(), &text)?;
+        }
+        self.rebuild();
+        Ok(())
+    }
+
+    fn add_file(&mut self, path: &str, text: &str) -> Result<(), RegistryError> {
+        let invalid = |e: toml::de::Error| RegistryError::Invalid {
+            path: path.to_string(),
+            message: e.to_string(),
+        };
+        let base = path.rsplit('/').next().unwrap_or(path);
+        if base == "incidents.toml" {
+            let file: schema::IncidentFile = toml::from_str(text).map_err(invalid)?;
+            self.incidents.extend(file.incidents);
+            return Ok(());
+        }
+        let sw: Software = toml::from_str(text).map_err(invalid)?;
+        self.files.insert(sw.id.clone(), path.to_string());
+        match self.software.iter_mut().find(|s| s.id == sw.id) {
+            Some(existing) => *existing = sw,
+            None => self.software.push(sw),
+        }
+        Ok(())
+    }
+
+    fn rebuild(&mut self) {
+        self.software.sort_by(|a, b| a.id.cmp(&b.id));
+        self.matcher = attribution::Matcher::new(&self.software);
+    }
+
+    /// A software by id.
+    pub fn get(&self, id: &str) -> Option<&Software> {
+        self.software.iter().find(|s| s.id == id)
+    }
+
+    /// Names the owner of a rule.
+    pub fn attribute(&self, ctx: &RuleContext<'_>) -> Attribution {
+        self.matcher.attribute(&self.software, ctx)
+    }
+
+    /// Whether `reader` declares that it reads `bits` of `owner`'s on purpose.
+    pub fn cooperates(
+        &self,
+        reader: &str,
+        owner: &str,
+        field: crate::model::Field,
+        bits: u32,
+    ) -> bool {
+        self.get(reader).is_some_and(|s| {
+            s.reads_from
+                .iter()
+                .any(|r| r.owner == owner && r.kind.field() == field && r.bits.0 & bits == bits)
+        })
+    }
+
+    /// Incidents that involve all of these software and these bits.
+    pub fn incidents_for<'r>(
+        &'r self,
+        owners: &[&str],
+        field: crate::model::Field,
+        bits: u32,
+    ) -> impl Iterator<Item = &'r Incident> + 'r {
+        let owners: Vec<String> = owners.iter().map(|s| s.to_string()).collect();
+        self.incidents.iter().filter(move |i| {
+            i.kind.field() == field
+                && i.bits.0 & bits != 0
+                && owners.iter().all(|o| i.software.iter().any(|s| s == o))
+        })
+    }
+}

@@ -1,1 +1,229 @@
-//! x
+//! Reports: one serialisable structure built from the analysis, rendered as text, JSON or
+//! Markdown. Renderers only format.
+//!
+//! # JSON contract (version 1)
+//!
+//! ```text
+//! {
+//!   "version": 1,
+//!   "inputs":   [{"file": "nodes/a/iptables-save.txt", "format": "iptables-save"}],
+//!   "owners":   [{"id": "kube-proxy", "name": "kube-proxy", "rules": 3,
+//!                 "bits":    {"mark": "0x00004000", "ctmark": "0x00000000"},   // read | written
+//!                 "reads":   {"mark": "0x00004000", "ctmark": "0x00000000"},
+//!                 "writes":  {"mark": "0x00004000", "ctmark": "0x00000000"},
+//!                 "claimed": {"mark": "0x00004000", "ctmark": "0x00000000"},   // registry
+//!                 "recognised_by": ["chain KUBE-MARK-MASQ (1)"]}],
+//!   "bitmap":   {"mark": [{"bit": 0, "readers": [], "writers": []}, … 32 entries],
+//!                "ctmark": [… 32 entries]},
+//!   "findings": [{"code": "MS001", "name": "shared-bits", "severity": "error",
+//!                 "owners": ["calico", "tailscale"], "field": "mark", "bits": "0x00040000",
+//!                 "title": "…", "evidence": [{"file": "…", "line": 57, "text": "…", "owner": "…"}],
+//!                 "evidence_omitted": 0, "fix": "…",
+//!                 "incidents": [{"id": "…", "title": "…", "links": ["…"]}]}],
+//!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57},
+//!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]
+//! }
+//! ```
+//!
+//! Owner ids are registry ids (lowercase, dash-separated) or `unknown`. Bit values are always
+//! `"0x%08x"` strings. `evidence[].line` is `null` for evidence that is a registry claim. Fields
+//! are only ever added in a version; a removal or change of meaning bumps `version`.
+
+pub mod markdown;
+pub mod text;
+
+use serde::Serialize;
+
+use crate::analysis::{Analysis, BitUse, Finding, Severity};
+use crate::diagnostic::{Diagnostic, Level};
+use crate::model::{hex, Field};
+use crate::snapshot::Node;
+
+/// The JSON contract version.
+pub const VERSION: u32 = 1;
+
+/// A value per field.
+#[derive(Clone, Debug, Serialize)]
+pub struct PerField {
+    /// Packet mark.
+    pub mark: String,
+    /// Connmark.
+    pub ctmark: String,
+}
+
+impl PerField {
+    fn of(v: [u32; 2]) -> Self {
+        PerField {
+            mark: hex(v[0]),
+            ctmark: hex(v[1]),
+        }
+    }
+}
+
+/// An owner in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct OwnerReport {
+    /// Registry id or `unknown`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Rules with mark operations.
+    pub rules: usize,
+    /// Bits read or written.
+    pub bits: PerField,
+    /// Bits read.
+    pub reads: PerField,
+    /// Bits written.
+    pub writes: PerField,
+    /// Bits the registry says it uses.
+    pub claimed: PerField,
+    /// Signatures that recognised its rules, with counts.
+    pub recognised_by: Vec<String>,
+}
+
+/// Both bit maps.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bitmap {
+    /// Packet mark, bits 0..=31.
+    pub mark: Vec<BitUse>,
+    /// Connmark, bits 0..=31.
+    pub ctmark: Vec<BitUse>,
+}
+
+/// An input in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputReport {
+    /// Display name.
+    pub file: String,
+    /// Detected format.
+    pub format: String,
+}
+
+/// Counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Error findings.
+    pub errors: usize,
+    /// Warning findings.
+    pub warnings: usize,
+    /// Info findings.
+    pub infos: usize,
+    /// All rules read.
+    pub rules: usize,
+    /// Rules with mark operations.
+    pub mark_rules: usize,
+}
+
+/// A diagnostic in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiagnosticReport {
+    /// `error` or `warning`.
+    pub level: Level,
+    /// File.
+    pub file: String,
+    /// Line.
+    pub line: u32,
+    /// Column.
+    pub column: u32,
+    /// Message.
+    pub message: String,
+    /// Hint.
+    pub hint: Option<String>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Contract version.
+    pub version: u32,
+    /// Inputs read.
+    pub inputs: Vec<InputReport>,
+    /// Owners seen.
+    pub owners: Vec<OwnerReport>,
+    /// Bit maps.
+    pub bitmap: Bitmap,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// Counts.
+    pub summary: Summary,
+    /// Parse problems.
+    pub diagnostics: Vec<DiagnosticReport>,
+}
+
+impl Report {
+    /// Builds the report of a node's analysis.
+    pub fn new(node: &Node, analysis: &Analysis) -> Report {
+        let owners = analysis
+            .usage
+            .owners
+            .iter()
+            .map(|o| OwnerReport {
+                id: o.id.clone(),
+                name: o.name.clone(),
+                rules: o.rules,
+                bits: PerField::of([o.used(Field::Mark), o.used(Field::CtMark)]),
+                reads: PerField::of(o.reads),
+                writes: PerField::of(o.writes),
+                claimed: PerField::of(o.claimed),
+                recognised_by: o
+                    .recognised_by
+                    .iter()
+                    .map(|(k, n)| format!("{k} ({n})"))
+                    .collect(),
+            })
+            .collect();
+        let count = |s: Severity| analysis.findings.iter().filter(|f| f.severity == s).count();
+        let mark_rules = node
+            .ruleset
+            .rules
+            .iter()
+            .filter(|r| !r.ops.is_empty())
+            .count();
+        Report {
+            version: VERSION,
+            inputs: node
+                .formats
+                .iter()
+                .map(|(f, k)| InputReport {
+                    file: f.clone(),
+                    format: k.to_string(),
+                })
+                .collect(),
+            owners,
+            bitmap: Bitmap {
+                mark: analysis.bitmap[0].clone(),
+                ctmark: analysis.bitmap[1].clone(),
+            },
+            findings: analysis.findings.clone(),
+            summary: Summary {
+                errors: count(Severity::Error),
+                warnings: count(Severity::Warning),
+                infos: count(Severity::Info),
+                rules: node.ruleset.rules.len(),
+                mark_rules,
+            },
+            diagnostics: node
+                .diagnostics
+                .iter()
+                .map(|d| diagnostic_report(node, d))
+                .collect(),
+        }
+    }
+
+    /// The findings at or above a severity.
+    pub fn count_at_least(&self, level: Severity) -> usize {
+        self.findings.iter().filter(|f| f.severity <= level).count()
+    }
+}
+
+fn diagnostic_report(node: &Node, d: &Diagnostic) -> DiagnosticReport {
+    let r = d.render(&node.sources);
+    DiagnosticReport {
+        level: d.level,
+        file: r.location.file.clone(),
+        line: r.location.line,
+        column: r.location.column,
+        message: d.message.clone(),
+        hint: d.hint.clone(),
+    }
+}

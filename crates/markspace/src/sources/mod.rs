@@ -26,7 +26,8 @@ pub struct Format {
 pub const ALL: &[Format] = &[
     Format {
         name: "iptables-save",
-        description: "iptables-save / ip6tables-save output, `iptables -S` output, or iptables commands",
+        description:
+            "iptables-save / ip6tables-save output, `iptables -S` output, or iptables commands",
         detect: iptables::save::detect,
         parse: iptables::save::parse,
     },

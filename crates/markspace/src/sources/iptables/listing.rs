@@ -47,21 +47,38 @@ struct Columns {
 }
 
 /// Reads one listing into the builder.
-pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBuilder) -> Vec<Diagnostic> {
+pub(crate) fn parse(
+    text: &str,
+    source: SourceId,
+    name: &str,
+    b: &mut RulesetBuilder,
+) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut tables = TableSet::new(source);
-    let mut family = if ipv6_from_name(name) { Family::Ip6 } else { Family::Ip };
+    let mut family = if ipv6_from_name(name) {
+        Family::Ip6
+    } else {
+        Family::Ip
+    };
     let mut table_name = table_from_name(name).unwrap_or("filter").to_string();
     let mut table: Option<TableId> = None;
     let mut chain = None;
     let mut cols = Columns::default();
     for (line_no, start, line) in Lines::new(text) {
         let trimmed = line.trim();
-        let span = Span { source, line: line_no, start: start as u32, len: line.len() as u32 };
+        let span = Span {
+            source,
+            line: line_no,
+            start: start as u32,
+            len: line.len() as u32,
+        };
         if trimmed.is_empty() {
             continue;
         }
-        if let Some(prompt) = trimmed.strip_prefix('$').or_else(|| trimmed.strip_prefix("# ")) {
+        if let Some(prompt) = trimmed
+            .strip_prefix('$')
+            .or_else(|| trimmed.strip_prefix("# "))
+        {
             if let Some((fam, t)) = prompt_table(prompt) {
                 family = fam;
                 table_name = t;
@@ -71,7 +88,8 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
             continue;
         }
         if let Some(rest) = trimmed.strip_prefix("Chain ") {
-            let t = *table.get_or_insert_with(|| tables.table(b, family, &table_name, Origin::Iptables));
+            let t = *table
+                .get_or_insert_with(|| tables.table(b, family, &table_name, Origin::Iptables));
             let name = rest.split_whitespace().next().unwrap_or("");
             let policy = rest
                 .split_once("(policy ")
@@ -95,8 +113,9 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
         }
         let (Some(t), Some(c)) = (table, chain) else {
             diags.push(
-                Diagnostic::error(span, "rule line before any `Chain` header")
-                    .with_hint("an iptables -L listing starts each chain with `Chain NAME (policy …)`"),
+                Diagnostic::error(span, "rule line before any `Chain` header").with_hint(
+                    "an iptables -L listing starts each chain with `Chain NAME (policy …)`",
+                ),
             );
             continue;
         };
@@ -110,8 +129,17 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
             }
             Err((offset, msg)) => {
                 diags.push(
-                    Diagnostic::error(Span { start: (start + offset) as u32, len: 1, ..span }, msg)
-                        .with_hint("rule lines of `iptables -L` have the columns named in the header line"),
+                    Diagnostic::error(
+                        Span {
+                            start: (start + offset) as u32,
+                            len: 1,
+                            ..span
+                        },
+                        msg,
+                    )
+                    .with_hint(
+                        "rule lines of `iptables -L` have the columns named in the header line",
+                    ),
                 );
             }
         }
@@ -127,7 +155,11 @@ fn prompt_table(cmd: &str) -> Option<(Family, String)> {
     if !tool.starts_with("iptables") && !tool.starts_with("ip6tables") {
         return None;
     }
-    let family = if tool.starts_with("ip6") { Family::Ip6 } else { Family::Ip };
+    let family = if tool.starts_with("ip6") {
+        Family::Ip6
+    } else {
+        Family::Ip
+    };
     let mut table = "filter".to_string();
     let mut prev = "";
     for w in words {
@@ -156,7 +188,9 @@ fn parse_rule_line<'a>(line: &'a str, cols: &Columns) -> Result<ListedRule<'a>, 
     }
     if cols.counters {
         for what in ["packet counter", "byte counter"] {
-            let (at, w) = words.next().ok_or((line.len(), format!("missing {what}")))?;
+            let (at, w) = words
+                .next()
+                .ok_or((line.len(), format!("missing {what}")))?;
             if !w.bytes().next().is_some_and(|c| c.is_ascii_digit()) {
                 return Err((at, format!("expected a {what}, found `{w}`")));
             }
@@ -165,7 +199,9 @@ fn parse_rule_line<'a>(line: &'a str, cols: &Columns) -> Result<ListedRule<'a>, 
     // The target column is empty for rules without a target: then the next word is the
     // protocol and the one after it the `opt` column (`--`, `-f`, `!f`).
     let save = words.pos;
-    let (_, first) = words.next().ok_or((line.len(), "missing target/protocol column".to_string()))?;
+    let (_, first) = words
+        .next()
+        .ok_or((line.len(), "missing target/protocol column".to_string()))?;
     let after = words.peek();
     let target = if after.is_some_and(is_opt) {
         words.pos = save;
@@ -181,13 +217,22 @@ fn parse_rule_line<'a>(line: &'a str, cols: &Columns) -> Result<ListedRule<'a>, 
         words.next();
         words.next();
     }
-    let (_, src) = words.next().ok_or((line.len(), "missing source column".to_string()))?;
-    let (_, dst) = words.next().ok_or((line.len(), "missing destination column".to_string()))?;
+    let (_, src) = words
+        .next()
+        .ok_or((line.len(), "missing source column".to_string()))?;
+    let (_, dst) = words
+        .next()
+        .ok_or((line.len(), "missing destination column".to_string()))?;
     let ipv6 = src.contains("::") || dst.contains("::") || src.matches(':').count() > 1;
     let tail_start = words.pos;
     let tail = &line[tail_start..];
     let (ops, comment) = parse_extensions(tail).map_err(|(o, m)| (tail_start + o, m))?;
-    Ok(ListedRule { target, ops, comment, ipv6 })
+    Ok(ListedRule {
+        target,
+        ops,
+        comment,
+        ipv6,
+    })
 }
 
 fn is_opt(w: &str) -> bool {
@@ -208,13 +253,18 @@ impl<'a> Words<'a> {
             self.pos = self.line.len();
             return None;
         }
-        let end = self.line[start..].find(char::is_whitespace).map_or(self.line.len(), |i| start + i);
+        let end = self.line[start..]
+            .find(char::is_whitespace)
+            .map_or(self.line.len(), |i| start + i);
         self.pos = end;
         Some((start, &self.line[start..end]))
     }
 
     fn peek(&self) -> Option<&'a str> {
-        let mut copy = Words { line: self.line, pos: self.pos };
+        let mut copy = Words {
+            line: self.line,
+            pos: self.pos,
+        };
         copy.next().map(|(_, w)| w)
     }
 }
@@ -229,7 +279,9 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
     while let Some(open) = tail[i..].find("/* ") {
         rest.push_str(&tail[i..i + open]);
         let body_start = i + open + 3;
-        let close = tail[body_start..].find(" */").map_or(tail.len(), |c| body_start + c);
+        let close = tail[body_start..]
+            .find(" */")
+            .map_or(tail.len(), |c| body_start + c);
         let text = &tail[body_start..close];
         match &mut comment {
             Some(c) => {
@@ -252,7 +304,10 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
         };
         match (v, m) {
             (Some(v), Some(m)) => Ok((v, m)),
-            _ => Err((tail.find(w).unwrap_or(0), format!("invalid mark value `{w}`"))),
+            _ => Err((
+                tail.find(w).unwrap_or(0),
+                format!("invalid mark value `{w}`"),
+            )),
         }
     };
     let mut k = 0;
@@ -260,7 +315,11 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
         let w = words[k];
         match (w, words.get(k + 1).copied()) {
             ("mark" | "connmark", Some("match")) => {
-                let field = if w == "mark" { Field::Mark } else { Field::CtMark };
+                let field = if w == "mark" {
+                    Field::Mark
+                } else {
+                    Field::CtMark
+                };
                 let mut j = k + 2;
                 let invert = words.get(j) == Some(&"!");
                 if invert {
@@ -271,8 +330,13 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
                 k = j + 1;
             }
             ("MARK" | "CONNMARK", Some(op)) => {
-                let field = if w == "MARK" { Field::Mark } else { Field::CtMark };
-                let (write, used) = target_print(field, op, &words[k + 2..], &num_at(&words, k + 2, tail))?;
+                let field = if w == "MARK" {
+                    Field::Mark
+                } else {
+                    Field::CtMark
+                };
+                let (write, used) =
+                    target_print(field, op, &words[k + 2..], &num_at(&words, k + 2, tail))?;
                 ops.push(MarkOp::Write(write));
                 k += 2 + used;
             }
@@ -292,12 +356,20 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
             ("--restore-skmark", _) => {
                 ops.push(MarkOp::Write(MarkWrite {
                     field: Field::Mark,
-                    op: WriteOp::Copy { src: CopySource::Socket, src_mask: ALL_BITS, shift: Shift::None, keep: 0 },
+                    op: WriteOp::Copy {
+                        src: CopySource::Socket,
+                        src_mask: ALL_BITS,
+                        shift: Shift::None,
+                        keep: 0,
+                    },
                 }));
                 k += 1;
             }
             ("HMARK", _) | ("NFQUEUE", _) => {
-                ops.push(MarkOp::Write(MarkWrite { field: Field::Mark, op: WriteOp::DataDependent { bits: ALL_BITS } }));
+                ops.push(MarkOp::Write(MarkWrite {
+                    field: Field::Mark,
+                    op: WriteOp::DataDependent { bits: ALL_BITS },
+                }));
                 k += 1;
             }
             _ => k += 1,
@@ -307,16 +379,23 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
 }
 
 /// A closure-free helper: parses `words[i]` as `V[/M]` (a leading `~` is the inverted-mask print).
-fn num_at<'w>(words: &'w [&'w str], i: usize, tail: &'w str) -> impl Fn(usize) -> Result<(u32, bool), (usize, String)> + 'w {
+fn num_at<'w>(
+    words: &'w [&'w str],
+    i: usize,
+    tail: &'w str,
+) -> impl Fn(usize) -> Result<(u32, bool), (usize, String)> + 'w {
     move |off: usize| {
-        let w = words.get(i + off).ok_or((tail.len(), "mark value missing".to_string()))?;
+        let w = words
+            .get(i + off)
+            .ok_or((tail.len(), "mark value missing".to_string()))?;
         let (inverted, digits) = match w.strip_prefix('~') {
             Some(d) => (true, d),
             None => (false, *w),
         };
-        parse_u32(digits)
-            .map(|v| (v, inverted))
-            .ok_or((tail.find(w).unwrap_or(0), format!("invalid mark value `{w}`")))
+        parse_u32(digits).map(|v| (v, inverted)).ok_or((
+            tail.find(w).unwrap_or(0),
+            format!("invalid mark value `{w}`"),
+        ))
     }
 }
 
@@ -358,7 +437,14 @@ fn target_print(
             let w = if shift == Shift::None {
                 MarkWrite::set_xmark(field, v, m)
             } else {
-                MarkWrite { field, op: WriteOp::ShiftedConst { keep: !m, xor: v, shift } }
+                MarkWrite {
+                    field,
+                    op: WriteOp::ShiftedConst {
+                        keep: !m,
+                        xor: v,
+                        shift,
+                    },
+                }
             };
             (w, 1 + used)
         }
@@ -390,17 +476,39 @@ fn target_print(
             let w = if op == "save" {
                 MarkWrite {
                     field: Field::CtMark,
-                    op: WriteOp::Copy { src: CopySource::Mark, src_mask: nfmask, shift, keep: !ctmask },
+                    op: WriteOp::Copy {
+                        src: CopySource::Mark,
+                        src_mask: nfmask,
+                        shift,
+                        keep: !ctmask,
+                    },
                 }
             } else {
                 MarkWrite {
                     field: Field::Mark,
-                    op: WriteOp::Copy { src: CopySource::CtMark, src_mask: ctmask, shift, keep: !nfmask },
+                    op: WriteOp::Copy {
+                        src: CopySource::CtMark,
+                        src_mask: ctmask,
+                        shift,
+                        keep: !nfmask,
+                    },
                 }
             };
             (w, i + used)
         }
-        other => return Err((0, format!("unknown {} operation `{other}`", if field == Field::Mark { "MARK" } else { "CONNMARK" }))),
+        other => {
+            return Err((
+                0,
+                format!(
+                    "unknown {} operation `{other}`",
+                    if field == Field::Mark {
+                        "MARK"
+                    } else {
+                        "CONNMARK"
+                    }
+                ),
+            ))
+        }
     })
 }
 
@@ -419,7 +527,12 @@ mod tests {
             save,
             vec![MarkOp::Write(MarkWrite {
                 field: Field::CtMark,
-                op: WriteOp::Copy { src: CopySource::Mark, src_mask: 0x80, shift: Shift::None, keep: !0xf0 }
+                op: WriteOp::Copy {
+                    src: CopySource::Mark,
+                    src_mask: 0x80,
+                    shift: Shift::None,
+                    keep: !0xf0
+                }
             })]
         );
         let restore = ext("CONNMARK restore ctmask 0xf0 nfmask ~0x80 left-shift-mark 3");
@@ -427,25 +540,56 @@ mod tests {
             restore,
             vec![MarkOp::Write(MarkWrite {
                 field: Field::Mark,
-                op: WriteOp::Copy { src: CopySource::CtMark, src_mask: 0xf0, shift: Shift::Left(3), keep: !0x80 }
+                op: WriteOp::Copy {
+                    src: CopySource::CtMark,
+                    src_mask: 0xf0,
+                    shift: Shift::Left(3),
+                    keep: !0x80
+                }
             })]
         );
     }
 
     #[test]
     fn reads_empty_target_column() {
-        let cols = Columns { num: false, counters: true, interfaces: true };
+        let cols = Columns {
+            num: false,
+            counters: true,
+            interfaces: true,
+        };
         let r = parse_rule_line("    0     0            0    --  *      *       0.0.0.0/0            0.0.0.0/0            mark match ! 0x4000/0x4000", &cols).unwrap();
         assert_eq!(r.target, None);
-        assert_eq!(r.ops, vec![MarkOp::Read(MarkRead::equals(Field::Mark, 0x4000, 0x4000, true))]);
+        assert_eq!(
+            r.ops,
+            vec![MarkOp::Read(MarkRead::equals(
+                Field::Mark,
+                0x4000,
+                0x4000,
+                true
+            ))]
+        );
         let r = parse_rule_line("MARK       all  --  anywhere             anywhere             /* x y */ MARK or 0x4000", &Columns::default()).unwrap();
         assert_eq!(r.target, Some("MARK"));
         assert_eq!(r.comment.as_deref(), Some("x y"));
-        assert_eq!(r.ops, vec![MarkOp::Write(MarkWrite::set_xmark(Field::Mark, 0x4000, 0x4000))]);
+        assert_eq!(
+            r.ops,
+            vec![MarkOp::Write(MarkWrite::set_xmark(
+                Field::Mark,
+                0x4000,
+                0x4000
+            ))]
+        );
     }
 
     #[test]
     fn old_mark_set_with_mask_is_xset() {
-        assert_eq!(ext("MARK set 0x4000/0x4000"), vec![MarkOp::Write(MarkWrite::set_xmark(Field::Mark, 0x4000, 0x4000))]);
+        assert_eq!(
+            ext("MARK set 0x4000/0x4000"),
+            vec![MarkOp::Write(MarkWrite::set_xmark(
+                Field::Mark,
+                0x4000,
+                0x4000
+            ))]
+        );
     }
 }

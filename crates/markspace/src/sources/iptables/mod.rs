@@ -11,17 +11,17 @@
 //! every mark extension, [`tokens`] splits lines into words.
 
 pub(crate) mod listing;
-pub(crate) mod rule;
+pub mod rule;
 pub(crate) mod save;
 pub(crate) mod tokens;
 
 use std::collections::HashMap;
 
 use crate::model::MarkOp;
-use crate::ruleset::{BaseChain, ChainId, Family, Hook, Origin, Rule, RulesetBuilder, TableId, Verdict};
+use crate::ruleset::{
+    BaseChain, ChainId, Family, Hook, Origin, Rule, RulesetBuilder, TableId, Verdict,
+};
 use crate::source::{SourceId, Span};
-
-
 
 /// The tables of one iptables input as they are being read.
 pub(crate) struct TableSet {
@@ -33,11 +33,21 @@ pub(crate) struct TableSet {
 
 impl TableSet {
     pub(crate) fn new(source: SourceId) -> Self {
-        TableSet { source, tables: HashMap::new(), saw_ipv6: HashMap::new() }
+        TableSet {
+            source,
+            tables: HashMap::new(),
+            saw_ipv6: HashMap::new(),
+        }
     }
 
     /// The table of this family and name, added on first use.
-    pub(crate) fn table(&mut self, b: &mut RulesetBuilder, family: Family, name: &str, origin: Origin) -> TableId {
+    pub(crate) fn table(
+        &mut self,
+        b: &mut RulesetBuilder,
+        family: Family,
+        name: &str,
+        origin: Origin,
+    ) -> TableId {
         *self
             .tables
             .entry((family, name.to_string()))
@@ -46,7 +56,13 @@ impl TableSet {
 
     /// A fresh table even if one of the name exists (a second `*filter` block, as in
     /// `iptables-legacy-save; iptables-nft-save` pasted together).
-    pub(crate) fn fresh_table(&mut self, b: &mut RulesetBuilder, family: Family, name: &str, origin: Origin) -> TableId {
+    pub(crate) fn fresh_table(
+        &mut self,
+        b: &mut RulesetBuilder,
+        family: Family,
+        name: &str,
+        origin: Origin,
+    ) -> TableId {
         let id = b.add_table(family, name, origin, self.source);
         self.tables.insert((family, name.to_string()), id);
         id
@@ -91,7 +107,9 @@ pub(crate) fn verdict_of(
     if let Some(v) = implied {
         return simple_verdict(v).unwrap_or(Verdict::Continue);
     }
-    let Some(name) = target else { return Verdict::Continue };
+    let Some(name) = target else {
+        return Verdict::Continue;
+    };
     if let Some(v) = simple_verdict(name) {
         return v;
     }
@@ -149,7 +167,13 @@ pub(crate) fn push_rule(
 /// Guesses the table from a file name such as sosreport's `iptables_-t_mangle_-nvL`.
 pub(crate) fn table_from_name(name: &str) -> Option<&'static str> {
     for t in ["mangle", "nat", "raw", "security", "filter"] {
-        for pat in [format!("-t_{t}"), format!("-t {t}"), format!("-t{t}"), format!("_{t}_"), format!("{t}.")] {
+        for pat in [
+            format!("-t_{t}"),
+            format!("-t {t}"),
+            format!("-t{t}"),
+            format!("_{t}_"),
+            format!("{t}."),
+        ] {
             if name.contains(&pat) {
                 return Some(t);
             }

@@ -24,7 +24,9 @@
 
 use std::borrow::Cow;
 
-use crate::model::{CopySource, Field, MarkOp, MarkRead, MarkWrite, ReadTest, Shift, WriteOp, ALL_BITS};
+use crate::model::{
+    CopySource, Field, MarkOp, MarkRead, MarkWrite, ReadTest, Shift, WriteOp, ALL_BITS,
+};
 
 use super::tokens::Token;
 
@@ -52,7 +54,11 @@ pub(crate) struct ArgError {
 
 impl ArgError {
     fn new(offset: usize, message: impl Into<String>) -> Self {
-        ArgError { offset, message: message.into(), hint: None }
+        ArgError {
+            offset,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     fn hint(mut self, hint: &'static str) -> Self {
@@ -97,7 +103,7 @@ pub(crate) struct ParsedRule<'a> {
 
 /// Parses a value as `strtoul(s, NULL, 0)` would for a 32-bit option: `0x` hex, leading `0`
 /// octal, else decimal; no sign, no overflow.
-pub(crate) fn parse_u32(s: &str) -> Option<u32> {
+pub fn parse_u32(s: &str) -> Option<u32> {
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
@@ -114,7 +120,10 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
 }
 
 fn parse_hex_u32(s: &str) -> Option<u32> {
-    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -124,7 +133,10 @@ fn parse_hex_u32(s: &str) -> Option<u32> {
 const VALUE_HINT: &str = "mark values are 32-bit numbers: decimal, 0x-prefixed hex or 0-prefixed octal, as in 0x4000 or 0x4000/0xc000";
 
 /// Parses `V[/M]`; a missing mask is 0xffffffff. `allow_empty_value` is ebtables' `/M` form.
-fn parse_value_mask(tok: &Token<'_>, allow_empty_value: bool) -> Result<(Option<u32>, u32), ArgError> {
+fn parse_value_mask(
+    tok: &Token<'_>,
+    allow_empty_value: bool,
+) -> Result<(Option<u32>, u32), ArgError> {
     let text = tok.text.as_ref();
     let bad = |what: &str, at: usize| {
         ArgError::new(tok.offset + at, format!("invalid {what} `{text}`")).hint(VALUE_HINT)
@@ -139,7 +151,10 @@ fn parse_value_mask(tok: &Token<'_>, allow_empty_value: bool) -> Result<(Option<
             let mask = parse_u32(m).ok_or_else(|| bad("mark mask", v.len() + 1))?;
             Ok((value, mask))
         }
-        None => Ok((Some(parse_u32(text).ok_or_else(|| bad("mark value", 0))?), ALL_BITS)),
+        None => Ok((
+            Some(parse_u32(text).ok_or_else(|| bad("mark value", 0))?),
+            ALL_BITS,
+        )),
     }
 }
 
@@ -147,30 +162,123 @@ fn parse_value_mask(tok: &Token<'_>, allow_empty_value: bool) -> Result<(Option<
 /// of these is a jump to a user chain, as iptables itself decides (it refuses chain names that
 /// clash with a target).
 pub(crate) const KNOWN_TARGETS: &[&str] = &[
-    "ACCEPT", "AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNMARK", "CONNSECMARK", "CONTINUE", "CT",
-    "DNAT", "DNPT", "DROP", "DSCP", "ECN", "HL", "HMARK", "IDLETIMER", "LED", "LOG", "MARK", "MASQUERADE",
-    "MIRROR", "NETMAP", "NFLOG", "NFQUEUE", "NOTRACK", "QUEUE", "RATEEST", "REDIRECT", "REJECT", "RETURN",
-    "SECMARK", "SET", "SNAT", "SNPT", "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TRACE",
-    "TTL", "ULOG", "arpreply", "dnat", "log", "mark", "nflog", "redirect", "snat", "ulog",
+    "ACCEPT",
+    "AUDIT",
+    "CHECKSUM",
+    "CLASSIFY",
+    "CLUSTERIP",
+    "CONNMARK",
+    "CONNSECMARK",
+    "CONTINUE",
+    "CT",
+    "DNAT",
+    "DNPT",
+    "DROP",
+    "DSCP",
+    "ECN",
+    "HL",
+    "HMARK",
+    "IDLETIMER",
+    "LED",
+    "LOG",
+    "MARK",
+    "MASQUERADE",
+    "MIRROR",
+    "NETMAP",
+    "NFLOG",
+    "NFQUEUE",
+    "NOTRACK",
+    "QUEUE",
+    "RATEEST",
+    "REDIRECT",
+    "REJECT",
+    "RETURN",
+    "SECMARK",
+    "SET",
+    "SNAT",
+    "SNPT",
+    "SYNPROXY",
+    "TCPMSS",
+    "TCPOPTSTRIP",
+    "TEE",
+    "TOS",
+    "TPROXY",
+    "TRACE",
+    "TTL",
+    "ULOG",
+    "arpreply",
+    "dnat",
+    "log",
+    "mark",
+    "nflog",
+    "redirect",
+    "snat",
+    "ulog",
 ];
 
 /// Targets that end the traversal of the base chain (they return an absolute verdict).
 pub(crate) const TERMINAL_TARGETS: &[&str] = &[
-    "CLUSTERIP", "DNAT", "MASQUERADE", "MIRROR", "NETMAP", "NFQUEUE", "QUEUE", "REDIRECT", "REJECT",
-    "SNAT", "SYNPROXY", "TPROXY", "arpreply", "dnat", "redirect", "snat",
+    "CLUSTERIP",
+    "DNAT",
+    "MASQUERADE",
+    "MIRROR",
+    "NETMAP",
+    "NFQUEUE",
+    "QUEUE",
+    "REDIRECT",
+    "REJECT",
+    "SNAT",
+    "SYNPROXY",
+    "TPROXY",
+    "arpreply",
+    "dnat",
+    "redirect",
+    "snat",
 ];
 
 /// Generic options of iptables that take one argument.
 const GENERIC_ONE_ARG: &[&str] = &[
-    "-s", "--source", "--src", "-d", "--destination", "--dst", "-i", "--in-interface", "-o",
-    "--out-interface", "-p", "--protocol", "--logical-in", "--logical-out", "--h-length",
-    "--opcode", "--h-type", "--proto-type", "--source-mac", "--destination-mac", "--src-mac",
-    "--dst-mac", "-w", "--wait", "--modprobe", "-W", "--wait-interval",
+    "-s",
+    "--source",
+    "--src",
+    "-d",
+    "--destination",
+    "--dst",
+    "-i",
+    "--in-interface",
+    "-o",
+    "--out-interface",
+    "-p",
+    "--protocol",
+    "--logical-in",
+    "--logical-out",
+    "--h-length",
+    "--opcode",
+    "--h-type",
+    "--proto-type",
+    "--source-mac",
+    "--destination-mac",
+    "--src-mac",
+    "--dst-mac",
+    "-w",
+    "--wait",
+    "--modprobe",
+    "-W",
+    "--wait-interval",
 ];
 
 /// Parses the words of one rule line.
-pub(crate) fn parse_rule<'a>(tokens: &[Token<'a>], dialect: Dialect) -> Result<ParsedRule<'a>, ArgError> {
-    let mut p = RuleParser { toks: tokens, pos: 0, dialect, out: ParsedRule::default(), proto: None };
+pub(crate) fn parse_rule<'a>(
+    tokens: &[Token<'a>],
+    dialect: Dialect,
+) -> Result<ParsedRule<'a>, ArgError> {
+    let mut p = RuleParser {
+        toks: tokens,
+        pos: 0,
+        dialect,
+        out: ParsedRule::default(),
+        proto: None,
+    };
     p.run()?;
     Ok(p.out)
 }
@@ -250,7 +358,10 @@ impl<'t, 'a> RuleParser<'t, 'a> {
 
     fn arg(&mut self, opt: &Token<'a>) -> Result<&'t Token<'a>, ArgError> {
         self.next().ok_or_else(|| {
-            ArgError::new(opt.offset, format!("option `{}` requires an argument", opt.text))
+            ArgError::new(
+                opt.offset,
+                format!("option `{}` requires an argument", opt.text),
+            )
         })
     }
 
@@ -266,13 +377,32 @@ impl<'t, 'a> RuleParser<'t, 'a> {
 
     fn run(&mut self) -> Result<(), ArgError> {
         // `[pkts:bytes]` counters in front (iptables-save -c).
-        if self.peek().is_some_and(|t| t.text.starts_with('[') && t.text.ends_with(']')) {
+        if self
+            .peek()
+            .is_some_and(|t| t.text.starts_with('[') && t.text.ends_with(']'))
+        {
             self.pos += 1;
         }
         let mut ext = Ext::Generic;
         let mut invert = false;
         let mut target = TargetState::default();
+        // A `-m mark`/`-m connmark` still waiting for its `--mark`: (offset, module name).
+        let mut pending_match: Option<(usize, String)> = None;
         while let Some(tok) = self.next() {
+            if let Some((_, _)) = &pending_match {
+                if tok.text == "--mark" || tok.text == "!" {
+                    // satisfied below (or by the `!` that precedes it)
+                    if tok.text == "--mark" {
+                        pending_match = None;
+                    }
+                } else {
+                    let (at, name) = pending_match.take().unwrap_or_default();
+                    return Err(ArgError::new(
+                        at,
+                        format!("`-m {name}` needs `--mark VALUE[/MASK]`"),
+                    ));
+                }
+            }
             let word = tok.text.as_ref();
             if word == "!" {
                 invert = true;
@@ -303,7 +433,8 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 "-P" | "--policy" => {
                     let chain = self.arg(tok)?;
                     let policy = self.arg(tok)?;
-                    self.out.command = Some(Command::Policy(chain.text.clone(), policy.text.clone()));
+                    self.out.command =
+                        Some(Command::Policy(chain.text.clone(), policy.text.clone()));
                     // `-P INPUT ACCEPT -c 0 0`
                     continue;
                 }
@@ -315,13 +446,19 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 "-c" | "--set-counters" => {
                     self.arg(tok)?;
                     // `-c 1 2` or `-c 1,2`
-                    if self.peek().is_some_and(|t| t.text.bytes().all(|b| b.is_ascii_digit())) {
+                    if self
+                        .peek()
+                        .is_some_and(|t| t.text.bytes().all(|b| b.is_ascii_digit()))
+                    {
                         self.pos += 1;
                     }
                     continue;
                 }
                 "-m" | "--match" => {
                     let name = self.arg(tok)?;
+                    if matches!(name.text.as_ref(), "mark" | "connmark") {
+                        pending_match = Some((tok.offset, name.text.to_string()));
+                    }
                     ext = Ext::Match(match name.text.as_ref() {
                         "mark" => MatchKind::Mark,
                         "connmark" => MatchKind::Connmark,
@@ -346,7 +483,11 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                         (Dialect::Ebtables, "mark") => TargetKind::EbtMark,
                         _ => TargetKind::Other,
                     };
-                    target = TargetState { kind: Some(kind), offset: tok.offset, ..Default::default() };
+                    target = TargetState {
+                        kind: Some(kind),
+                        offset: tok.offset,
+                        ..Default::default()
+                    };
                     ext = Ext::Target(kind);
                     invert = false;
                     continue;
@@ -394,29 +535,51 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 }
             }
         }
+        if let Some((at, name)) = pending_match {
+            return Err(ArgError::new(
+                at,
+                format!("`-m {name}` needs `--mark VALUE[/MASK]`"),
+            ));
+        }
         self.finish_target(target)
     }
 
     /// Skips the arguments of an unknown option: the words up to the next option.
     fn skip_args(&mut self) {
         while let Some(t) = self.peek() {
-            if t.text.starts_with('-') && t.text.len() > 1 && !is_number_like(&t.text) || t.text == "!" {
+            if t.text.starts_with('-') && t.text.len() > 1 && !is_number_like(&t.text)
+                || t.text == "!"
+            {
                 break;
             }
             self.pos += 1;
         }
     }
 
-    fn match_option(&mut self, kind: MatchKind, tok: &'t Token<'a>, invert: &mut bool) -> Result<(), ArgError> {
+    fn match_option(
+        &mut self,
+        kind: MatchKind,
+        tok: &'t Token<'a>,
+        invert: &mut bool,
+    ) -> Result<(), ArgError> {
         let word = tok.text.as_ref();
         match (kind, word) {
             (MatchKind::Mark | MatchKind::Connmark, "--mark") => {
                 let late = self.late_invert();
                 let arg = self.arg(tok)?;
                 let (value, mask) = parse_value_mask(arg, false)?;
-                let field = if kind == MatchKind::Mark { Field::Mark } else { Field::CtMark };
+                let field = if kind == MatchKind::Mark {
+                    Field::Mark
+                } else {
+                    Field::CtMark
+                };
                 let value = value.unwrap_or(0);
-                self.out.ops.push(MarkOp::Read(MarkRead::equals(field, value, mask, *invert ^ late)));
+                self.out.ops.push(MarkOp::Read(MarkRead::equals(
+                    field,
+                    value,
+                    mask,
+                    *invert ^ late,
+                )));
                 *invert = false;
             }
             (MatchKind::Comment, "--comment") => {
@@ -432,12 +595,20 @@ impl<'t, 'a> RuleParser<'t, 'a> {
             (MatchKind::Socket, "--restore-skmark") => {
                 self.out.ops.push(MarkOp::Write(MarkWrite {
                     field: Field::Mark,
-                    op: WriteOp::Copy { src: CopySource::Socket, src_mask: ALL_BITS, shift: Shift::None, keep: 0 },
+                    op: WriteOp::Copy {
+                        src: CopySource::Socket,
+                        src_mask: ALL_BITS,
+                        shift: Shift::None,
+                        keep: 0,
+                    },
                 }));
             }
             (MatchKind::Socket, "--transparent" | "--nowildcard") => {}
             (MatchKind::Mark | MatchKind::Connmark | MatchKind::Comment | MatchKind::Socket, _) => {
-                return Err(ArgError::new(tok.offset, format!("unknown option `{word}` for this match")));
+                return Err(ArgError::new(
+                    tok.offset,
+                    format!("unknown option `{word}` for this match"),
+                ));
             }
             (MatchKind::Other, _) => {
                 self.skip_args();
@@ -455,7 +626,11 @@ impl<'t, 'a> RuleParser<'t, 'a> {
             Some(value) => ReadTest::Equals { value, mask },
             None => ReadTest::AnyBit { mask },
         };
-        self.out.ops.push(MarkOp::Read(MarkRead { field: Field::Mark, test, invert: *invert ^ late }));
+        self.out.ops.push(MarkOp::Read(MarkRead {
+            field: Field::Mark,
+            test,
+            invert: *invert ^ late,
+        }));
         *invert = false;
         Ok(())
     }
@@ -466,19 +641,30 @@ impl<'t, 'a> RuleParser<'t, 'a> {
         } else {
             parse_u32(&tok.text)
         };
-        parsed.ok_or_else(|| ArgError::new(tok.offset, format!("invalid number `{}`", tok.text)).hint(VALUE_HINT))
+        parsed.ok_or_else(|| {
+            ArgError::new(tok.offset, format!("invalid number `{}`", tok.text)).hint(VALUE_HINT)
+        })
     }
 
-    fn target_option(&mut self, kind: TargetKind, tok: &'t Token<'a>, st: &mut TargetState) -> Result<(), ArgError> {
+    fn target_option(
+        &mut self,
+        kind: TargetKind,
+        tok: &'t Token<'a>,
+        st: &mut TargetState,
+    ) -> Result<(), ArgError> {
         let word = tok.text.as_ref();
-        let set_op = |st: &mut TargetState, name: &'static str, v: u32, m: u32| -> Result<(), ArgError> {
-            if st.op.is_some() {
-                return Err(ArgError::new(tok.offset, format!("`{name}` given after another mark operation"))
+        let set_op =
+            |st: &mut TargetState, name: &'static str, v: u32, m: u32| -> Result<(), ArgError> {
+                if st.op.is_some() {
+                    return Err(ArgError::new(
+                        tok.offset,
+                        format!("`{name}` given after another mark operation"),
+                    )
                     .hint("a MARK or CONNMARK target takes exactly one operation"));
-            }
-            st.op = Some((name, v, m, tok.offset));
-            Ok(())
-        };
+                }
+                st.op = Some((name, v, m, tok.offset));
+                Ok(())
+            };
         match (kind, word) {
             (TargetKind::Mark | TargetKind::Connmark, "--set-xmark" | "--set-mark") => {
                 let arg = self.arg(tok)?;
@@ -491,11 +677,21 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 let (name, mask) = if word == "--set-mark" && mask != ALL_BITS {
                     ("--set-mark", value | mask)
                 } else {
-                    (if word == "--set-mark" { "--set-mark" } else { "--set-xmark" }, mask)
+                    (
+                        if word == "--set-mark" {
+                            "--set-mark"
+                        } else {
+                            "--set-xmark"
+                        },
+                        mask,
+                    )
                 };
                 set_op(st, name, value, mask)?;
             }
-            (TargetKind::Mark | TargetKind::Connmark, "--and-mark" | "--or-mark" | "--xor-mark") => {
+            (
+                TargetKind::Mark | TargetKind::Connmark,
+                "--and-mark" | "--or-mark" | "--xor-mark",
+            ) => {
                 let arg = self.arg(tok)?;
                 let bits = self.number(arg)?;
                 match word {
@@ -522,16 +718,27 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 let arg = self.arg(tok)?;
                 let n = self.number(arg)?;
                 if n > 31 {
-                    return Err(ArgError::new(arg.offset, format!("shift `{n}` is out of range"))
-                        .hint("CONNMARK shifts take 0 to 31 bits"));
+                    return Err(
+                        ArgError::new(arg.offset, format!("shift `{n}` is out of range"))
+                            .hint("CONNMARK shifts take 0 to 31 bits"),
+                    );
                 }
-                st.shift = if word == "--left-shift-mark" { Shift::Left(n as u8) } else { Shift::Right(n as u8) };
+                st.shift = if word == "--left-shift-mark" {
+                    Shift::Left(n as u8)
+                } else {
+                    Shift::Right(n as u8)
+                };
             }
             (TargetKind::Tproxy, "--on-port") => {
                 let arg = self.arg(tok)?;
                 match arg.text.parse::<u32>() {
                     Ok(p) if p <= 65535 => st.on_port = true,
-                    _ => return Err(ArgError::new(arg.offset, format!("invalid port `{}`", arg.text))),
+                    _ => {
+                        return Err(ArgError::new(
+                            arg.offset,
+                            format!("invalid port `{}`", arg.text),
+                        ))
+                    }
                 }
             }
             (TargetKind::Tproxy, "--on-ip") => {
@@ -549,21 +756,33 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 let arg = self.arg(tok)?;
                 let m = self.number(arg)?;
                 if m == 0 {
-                    return Err(ArgError::new(arg.offset, "`--hmark-mod` must be at least 1"));
+                    return Err(ArgError::new(
+                        arg.offset,
+                        "`--hmark-mod` must be at least 1",
+                    ));
                 }
                 st.hmark_mod = Some(m);
             }
-            (TargetKind::Hmark, "--hmark-sport-mask" | "--hmark-dport-mask" | "--hmark-sport" | "--hmark-dport") => {
+            (
+                TargetKind::Hmark,
+                "--hmark-sport-mask" | "--hmark-dport-mask" | "--hmark-sport" | "--hmark-dport",
+            ) => {
                 self.arg(tok)?;
                 if st.hmark_spi {
-                    return Err(ArgError::new(tok.offset, "cannot mix port masks with `--hmark-spi-mask`"));
+                    return Err(ArgError::new(
+                        tok.offset,
+                        "cannot mix port masks with `--hmark-spi-mask`",
+                    ));
                 }
                 st.hmark_ports = true;
             }
             (TargetKind::Hmark, "--hmark-spi-mask" | "--hmark-spi") => {
                 self.arg(tok)?;
                 if st.hmark_ports {
-                    return Err(ArgError::new(tok.offset, "cannot mix `--hmark-spi-mask` with port masks"));
+                    return Err(ArgError::new(
+                        tok.offset,
+                        "cannot mix `--hmark-spi-mask` with port masks",
+                    ));
                 }
                 st.hmark_spi = true;
             }
@@ -578,13 +797,19 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                     match parse_u32(&arg.text) {
                         Some(z) if z <= 0xffff => {}
                         _ => {
-                            return Err(ArgError::new(arg.offset, format!("invalid zone `{}`", arg.text))
-                                .hint("conntrack zones are 0 to 65535, or `mark`"))
+                            return Err(ArgError::new(
+                                arg.offset,
+                                format!("invalid zone `{}`", arg.text),
+                            )
+                            .hint("conntrack zones are 0 to 65535, or `mark`"))
                         }
                     }
                 }
             }
-            (TargetKind::EbtMark, "--mark-set" | "--set-mark" | "--mark-or" | "--mark-and" | "--mark-xor") => {
+            (
+                TargetKind::EbtMark,
+                "--mark-set" | "--set-mark" | "--mark-or" | "--mark-and" | "--mark-xor",
+            ) => {
                 let arg = self.arg(tok)?;
                 let v = self.number(arg)?;
                 let name: &'static str = match word {
@@ -603,17 +828,29 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                     "RETURN" => "RETURN",
                     "CONTINUE" => "CONTINUE",
                     other => {
-                        return Err(ArgError::new(arg.offset, format!("invalid `--mark-target` `{other}`"))
-                            .hint("use ACCEPT, DROP, RETURN or CONTINUE"))
+                        return Err(ArgError::new(
+                            arg.offset,
+                            format!("invalid `--mark-target` `{other}`"),
+                        )
+                        .hint("use ACCEPT, DROP, RETURN or CONTINUE"))
                     }
                 });
             }
-            (TargetKind::Mark | TargetKind::Connmark | TargetKind::Tproxy | TargetKind::EbtMark, _) => {
-                return Err(ArgError::new(tok.offset, format!("unknown option `{word}` for this target")));
+            (
+                TargetKind::Mark | TargetKind::Connmark | TargetKind::Tproxy | TargetKind::EbtMark,
+                _,
+            ) => {
+                return Err(ArgError::new(
+                    tok.offset,
+                    format!("unknown option `{word}` for this target"),
+                ));
             }
             (TargetKind::Hmark | TargetKind::Ct | TargetKind::Nfqueue | TargetKind::Other, _) => {
                 if !word.starts_with('-') {
-                    return Err(ArgError::new(tok.offset, format!("unexpected word `{word}`")));
+                    return Err(ArgError::new(
+                        tok.offset,
+                        format!("unexpected word `{word}`"),
+                    ));
                 }
                 self.skip_args();
             }
@@ -626,13 +863,24 @@ impl<'t, 'a> RuleParser<'t, 'a> {
         let missing = |what: &str| ArgError::new(st.offset, format!("target needs {what}"));
         match kind {
             TargetKind::Mark | TargetKind::Connmark => {
-                let field = if kind == TargetKind::Mark { Field::Mark } else { Field::CtMark };
-                let Some((name, value, mask, at)) = st.op else {
-                    return Err(missing("one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark")
-                        .hint("for example `-j MARK --set-xmark 0x4000/0x4000`"));
+                let field = if kind == TargetKind::Mark {
+                    Field::Mark
+                } else {
+                    Field::CtMark
                 };
-                if (st.nfmask.is_some() || st.ctmask.is_some()) && !matches!(name, "--save-mark" | "--restore-mark") {
-                    return Err(ArgError::new(at, "`--nfmask`/`--ctmask`/`--mask` only go with --save-mark or --restore-mark"));
+                let Some((name, value, mask, at)) = st.op else {
+                    return Err(missing(
+                        "one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark",
+                    )
+                    .hint("for example `-j MARK --set-xmark 0x4000/0x4000`"));
+                };
+                if (st.nfmask.is_some() || st.ctmask.is_some())
+                    && !matches!(name, "--save-mark" | "--restore-mark")
+                {
+                    return Err(ArgError::new(
+                        at,
+                        "`--nfmask`/`--ctmask`/`--mask` only go with --save-mark or --restore-mark",
+                    ));
                 }
                 let write = match name {
                     "--save-mark" => MarkWrite {
@@ -655,7 +903,11 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                     },
                     _ if field == Field::CtMark && st.shift != Shift::None => MarkWrite {
                         field,
-                        op: WriteOp::ShiftedConst { keep: !mask, xor: value, shift: st.shift },
+                        op: WriteOp::ShiftedConst {
+                            keep: !mask,
+                            xor: value,
+                            shift: st.shift,
+                        },
                     },
                     _ => MarkWrite::set_xmark(field, value, mask),
                 };
@@ -665,20 +917,28 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 match &self.proto {
                     Some((p, false)) if matches!(p.as_str(), "tcp" | "udp" | "6" | "17") => {}
                     _ => {
-                        return Err(ArgError::new(st.offset, "TPROXY works only with `-p tcp` or `-p udp`")
-                            .hint("add `-p tcp` or `-p udp` before `-j TPROXY`"))
+                        return Err(ArgError::new(
+                            st.offset,
+                            "TPROXY works only with `-p tcp` or `-p udp`",
+                        )
+                        .hint("add `-p tcp` or `-p udp` before `-j TPROXY`"))
                     }
                 }
                 if !st.on_port {
                     return Err(missing("`--on-port`"));
                 }
                 if let Some((value, mask)) = st.tproxy_mark {
-                    self.out.ops.push(MarkOp::Write(MarkWrite::set_xmark(Field::Mark, value, mask)));
+                    self.out.ops.push(MarkOp::Write(MarkWrite::set_xmark(
+                        Field::Mark,
+                        value,
+                        mask,
+                    )));
                 }
             }
             TargetKind::Hmark => {
                 if st.hmark_mod.is_none() {
-                    return Err(missing("`--hmark-mod`").hint("for example `-j HMARK --hmark-mod 4 --hmark-rnd 0x1`"));
+                    return Err(missing("`--hmark-mod`")
+                        .hint("for example `-j HMARK --hmark-mod 4 --hmark-rnd 0x1`"));
                 }
                 self.out.ops.push(MarkOp::Write(MarkWrite {
                     field: Field::Mark,
@@ -702,7 +962,9 @@ impl<'t, 'a> RuleParser<'t, 'a> {
             }
             TargetKind::EbtMark => {
                 let Some((name, v, _, _)) = st.op else {
-                    return Err(missing("one of --mark-set, --mark-or, --mark-and, --mark-xor"));
+                    return Err(missing(
+                        "one of --mark-set, --mark-or, --mark-and, --mark-xor",
+                    ));
                 };
                 let write = match name {
                     "or" => MarkWrite::set_xmark(Field::Mark, v, v),
@@ -720,7 +982,8 @@ impl<'t, 'a> RuleParser<'t, 'a> {
 }
 
 fn is_number_like(s: &str) -> bool {
-    s.strip_prefix('-').is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+    s.strip_prefix('-')
+        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -745,21 +1008,48 @@ mod tests {
     #[test]
     fn normalises_mark_mnemonics() {
         assert_eq!(ops("-j MARK --set-mark 0x1"), vec![w(Field::Mark, 0, 1)]);
-        assert_eq!(ops("-j MARK --set-mark 0x1/0x3"), vec![w(Field::Mark, !3, 1)]);
-        assert_eq!(ops("-j MARK --set-mark 0x4/0x3"), vec![w(Field::Mark, !7, 4)]);
-        assert_eq!(ops("-j MARK --or-mark 0x4000"), vec![w(Field::Mark, !0x4000, 0x4000)]);
-        assert_eq!(ops("-j MARK --and-mark 0xffffbfff"), vec![w(Field::Mark, 0xffffbfff, 0)]);
-        assert_eq!(ops("-j MARK --xor-mark 0x4000"), vec![w(Field::Mark, ALL_BITS, 0x4000)]);
-        assert_eq!(ops("-j MARK --set-xmark 0x4000/0x0"), vec![w(Field::Mark, ALL_BITS, 0x4000)]);
+        assert_eq!(
+            ops("-j MARK --set-mark 0x1/0x3"),
+            vec![w(Field::Mark, !3, 1)]
+        );
+        assert_eq!(
+            ops("-j MARK --set-mark 0x4/0x3"),
+            vec![w(Field::Mark, !7, 4)]
+        );
+        assert_eq!(
+            ops("-j MARK --or-mark 0x4000"),
+            vec![w(Field::Mark, !0x4000, 0x4000)]
+        );
+        assert_eq!(
+            ops("-j MARK --and-mark 0xffffbfff"),
+            vec![w(Field::Mark, 0xffffbfff, 0)]
+        );
+        assert_eq!(
+            ops("-j MARK --xor-mark 0x4000"),
+            vec![w(Field::Mark, ALL_BITS, 0x4000)]
+        );
+        assert_eq!(
+            ops("-j MARK --set-xmark 0x4000/0x0"),
+            vec![w(Field::Mark, ALL_BITS, 0x4000)]
+        );
     }
 
     #[test]
     fn accepts_mark_match_forms() {
         let r = |v, m, i| MarkOp::Read(MarkRead::equals(Field::Mark, v, m, i));
-        assert_eq!(ops("-m mark --mark 0x4000/0x4000"), vec![r(0x4000, 0x4000, false)]);
-        assert_eq!(ops("-m mark ! --mark 0x4000/0x4000"), vec![r(0x4000, 0x4000, true)]);
+        assert_eq!(
+            ops("-m mark --mark 0x4000/0x4000"),
+            vec![r(0x4000, 0x4000, false)]
+        );
+        assert_eq!(
+            ops("-m mark ! --mark 0x4000/0x4000"),
+            vec![r(0x4000, 0x4000, true)]
+        );
         assert_eq!(ops("-m mark --mark ! 0x1"), vec![r(1, ALL_BITS, true)]);
-        assert_eq!(ops("-m mark --mark 4294967295"), vec![r(ALL_BITS, ALL_BITS, false)]);
+        assert_eq!(
+            ops("-m mark --mark 4294967295"),
+            vec![r(ALL_BITS, ALL_BITS, false)]
+        );
         assert_eq!(ops("-m mark --mark 010"), vec![r(8, ALL_BITS, false)]);
     }
 
@@ -770,7 +1060,12 @@ mod tests {
             save,
             vec![MarkOp::Write(MarkWrite {
                 field: Field::CtMark,
-                op: WriteOp::Copy { src: CopySource::Mark, src_mask: ALL_BITS, shift: Shift::None, keep: 0 }
+                op: WriteOp::Copy {
+                    src: CopySource::Mark,
+                    src_mask: ALL_BITS,
+                    shift: Shift::None,
+                    keep: 0
+                }
             })]
         );
         let restore = ops("-j CONNMARK --restore-mark --mask 0x80");
@@ -778,14 +1073,21 @@ mod tests {
             restore,
             vec![MarkOp::Write(MarkWrite {
                 field: Field::Mark,
-                op: WriteOp::Copy { src: CopySource::CtMark, src_mask: 0x80, shift: Shift::None, keep: !0x80 }
+                op: WriteOp::Copy {
+                    src: CopySource::CtMark,
+                    src_mask: 0x80,
+                    shift: Shift::None,
+                    keep: !0x80
+                }
             })]
         );
     }
 
     #[test]
     fn rejects_bad_values() {
-        assert!(err("-j MARK --set-xmark 0xZZ/0xff").message.contains("0xZZ"));
+        assert!(err("-j MARK --set-xmark 0xZZ/0xff")
+            .message
+            .contains("0xZZ"));
         assert_eq!(err("-A X -j MARK --set-xmark 0xZZ/0xff").offset, 25);
         err("-j MARK --set-xmark 4294967296");
         err("-j MARK --set-xmark -1");
@@ -806,7 +1108,8 @@ mod tests {
 
     #[test]
     fn reads_comment_and_counters() {
-        let toks = tokenize(r#"[1:2] -A X -m comment --comment "cali:abc" -c 3 4 -j ACCEPT"#).unwrap();
+        let toks =
+            tokenize(r#"[1:2] -A X -m comment --comment "cali:abc" -c 3 4 -j ACCEPT"#).unwrap();
         let r = parse_rule(&toks, Dialect::Iptables).unwrap();
         assert_eq!(r.comment.as_deref(), Some("cali:abc"));
         assert_eq!(r.command, Some(Command::Append("X".into())));

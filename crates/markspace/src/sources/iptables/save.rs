@@ -26,8 +26,14 @@ pub(crate) fn detect(text: &str) -> bool {
         if l.starts_with(':') && l.contains(' ') {
             return true;
         }
-        let l = l.trim_start_matches(|c: char| c == '[' || c.is_ascii_digit() || c == ':' || c == ']').trim_start();
-        if l.starts_with("-A ") || l.starts_with("-P ") || l.starts_with("-N ") || l.starts_with("-I ") {
+        let l = l
+            .trim_start_matches(|c: char| c == '[' || c.is_ascii_digit() || c == ':' || c == ']')
+            .trim_start();
+        if l.starts_with("-A ")
+            || l.starts_with("-P ")
+            || l.starts_with("-N ")
+            || l.starts_with("-I ")
+        {
             return true;
         }
         if is_command(l) {
@@ -40,9 +46,16 @@ pub(crate) fn detect(text: &str) -> bool {
 
 fn is_command(l: &str) -> bool {
     let l = l.strip_prefix("sudo ").unwrap_or(l);
-    ["iptables ", "ip6tables ", "iptables-nft ", "iptables-legacy ", "ip6tables-nft ", "ip6tables-legacy "]
-        .iter()
-        .any(|p| l.starts_with(p))
+    [
+        "iptables ",
+        "ip6tables ",
+        "iptables-nft ",
+        "iptables-legacy ",
+        "ip6tables-nft ",
+        "ip6tables-legacy ",
+    ]
+    .iter()
+    .any(|p| l.starts_with(p))
         && (l.contains(" -A ") || l.contains(" -I ") || l.contains(" -N ") || l.contains(" -P "))
 }
 
@@ -58,23 +71,45 @@ struct State {
 }
 
 /// Reads one input into the builder.
-pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBuilder) -> Vec<Diagnostic> {
+pub(crate) fn parse(
+    text: &str,
+    source: SourceId,
+    name: &str,
+    b: &mut RulesetBuilder,
+) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut tables = TableSet::new(source);
     let mut st = State {
-        family: if ipv6_from_name(name) { Family::Ip6 } else { Family::Ip },
+        family: if ipv6_from_name(name) {
+            Family::Ip6
+        } else {
+            Family::Ip
+        },
         origin: Origin::Iptables,
         table_name: super::table_from_name(name).unwrap_or("filter").to_string(),
         table: None,
         in_block: false,
     };
-    let last_line = Lines::new(text).filter(|(_, _, l)| !l.trim().is_empty()).map(|(n, _, _)| n).last();
+    let last_line = Lines::new(text)
+        .filter(|(_, _, l)| !l.trim().is_empty())
+        .map(|(n, _, _)| n)
+        .last();
     for (line_no, start, line) in Lines::new(text) {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         let trimmed = trimmed.trim_end();
-        let span = Span { source, line: line_no, start: start as u32, len: line.len() as u32 };
-        let at = |offset: usize| Span { source, line: line_no, start: (start + indent + offset) as u32, len: 1 };
+        let span = Span {
+            source,
+            line: line_no,
+            start: start as u32,
+            len: line.len() as u32,
+        };
+        let at = |offset: usize| Span {
+            source,
+            line: line_no,
+            start: (start + indent + offset) as u32,
+            len: 1,
+        };
         if trimmed.is_empty() {
             continue;
         }
@@ -92,7 +127,11 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
         }
         if let Some(table) = trimmed.strip_prefix('*') {
             if table.is_empty() || table.contains(char::is_whitespace) {
-                diags.push(Diagnostic::error(at(0), format!("invalid table line `{trimmed}`")).with_hint("a table line is `*filter`, `*nat`, `*mangle`, `*raw` or `*security`"));
+                diags.push(
+                    Diagnostic::error(at(0), format!("invalid table line `{trimmed}`")).with_hint(
+                        "a table line is `*filter`, `*nat`, `*mangle`, `*raw` or `*security`",
+                    ),
+                );
                 continue;
             }
             st.table_name = table.to_string();
@@ -104,7 +143,10 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
             if let Some(t) = st.table.take() {
                 b.table_mut(t).complete = true;
             } else {
-                diags.push(Diagnostic::warning(at(0), "`COMMIT` without a `*table` line"));
+                diags.push(Diagnostic::warning(
+                    at(0),
+                    "`COMMIT` without a `*table` line",
+                ));
             }
             st.in_block = false;
             continue;
@@ -125,16 +167,23 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
             Ok(t) => t,
             Err(e) => {
                 let d = if Some(line_no) == last_line {
-                    Diagnostic::warning(at(body.0 + e.offset), "line ends inside a quote; read as truncated and skipped")
+                    Diagnostic::warning(
+                        at(body.0 + e.offset),
+                        "line ends inside a quote; read as truncated and skipped",
+                    )
                 } else {
-                    Diagnostic::error(at(body.0 + e.offset), "unclosed quote")
-                        .with_hint("close the quote; iptables-save escapes quotes inside comments as \\\"")
+                    Diagnostic::error(at(body.0 + e.offset), "unclosed quote").with_hint(
+                        "close the quote; iptables-save escapes quotes inside comments as \\\"",
+                    )
                 };
                 diags.push(d);
                 continue;
             }
         };
-        if !tokens.first().is_some_and(|t| t.text.starts_with('-') || t.text.starts_with('[')) {
+        if !tokens
+            .first()
+            .is_some_and(|t| t.text.starts_with('-') || t.text.starts_with('['))
+        {
             diags.push(
                 Diagnostic::error(at(body.0), format!("not an iptables rule: `{}`", truncate(trimmed)))
                     .with_hint("expected iptables-save or `iptables -S` lines: `*table`, `:CHAIN POLICY`, `-A CHAIN …`, `COMMIT`"),
@@ -143,7 +192,11 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
         }
         let parsed = match parse_rule(&tokens, Dialect::Iptables) {
             Ok(p) => p,
-            Err(ArgError { offset, message, hint }) => {
+            Err(ArgError {
+                offset,
+                message,
+                hint,
+            }) => {
                 let mut d = Diagnostic::error(at(body.0 + offset), message);
                 if let Some(h) = hint {
                     d = d.with_hint(h);
@@ -176,8 +229,24 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, b: &mut RulesetBui
                     _ => None,
                 };
                 let chain = b.chain(table, c);
-                let verdict = verdict_of(b, table, parsed.target.as_deref(), parsed.goto, parsed.target_verdict);
-                push_rule(b, table, chain, span, parsed.ops, verdict, parsed.comment, parsed.target.as_deref(), position);
+                let verdict = verdict_of(
+                    b,
+                    table,
+                    parsed.target.as_deref(),
+                    parsed.goto,
+                    parsed.target_verdict,
+                );
+                push_rule(
+                    b,
+                    table,
+                    chain,
+                    span,
+                    parsed.ops,
+                    verdict,
+                    parsed.comment,
+                    parsed.target.as_deref(),
+                    position,
+                );
             }
             None => {
                 diags.push(
@@ -223,8 +292,13 @@ fn header_comment(comment: &str, st: &mut State) {
     if !c.starts_with("Generated by") {
         return;
     }
-    st.family = if c.contains("ip6tables") { Family::Ip6 } else { Family::Ip };
-    st.origin = if c.contains("(nf_tables)") || c.contains("xtables-nft") || c.contains("-nft-save") {
+    st.family = if c.contains("ip6tables") {
+        Family::Ip6
+    } else {
+        Family::Ip
+    };
+    st.origin = if c.contains("(nf_tables)") || c.contains("xtables-nft") || c.contains("-nft-save")
+    {
         Origin::IptablesNft
     } else if c.contains("(legacy)") || c.contains("-legacy-save") {
         Origin::IptablesLegacy
@@ -239,7 +313,10 @@ fn header_comment(comment: &str, st: &mut State) {
 fn prompt(cmd: &str, st: &mut State) {
     let cmd = cmd.trim();
     let mut words = cmd.split_whitespace().peekable();
-    while words.peek().is_some_and(|w| *w == "sudo" || w.contains('@') || w.ends_with('$') || w.ends_with('#')) {
+    while words
+        .peek()
+        .is_some_and(|w| *w == "sudo" || w.contains('@') || w.ends_with('$') || w.ends_with('#'))
+    {
         words.next();
     }
     let Some(tool) = words.next() else { return };
@@ -247,7 +324,11 @@ fn prompt(cmd: &str, st: &mut State) {
     if !tool.starts_with("iptables") && !tool.starts_with("ip6tables") {
         return;
     }
-    st.family = if tool.starts_with("ip6") { Family::Ip6 } else { Family::Ip };
+    st.family = if tool.starts_with("ip6") {
+        Family::Ip6
+    } else {
+        Family::Ip
+    };
     st.origin = if tool.contains("nft") {
         Origin::IptablesNft
     } else if tool.contains("legacy") {
@@ -281,7 +362,11 @@ fn strip_command_prefix<'l>(line: &'l str, st: &mut State) -> (usize, &'l str) {
     let tool_end = rest.find(' ').unwrap_or(rest.len());
     let tool = &rest[..tool_end];
     if tool.starts_with("iptables") || tool.starts_with("ip6tables") {
-        let fam = if tool.starts_with("ip6") { Family::Ip6 } else { Family::Ip };
+        let fam = if tool.starts_with("ip6") {
+            Family::Ip6
+        } else {
+            Family::Ip
+        };
         if fam != st.family {
             st.family = fam;
             st.table = None;
@@ -318,7 +403,15 @@ mod tests {
         assert!(set.tables[0].complete);
         assert_eq!(set.tables[0].origin, Origin::IptablesNft);
         let rule = &set.rules[1];
-        assert_eq!(rule.ops, vec![MarkOp::Read(MarkRead::equals(Field::Mark, 0x4000, 0x4000, true))]);
+        assert_eq!(
+            rule.ops,
+            vec![MarkOp::Read(MarkRead::equals(
+                Field::Mark,
+                0x4000,
+                0x4000,
+                true
+            ))]
+        );
         assert!(set.chain(rule.chain).hooks.contains(Hook::Postrouting));
         assert_eq!(rule.span.line, 7);
     }
@@ -341,7 +434,8 @@ mod tests {
 
     #[test]
     fn ip6_header_and_addresses() {
-        let (set, _) = load("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s fe80::/10 -j ACCEPT\nCOMMIT\n");
+        let (set, _) =
+            load("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s fe80::/10 -j ACCEPT\nCOMMIT\n");
         assert_eq!(set.tables[0].family, Family::Ip6);
     }
 

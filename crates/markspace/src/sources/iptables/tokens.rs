@@ -83,7 +83,10 @@ pub(crate) fn tokenize(line: &str) -> Result<Vec<Token<'_>>, UnclosedQuote> {
             Some(s) => Cow::Owned(s),
             None => Cow::Borrowed(&line[start..plain_end]),
         };
-        out.push(Token { text, offset: start });
+        out.push(Token {
+            text,
+            offset: start,
+        });
     }
     Ok(out)
 }
@@ -103,12 +106,19 @@ mod tests {
     use super::*;
 
     fn words(line: &str) -> Vec<String> {
-        tokenize(line).unwrap().into_iter().map(|t| t.text.into_owned()).collect()
+        tokenize(line)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.text.into_owned())
+            .collect()
     }
 
     #[test]
     fn splits_on_whitespace() {
-        assert_eq!(words("  -A  X\t-j ACCEPT "), vec!["-A", "X", "-j", "ACCEPT"]);
+        assert_eq!(
+            words("  -A  X\t-j ACCEPT "),
+            vec!["-A", "X", "-j", "ACCEPT"]
+        );
     }
 
     #[test]
@@ -122,16 +132,25 @@ mod tests {
     #[test]
     fn keeps_offsets() {
         let t = tokenize(r#"ab "c d" e"#).unwrap();
-        assert_eq!(t.iter().map(|t| t.offset).collect::<Vec<_>>(), vec![0, 3, 9]);
+        assert_eq!(
+            t.iter().map(|t| t.offset).collect::<Vec<_>>(),
+            vec![0, 3, 9]
+        );
     }
 
     #[test]
     fn single_quotes_and_utf8() {
-        assert_eq!(words("--comment 'ünï code' x"), vec!["--comment", "ünï code", "x"]);
+        assert_eq!(
+            words("--comment 'ünï code' x"),
+            vec!["--comment", "ünï code", "x"]
+        );
     }
 
     #[test]
     fn rejects_unclosed_quote() {
-        assert_eq!(tokenize(r#"-A X --comment "abc"#), Err(UnclosedQuote { offset: 15 }));
+        assert_eq!(
+            tokenize(r#"-A X --comment "abc"#),
+            Err(UnclosedQuote { offset: 15 })
+        );
     }
 }

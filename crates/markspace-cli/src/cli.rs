@@ -1,0 +1,100 @@
+//! Command-line definitions (what the user typed; no I/O here).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Who owns which bits of the Linux packet mark and connmark, and where they collide.
+#[derive(Debug, Parser)]
+#[command(name = "markspace", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Read a node's rules, attribute every mark operation, draw the bit map and report collisions.
+    Audit(AuditArgs),
+    /// Query the registry of who uses which mark bits.
+    Registry(RegistryArgs),
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Human-readable, with a register diagram.
+    Text,
+    /// The documented JSON contract.
+    Json,
+    /// Markdown, for tickets and pull requests.
+    Markdown,
+}
+
+/// When to exit 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FailOn {
+    /// Error findings.
+    Error,
+    /// Warning or error findings.
+    Warning,
+    /// Any finding.
+    Info,
+    /// Never (exit 0 unless the input is bad).
+    Never,
+}
+
+/// When to colour text output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Files or directories to read (iptables-save, iptables -S, iptables -L …); `-` reads stdin.
+    #[arg(value_name = "PATH", required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Exit 1 when there are findings at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub(crate) fail_on: FailOn,
+    /// Also read registry entries from this directory (they replace built-in entries of the same id).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) registry: Option<PathBuf>,
+    /// When to use colours in text output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    #[command(subcommand)]
+    pub(crate) command: RegistryCommand,
+    /// Also read registry entries from this directory.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) registry: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// List every software in the registry.
+    List,
+    /// Show one software's entry.
+    Show {
+        /// Registry id (`kube-proxy`, `calico`, …).
+        id: String,
+    },
+    /// Check the registry data (ids, sources, values inside masks, knob defaults).
+    Check,
+}

@@ -1,0 +1,176 @@
+//! Who reads and writes which bits: every mark operation of every rule that can run, attributed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{CopySource, Field, MarkOp};
+use crate::registry::{Attribution, Registry, RuleContext, UNKNOWN};
+use crate::ruleset::{HookSet, Origin, RuleId, Ruleset, Verdict};
+
+/// One mark operation of one rule, attributed.
+#[derive(Clone, Debug)]
+pub struct Use {
+    /// The rule.
+    pub rule: RuleId,
+    /// Index of the operation in the rule.
+    pub op_index: usize,
+    /// The operation.
+    pub op: MarkOp,
+    /// Index of the owner in [`Usage::owners`].
+    pub owner: usize,
+    /// The hooks the rule runs in (empty for rules of incomplete tables whose jumps are missing).
+    pub hooks: HookSet,
+    /// Bits read, per field (`[mark, ctmark]`).
+    pub reads: [u32; 2],
+    /// Bits written, per field.
+    pub writes: [u32; 2],
+}
+
+/// An owner seen on the node.
+#[derive(Clone, Debug, Serialize)]
+pub struct Owner {
+    /// Registry id or `unknown`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Bits read per field (`[mark, ctmark]`).
+    #[serde(skip)]
+    pub reads: [u32; 2],
+    /// Bits written per field.
+    #[serde(skip)]
+    pub writes: [u32; 2],
+    /// Bits the registry says it uses, per field.
+    #[serde(skip)]
+    pub claimed: [u32; 2],
+    /// Number of rules with mark operations.
+    pub rules: usize,
+    /// How its rules were recognised: signature kind and pattern, with counts.
+    #[serde(skip)]
+    pub recognised_by: BTreeMap<String, usize>,
+}
+
+impl Owner {
+    /// Bits read or written in a field.
+    pub fn used(&self, field: Field) -> u32 {
+        self.reads[field as usize] | self.writes[field as usize]
+    }
+}
+
+/// The attributed uses of a node.
+#[derive(Clone, Debug, Default)]
+pub struct Usage {
+    /// Owners, sorted by id with `unknown` last.
+    pub owners: Vec<Owner>,
+    /// All uses, in rule order.
+    pub uses: Vec<Use>,
+    /// Rules with mark operations that can never run (in no chain reachable from a hook of a
+    /// complete table).
+    pub unreachable: Vec<RuleId>,
+}
+
+/// Field index for per-field arrays.
+pub(crate) fn fi(field: Field) -> usize {
+    field as usize
+}
+
+fn src_field(src: CopySource) -> Option<Field> {
+    match src {
+        CopySource::Mark => Some(Field::Mark),
+        CopySource::CtMark => Some(Field::CtMark),
+        CopySource::Socket => None,
+    }
+}
+
+/// Collects and attributes every mark operation.
+pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
+    let mut usage = Usage::default();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut attributions: Vec<(RuleId, Attribution)> = Vec::new();
+    for (i, rule) in set.rules.iter().enumerate() {
+        if rule.ops.is_empty() {
+            continue;
+        }
+        let id = RuleId(i as u32);
+        if !set.rule_may_run(rule) {
+            usage.unreachable.push(id);
+            continue;
+        }
+        let chain = set.chain(rule.chain);
+        let table = set.table(chain.table);
+        let jump = match &rule.verdict {
+            Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
+            _ => None,
+        };
+        let ctx = RuleContext {
+            table: &table.name,
+            nft: table.origin == Origin::Nftables,
+            chain: &chain.name,
+            comment: rule.comment.as_deref(),
+            jump,
+        };
+        attributions.push((id, registry.attribute(&ctx)));
+    }
+    // Owners sorted by id, unknown last, so indices are stable in reports.
+    let mut ids: Vec<&str> = attributions.iter().map(|(_, a)| a.owner.as_str()).collect();
+    ids.sort_by_key(|id| (*id == UNKNOWN, *id));
+    ids.dedup();
+    for id in ids {
+        let sw = registry.get(id);
+        index.insert(id.to_string(), usage.owners.len());
+        usage.owners.push(Owner {
+            id: id.to_string(),
+            name: sw.map_or_else(|| "unrecognised rules".to_string(), |s| s.name.clone()),
+            reads: [0; 2],
+            writes: [0; 2],
+            claimed: sw.map_or([0; 2], |s| {
+                [s.claimed(Field::Mark), s.claimed(Field::CtMark)]
+            }),
+            rules: 0,
+            recognised_by: BTreeMap::new(),
+        });
+    }
+    for (id, attr) in attributions {
+        let rule = set.rule(id);
+        let owner = index[&attr.owner];
+        let o = &mut usage.owners[owner];
+        o.rules += 1;
+        let key = if attr.evidence.signature == "none" {
+            "no signature".to_string()
+        } else {
+            format!("{} {}", attr.evidence.signature, attr.evidence.pattern)
+        };
+        *o.recognised_by.entry(key).or_default() += 1;
+        let hooks = set.chain(rule.chain).hooks;
+        for (k, op) in rule.ops.iter().enumerate() {
+            let mut reads = [0u32; 2];
+            let mut writes = [0u32; 2];
+            match op {
+                MarkOp::Read(r) => reads[fi(r.field)] |= r.bits(),
+                MarkOp::Write(w) => {
+                    writes[fi(w.field)] |= w.bits();
+                    if let Some((src, mask)) = w.source_read() {
+                        if let Some(f) = src_field(src) {
+                            reads[fi(f)] |= mask;
+                        }
+                    }
+                }
+            }
+            let o = &mut usage.owners[owner];
+            for f in 0..2 {
+                o.reads[f] |= reads[f];
+                o.writes[f] |= writes[f];
+            }
+            usage.uses.push(Use {
+                rule: id,
+                op_index: k,
+                op: *op,
+                owner,
+                hooks,
+                reads,
+                writes,
+            });
+        }
+    }
+    usage
+}

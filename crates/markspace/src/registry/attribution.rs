@@ -1,0 +1,143 @@
+//! Naming the owner of a rule from its signatures.
+//!
+//! Strongest first: an exact chain name, a comment (substring or prefix), an nft table name, the
+//! longest matching chain prefix, then the chain the rule jumps to (a rule in a builtin chain
+//! that jumps into `KUBE-POSTROUTING` is kube-proxy's). Only rules with mark operations are
+//! attributed, so this runs a few thousand times even on a million-rule node.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::schema::Software;
+use super::UNKNOWN;
+
+/// What is known about a rule for attribution.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuleContext<'a> {
+    /// The table name (`mangle`, or an nft table's name).
+    pub table: &'a str,
+    /// Whether the table is a native nft table.
+    pub nft: bool,
+    /// The chain name.
+    pub chain: &'a str,
+    /// The rule's comment.
+    pub comment: Option<&'a str>,
+    /// The chain the rule jumps or goes to, if any.
+    pub jump: Option<&'a str>,
+}
+
+/// Why a rule was given to an owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// `chain`, `comment`, `table`, `chain-prefix`, `jump` or `none`.
+    pub signature: &'static str,
+    /// The pattern that matched.
+    pub pattern: String,
+}
+
+/// The owner of a rule and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attribution {
+    /// The registry id, or `unknown`.
+    pub owner: String,
+    /// The signature that matched.
+    pub evidence: Evidence,
+}
+
+/// Lookup tables built once from the registry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Matcher {
+    chains: HashMap<String, usize>,
+    prefixes: Vec<(String, usize)>,
+    comments: Vec<(String, usize)>,
+    comment_prefixes: Vec<(String, usize)>,
+    tables: HashMap<String, usize>,
+}
+
+impl Matcher {
+    pub(crate) fn new(software: &[Software]) -> Self {
+        let mut m = Matcher::default();
+        for (i, s) in software.iter().enumerate() {
+            let sig = &s.signatures;
+            for c in &sig.chains {
+                m.chains.entry(c.clone()).or_insert(i);
+            }
+            m.prefixes
+                .extend(sig.chain_prefixes.iter().map(|p| (p.clone(), i)));
+            m.comments
+                .extend(sig.comments.iter().map(|p| (p.clone(), i)));
+            m.comment_prefixes
+                .extend(sig.comment_prefixes.iter().map(|p| (p.clone(), i)));
+            for t in &sig.tables {
+                // "inet mullvad" and "mullvad" both name the table `mullvad`.
+                let name = t.rsplit(' ').next().unwrap_or(t);
+                m.tables.entry(name.to_string()).or_insert(i);
+            }
+        }
+        // Longest prefix first, so `KUBE-ROUTER-` beats `KUBE-`.
+        m.prefixes
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        m.comments
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        m.comment_prefixes
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        m
+    }
+
+    fn chain_owner(&self, chain: &str) -> Option<(usize, &'static str, String)> {
+        if let Some(i) = self.chains.get(chain) {
+            return Some((*i, "chain", chain.to_string()));
+        }
+        self.prefixes
+            .iter()
+            .find(|(p, _)| chain.starts_with(p.as_str()))
+            .map(|(p, i)| (*i, "chain-prefix", p.clone()))
+    }
+
+    pub(crate) fn attribute(&self, software: &[Software], ctx: &RuleContext<'_>) -> Attribution {
+        let found = self
+            .chains
+            .get(ctx.chain)
+            .map(|i| (*i, "chain", ctx.chain.to_string()))
+            .or_else(|| {
+                let c = ctx.comment?;
+                self.comment_prefixes
+                    .iter()
+                    .find(|(p, _)| c.starts_with(p.as_str()))
+                    .or_else(|| self.comments.iter().find(|(p, _)| c.contains(p.as_str())))
+                    .map(|(p, i)| (*i, "comment", p.clone()))
+            })
+            .or_else(|| {
+                if !ctx.nft {
+                    return None;
+                }
+                self.tables
+                    .get(ctx.table)
+                    .map(|i| (*i, "table", ctx.table.to_string()))
+            })
+            .or_else(|| {
+                self.prefixes
+                    .iter()
+                    .find(|(p, _)| ctx.chain.starts_with(p.as_str()))
+                    .map(|(p, i)| (*i, "chain-prefix", p.clone()))
+            })
+            .or_else(|| {
+                let (i, _, pattern) = self.chain_owner(ctx.jump?)?;
+                Some((i, "jump", pattern))
+            });
+        match found {
+            Some((i, signature, pattern)) => Attribution {
+                owner: software[i].id.clone(),
+                evidence: Evidence { signature, pattern },
+            },
+            None => Attribution {
+                owner: UNKNOWN.to_string(),
+                evidence: Evidence {
+                    signature: "none",
+                    pattern: String::new(),
+                },
+            },
+        }
+    }
+}

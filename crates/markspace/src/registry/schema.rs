@@ -1,0 +1,375 @@
+//! The registry's file format (`registry/README.md` documents it for contributors).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A 32-bit mask or value written as `"0x0000c000"` in the files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bits(pub u32);
+
+impl<'de> Deserialize<'de> for Bits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => {
+                let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"));
+                let parsed = match digits {
+                    Some(h) => u32::from_str_radix(h, 16).ok(),
+                    None => s.parse().ok(),
+                };
+                parsed
+                    .map(Bits)
+                    .ok_or_else(|| serde::de::Error::custom(format!("invalid 32-bit value `{s}`")))
+            }
+            Raw::Number(n) => u32::try_from(n)
+                .map(Bits)
+                .map_err(|_| serde::de::Error::custom(format!("{n} does not fit in 32 bits"))),
+        }
+    }
+}
+
+impl Serialize for Bits {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{:08x}", self.0))
+    }
+}
+
+/// Which mark-like field a claim is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClaimKind {
+    /// The packet mark.
+    Mark,
+    /// The connmark.
+    Ctmark,
+    /// `SO_MARK` on its sockets (becomes the packet mark).
+    SocketMark,
+    /// xfrm state/policy `mark` selectors.
+    XfrmMark,
+    /// xfrm state `output-mark`.
+    XfrmOutputMark,
+    /// OVS `pkt_mark` (the packet mark in the kernel datapath).
+    OvsPktMark,
+    /// OVS `ct_mark`.
+    OvsCtMark,
+    /// WireGuard device fwmark (a whole packet-mark write on encapsulated packets).
+    WgFwmark,
+    /// `ip rule fwmark` selectors (reads of the packet mark).
+    IpRule,
+    /// `TPROXY --tproxy-mark` / nft `tproxy … meta mark set`.
+    TproxyMark,
+}
+
+impl ClaimKind {
+    /// The netfilter field whose bits this claim occupies: everything but the connmark kinds lands
+    /// in the packet mark.
+    pub fn field(self) -> crate::model::Field {
+        match self {
+            ClaimKind::Ctmark | ClaimKind::OvsCtMark => crate::model::Field::CtMark,
+            _ => crate::model::Field::Mark,
+        }
+    }
+}
+
+/// Read, write or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// Only reads.
+    Read,
+    /// Only writes.
+    Write,
+    /// Reads and writes.
+    ReadWrite,
+}
+
+/// Masked operations or whole-field ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Style {
+    /// Masked: touches only its bits.
+    Bitwise,
+    /// Replaces or compares all 32 bits.
+    Whole,
+}
+
+/// What the bits are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Use {
+    /// Application identity (Cilium identities, Istio).
+    ApplicationIdentity,
+    /// Masquerade (SNAT) decisions.
+    Masquerade,
+    /// Multi-homing and reply routing.
+    MultiHoming,
+    /// Network policy verdicts.
+    NetworkPolicy,
+    /// Anything else.
+    Other,
+    /// Service proxies (TPROXY, L7 proxies).
+    ServiceProxy,
+    /// Transparent encryption (IPsec, WireGuard).
+    TransparentEncryption,
+    /// Virtual IP services (kube-proxy, IPVS).
+    VirtualIpService,
+}
+
+/// A named value inside a claim.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Value {
+    /// The value.
+    pub value: Bits,
+    /// What it means.
+    pub meaning: String,
+    /// Where the fact comes from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+/// Bits a software uses.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// Unique within the file.
+    pub id: String,
+    /// Which field.
+    pub kind: ClaimKind,
+    /// The bits.
+    pub bits: Bits,
+    /// Read, write or both.
+    pub access: Access,
+    /// Masked or whole.
+    pub style: Style,
+    /// What for.
+    #[serde(rename = "use")]
+    pub use_case: Use,
+    /// Subsystems that read or write these bits.
+    #[serde(default)]
+    pub subsystems: Vec<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Release range where this layout holds.
+    #[serde(default)]
+    pub versions: Option<String>,
+    /// Knobs that move these bits.
+    #[serde(default)]
+    pub config: Vec<String>,
+    /// Named values.
+    #[serde(default)]
+    pub values: Vec<Value>,
+    /// Where the fact comes from.
+    pub source: String,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+/// A configuration knob that moves bits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knob {
+    /// Unique within the file.
+    pub id: String,
+    /// The knob's own name.
+    pub name: String,
+    /// Where it is set.
+    #[serde(rename = "where")]
+    pub location: String,
+    /// Its default.
+    pub default: String,
+    /// Allowed values.
+    #[serde(default)]
+    pub allowed: Option<String>,
+    /// `bit`, `mask`, `value`, `bool` or `other`.
+    pub kind: String,
+    /// Claims it moves.
+    #[serde(default)]
+    pub claims: Vec<String>,
+    /// Where the fact comes from.
+    pub source: String,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+/// How to recognise a software's rules.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signatures {
+    /// Exact chain names.
+    #[serde(default)]
+    pub chains: Vec<String>,
+    /// Chain name prefixes.
+    #[serde(default)]
+    pub chain_prefixes: Vec<String>,
+    /// Substrings of rule comments.
+    #[serde(default)]
+    pub comments: Vec<String>,
+    /// Prefixes of rule comments.
+    #[serde(default)]
+    pub comment_prefixes: Vec<String>,
+    /// nft table names.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// `ip rule` priorities or ranges (`"5210-5270"`).
+    #[serde(default)]
+    pub ip_rule_priorities: Vec<String>,
+    /// `ip rule` tables.
+    #[serde(default)]
+    pub ip_rule_tables: Vec<String>,
+    /// eBPF program names.
+    #[serde(default)]
+    pub programs: Vec<String>,
+    /// Interface names or prefixes.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Where the facts come from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+/// Bits of another software read on purpose.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadsFrom {
+    /// The other software's id.
+    pub owner: String,
+    /// Which field.
+    pub kind: ClaimKind,
+    /// The bits.
+    pub bits: Bits,
+    /// Why.
+    #[serde(default)]
+    pub why: String,
+    /// Where the fact comes from.
+    pub source: String,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+/// A rule line the software really installs.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleExample {
+    /// `iptables`, `nft`, `ip-rule` or `other`.
+    pub format: String,
+    /// Table (iptables table, nft `family name`).
+    #[serde(default)]
+    pub table: String,
+    /// The line.
+    pub text: String,
+    /// Where it comes from.
+    pub source: String,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+/// One software's registry entry.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Software {
+    /// Lowercase, dash-separated id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Category.
+    pub category: String,
+    /// One line.
+    #[serde(default)]
+    pub summary: String,
+    /// Homepage or repository.
+    #[serde(default)]
+    pub homepage: Option<String>,
+    /// False for software known to use no marks.
+    #[serde(default = "yes")]
+    pub uses_marks: bool,
+    /// Where the entry's facts come from overall.
+    pub source: String,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+    /// Bits it uses.
+    #[serde(default)]
+    pub claims: Vec<Claim>,
+    /// Knobs.
+    #[serde(default)]
+    pub knobs: Vec<Knob>,
+    /// Recognition.
+    #[serde(default)]
+    pub signatures: Signatures,
+    /// Cooperative reads.
+    #[serde(default)]
+    pub reads_from: Vec<ReadsFrom>,
+    /// Real rule lines.
+    #[serde(default)]
+    pub rules: Vec<RuleExample>,
+    /// Free-form notes.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl Software {
+    /// The union of claimed bits in one netfilter field.
+    pub fn claimed(&self, field: crate::model::Field) -> u32 {
+        self.claims
+            .iter()
+            .filter(|c| c.kind.field() == field)
+            .fold(0, |acc, c| acc | c.bits.0)
+    }
+}
+
+/// A known real-world conflict.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incident {
+    /// Unique id.
+    pub id: String,
+    /// One line.
+    pub title: String,
+    /// Software involved (registry ids).
+    pub software: Vec<String>,
+    /// Which field.
+    pub kind: ClaimKind,
+    /// The bits.
+    pub bits: Bits,
+    /// How it breaks.
+    #[serde(default)]
+    pub mechanism: String,
+    /// Issue links.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// How it was resolved.
+    #[serde(default)]
+    pub resolution: String,
+    /// False when unverified.
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+/// The file of incidents.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentFile {
+    /// All incidents.
+    #[serde(default)]
+    pub incidents: Vec<Incident>,
+}
+
+fn yes() -> bool {
+    true
+}

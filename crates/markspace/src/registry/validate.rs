@@ -1,0 +1,164 @@
+//! Checks of the registry data beyond what the schema enforces.
+
+use std::collections::HashSet;
+
+use super::Registry;
+
+/// One problem in the registry data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The software id (or `incidents`).
+    pub entry: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Validates ids, sources, values against masks, knob defaults against claims and references
+/// between entries. Returns every problem found.
+pub fn validate(reg: &Registry) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    let ids_all: HashSet<&str> = reg.software.iter().map(|s| s.id.as_str()).collect();
+    for s in &reg.software {
+        let mut p = |m: String| {
+            out.push(Problem {
+                entry: s.id.clone(),
+                message: m,
+            })
+        };
+        if !ids.insert(s.id.as_str()) {
+            p("duplicate id".into());
+        }
+        if s.id.is_empty()
+            || !s
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            p(format!("id `{}` is not lowercase and dash-separated", s.id));
+        }
+        if let Some(file) = reg.files.get(&s.id) {
+            let base = file.rsplit('/').next().unwrap_or(file);
+            if base != format!("{}.toml", s.id) {
+                p(format!("file `{base}` should be named `{}.toml`", s.id));
+            }
+        }
+        if s.source.trim().is_empty() {
+            p("entry has no source".into());
+        }
+        if s.uses_marks && s.claims.is_empty() {
+            p("uses_marks is true but there are no claims".into());
+        }
+        if !s.uses_marks && !s.claims.is_empty() {
+            p("uses_marks is false but there are claims".into());
+        }
+        let knob_ids: HashSet<&str> = s.knobs.iter().map(|k| k.id.as_str()).collect();
+        let claim_ids: HashSet<&str> = s.claims.iter().map(|c| c.id.as_str()).collect();
+        if claim_ids.len() != s.claims.len() {
+            p("claim ids are not unique".into());
+        }
+        for c in &s.claims {
+            if c.source.trim().is_empty() {
+                p(format!("claim `{}` has no source", c.id));
+            }
+            if c.bits.0 == 0 {
+                p(format!("claim `{}` has no bits", c.id));
+            }
+            for v in &c.values {
+                if v.value.0 & !c.bits.0 != 0 {
+                    p(format!(
+                        "claim `{}`: value 0x{:08x} ({}) has bits outside 0x{:08x}",
+                        c.id, v.value.0, v.meaning, c.bits.0
+                    ));
+                }
+            }
+            for k in &c.config {
+                if !knob_ids.contains(k.as_str()) {
+                    p(format!("claim `{}` names unknown knob `{k}`", c.id));
+                }
+            }
+        }
+        for k in &s.knobs {
+            if k.source.trim().is_empty() {
+                p(format!("knob `{}` has no source", k.id));
+            }
+            let moved: u32 = s
+                .claims
+                .iter()
+                .filter(|c| k.claims.contains(&c.id))
+                .fold(0, |a, c| a | c.bits.0);
+            for c in &k.claims {
+                if !claim_ids.contains(c.as_str()) {
+                    p(format!("knob `{}` names unknown claim `{c}`", k.id));
+                }
+            }
+            let default = crate::sources::iptables::rule::parse_u32(k.default.trim());
+            match (k.kind.as_str(), default) {
+                ("bit", Some(n)) if moved != 0 => {
+                    if n > 31 || moved & (1 << n) == 0 {
+                        p(format!("knob `{}`: default bit {n} is not inside its claims' bits 0x{moved:08x}", k.id));
+                    }
+                }
+                ("mask", Some(m)) if moved != 0 => {
+                    if moved & !m != 0 {
+                        p(format!("knob `{}`: default mask 0x{m:08x} does not cover its claims' bits 0x{moved:08x}", k.id));
+                    }
+                }
+                ("value", Some(v)) if moved != 0 => {
+                    if v & !moved != 0 {
+                        p(format!("knob `{}`: default value 0x{v:08x} has bits outside its claims' bits 0x{moved:08x}", k.id));
+                    }
+                }
+                ("bit" | "mask" | "value" | "bool" | "other", _) => {}
+                (other, _) => p(format!("knob `{}` has unknown kind `{other}`", k.id)),
+            }
+        }
+        let sig = &s.signatures;
+        let has_sig = !(sig.chains.is_empty()
+            && sig.chain_prefixes.is_empty()
+            && sig.comments.is_empty()
+            && sig.comment_prefixes.is_empty()
+            && sig.tables.is_empty()
+            && sig.ip_rule_priorities.is_empty()
+            && sig.ip_rule_tables.is_empty()
+            && sig.programs.is_empty()
+            && sig.devices.is_empty());
+        if has_sig && sig.source.as_deref().is_none_or(|x| x.trim().is_empty()) {
+            p("signatures have no source".into());
+        }
+        for r in &s.reads_from {
+            if !ids_all.contains(r.owner.as_str()) {
+                p(format!("reads_from names unknown software `{}`", r.owner));
+            }
+            if r.source.trim().is_empty() {
+                p(format!("reads_from `{}` has no source", r.owner));
+            }
+        }
+        for r in &s.rules {
+            if r.source.trim().is_empty() {
+                p(format!("rule `{}` has no source", r.text));
+            }
+        }
+    }
+    let mut incident_ids = HashSet::new();
+    for i in &reg.incidents {
+        let mut p = |m: String| {
+            out.push(Problem {
+                entry: "incidents".into(),
+                message: m,
+            })
+        };
+        if !incident_ids.insert(i.id.as_str()) {
+            p(format!("duplicate incident id `{}`", i.id));
+        }
+        for s in &i.software {
+            if !ids_all.contains(s.as_str()) {
+                p(format!("incident `{}` names unknown software `{s}`", i.id));
+            }
+        }
+        if i.links.is_empty() {
+            p(format!("incident `{}` has no link", i.id));
+        }
+    }
+    out
+}

@@ -1,0 +1,107 @@
+//! The Markdown report, for tickets and pull requests.
+
+use std::fmt::Write;
+
+use super::Report;
+
+/// Renders the report as Markdown.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# markspace audit\n");
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "{} input(s), {} rules ({} touch marks). **{} error(s), {} warning(s), {} info.**\n",
+        report.inputs.len(),
+        s.rules,
+        s.mark_rules,
+        s.errors,
+        s.warnings,
+        s.infos
+    );
+    let _ = writeln!(out, "## Owners\n");
+    let _ = writeln!(out, "| owner | rules | mark reads | mark writes | ctmark reads | ctmark writes | registered mark bits |");
+    let _ = writeln!(out, "|---|---:|---|---|---|---|---|");
+    for o in &report.owners {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | `{}` | `{}` | `{}` | `{}` | `{}` |",
+            o.id,
+            o.rules,
+            o.reads.mark,
+            o.writes.mark,
+            o.reads.ctmark,
+            o.writes.ctmark,
+            o.claimed.mark
+        );
+    }
+    for (name, bits) in [
+        ("packet mark", &report.bitmap.mark),
+        ("connmark", &report.bitmap.ctmark),
+    ] {
+        let used: Vec<_> = bits
+            .iter()
+            .filter(|b| !b.readers.is_empty() || !b.writers.is_empty())
+            .collect();
+        if used.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n## Bits of the {name}\n");
+        let _ = writeln!(out, "| bit | value | readers | writers |");
+        let _ = writeln!(out, "|---:|---|---|---|");
+        for b in used.iter().rev() {
+            let flag = if b.writers.len() > 1 { " ⚠" } else { "" };
+            let _ = writeln!(
+                out,
+                "| {} | `0x{:08x}` | {} | {}{flag} |",
+                b.bit,
+                1u32 << b.bit,
+                b.readers.join(", "),
+                b.writers.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(out, "\n## Findings\n");
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "None.");
+    }
+    for f in &report.findings {
+        let _ = writeln!(
+            out,
+            "### {} {} — {}\n",
+            f.severity.as_str(),
+            f.code,
+            f.title
+        );
+        let _ = writeln!(
+            out,
+            "- field: `{}`, bits: `{}`, owners: {}",
+            f.field.as_str(),
+            crate::model::hex(f.bits),
+            f.owners.join(", ")
+        );
+        for i in &f.incidents {
+            let _ = writeln!(
+                out,
+                "- known incident: {} ({})",
+                i.title,
+                i.links.join(", ")
+            );
+        }
+        let _ = writeln!(out, "- fix: {}\n", f.fix);
+        if !f.evidence.is_empty() {
+            let _ = writeln!(out, "```text");
+            for e in &f.evidence {
+                let loc = e
+                    .line
+                    .map_or_else(|| e.file.clone(), |l| format!("{}:{l}", e.file));
+                let _ = writeln!(out, "{loc} ({})\n    {}", e.owner, e.text);
+            }
+            if f.evidence_omitted > 0 {
+                let _ = writeln!(out, "... and {} more", f.evidence_omitted);
+            }
+            let _ = writeln!(out, "```\n");
+        }
+    }
+    out
+}
