@@ -187,3 +187,6 @@ pub(crate) fn ipv6_from_name(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
     base.contains("ip6") || base.contains("v6")
 }
+
+#[cfg(test)]
+mod conformance_tests;
