@@ -265,6 +265,8 @@ pub struct Rule {
     pub comment: Option<Box<str>>,
     /// The target or verdict name as written (`MARK`, `ACCEPT`, a chain name).
     pub target: Option<Box<str>>,
+    /// Interfaces the rule matches (`-i`/`-o`, nft `iifname`/`oifname`), for attribution.
+    pub interfaces: Vec<Box<str>>,
 }
 
 /// One chain.
@@ -520,6 +522,7 @@ mod tests {
             verdict,
             comment: None,
             target: None,
+            interfaces: Vec::new(),
         }
     }
 

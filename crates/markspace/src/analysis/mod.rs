@@ -10,6 +10,8 @@ mod usage;
 use serde::Serialize;
 
 pub use findings::{EvidenceItem, Finding, IncidentRef, Severity};
+#[cfg(test)]
+pub(crate) use usage::constant_values;
 pub use usage::{Owner, Usage, Use};
 
 use crate::model::Field;

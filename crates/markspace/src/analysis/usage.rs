@@ -82,6 +82,22 @@ fn src_field(src: CopySource) -> Option<Field> {
     }
 }
 
+/// The constants a rule compares or writes, for value signatures.
+pub(crate) fn constant_values(ops: &[MarkOp]) -> Vec<u32> {
+    ops.iter()
+        .filter_map(|op| match op {
+            MarkOp::Read(r) => match r.test {
+                crate::model::ReadTest::Equals { value, .. } => Some(value),
+                _ => None,
+            },
+            MarkOp::Write(w) => match w.op {
+                crate::model::WriteOp::Const { xor, .. } if xor != 0 => Some(xor),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
 /// Collects and attributes every mark operation.
 pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
     let mut usage = Usage::default();
@@ -102,12 +118,16 @@ pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
             Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
             _ => None,
         };
+        let interfaces: Vec<&str> = rule.interfaces.iter().map(|i| &**i).collect();
+        let values = constant_values(&rule.ops);
         let ctx = RuleContext {
             table: &table.name,
             nft: table.origin == Origin::Nftables,
             chain: &chain.name,
             comment: rule.comment.as_deref(),
             jump,
+            interfaces: &interfaces,
+            values: &values,
         };
         attributions.push((id, registry.attribute(&ctx)));
     }

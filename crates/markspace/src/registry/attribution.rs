@@ -1,8 +1,9 @@
 //! Naming the owner of a rule from its signatures.
 //!
 //! Strongest first: an exact chain name, a comment (substring or prefix), an nft table name, the
-//! longest matching chain prefix, then the chain the rule jumps to (a rule in a builtin chain
-//! that jumps into `KUBE-POSTROUTING` is kube-proxy's). Only rules with mark operations are
+//! longest matching chain prefix, the chain the rule jumps to (a rule in a builtin chain
+//! that jumps into `KUBE-POSTROUTING` is kube-proxy's), an interface it matches, and last a
+//! distinctive mark value. Only rules with mark operations are
 //! attributed, so this runs a few thousand times even on a million-rule node.
 
 use std::collections::HashMap;
@@ -25,6 +26,10 @@ pub struct RuleContext<'a> {
     pub comment: Option<&'a str>,
     /// The chain the rule jumps or goes to, if any.
     pub jump: Option<&'a str>,
+    /// Interfaces the rule matches (`-i`, `-o`, nft `iifname`/`oifname`).
+    pub interfaces: &'a [&'a str],
+    /// Constant mark values the rule compares or writes.
+    pub values: &'a [u32],
 }
 
 /// Why a rule was given to an owner.
@@ -53,6 +58,8 @@ pub(crate) struct Matcher {
     comments: Vec<(String, usize)>,
     comment_prefixes: Vec<(String, usize)>,
     tables: HashMap<String, usize>,
+    devices: Vec<(String, usize)>,
+    values: HashMap<u32, usize>,
 }
 
 impl Matcher {
@@ -75,6 +82,13 @@ impl Matcher {
                 m.tables.entry(name.to_string()).or_insert(i);
             }
         }
+        for (i, s) in software.iter().enumerate() {
+            m.devices.extend(s.signatures.devices.iter().map(|d| (d.trim_end_matches(['+', '*']).to_string(), i)));
+            for v in &s.signatures.values {
+                m.values.entry(v.0).or_insert(i);
+            }
+        }
+        m.devices.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         // Longest prefix first, so `KUBE-ROUTER-` beats `KUBE-`.
         m.prefixes
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
@@ -125,6 +139,18 @@ impl Matcher {
             .or_else(|| {
                 let (i, _, pattern) = self.chain_owner(ctx.jump?)?;
                 Some((i, "jump", pattern))
+            })
+            .or_else(|| {
+                ctx.interfaces.iter().find_map(|iface| {
+                    let name = iface.trim_end_matches(['+', '*']);
+                    self.devices
+                        .iter()
+                        .find(|(d, _)| !d.is_empty() && name.starts_with(d.as_str()))
+                        .map(|(d, i)| (*i, "device", d.clone()))
+                })
+            })
+            .or_else(|| {
+                ctx.values.iter().find_map(|v| self.values.get(v).map(|i| (*i, "value", crate::model::hex(*v))))
             });
         match found {
             Some((i, signature, pattern)) => Attribution {

@@ -158,3 +158,6 @@ impl Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

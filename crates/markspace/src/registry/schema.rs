@@ -174,6 +174,24 @@ pub struct Claim {
     pub verified: bool,
 }
 
+impl Claim {
+    /// The bits the claim occupies in an allocation: its mask for bitwise claims; for whole-field
+    /// claims (which replace or compare all 32 bits) the bits of their named values, when listed.
+    pub fn occupied(&self) -> u32 {
+        match self.style {
+            Style::Bitwise => self.bits.0,
+            Style::Whole => {
+                let v = self.values.iter().fold(0, |a, v| a | v.value.0);
+                if v == 0 {
+                    self.bits.0
+                } else {
+                    v
+                }
+            }
+        }
+    }
+}
+
 /// A configuration knob that moves bits.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -230,9 +248,12 @@ pub struct Signatures {
     /// eBPF program names.
     #[serde(default)]
     pub programs: Vec<String>,
-    /// Interface names or prefixes.
+    /// Interface names or prefixes (`cali` matches `-i cali+` and `cali12ab`).
     #[serde(default)]
     pub devices: Vec<String>,
+    /// Mark values distinctive enough to name the software on their own (weakest signature).
+    #[serde(default)]
+    pub values: Vec<Bits>,
     /// Where the facts come from.
     #[serde(default)]
     pub source: Option<String>,
@@ -272,6 +293,10 @@ pub struct RuleExample {
     pub table: String,
     /// The line.
     pub text: String,
+    /// False when the line carries no signature of its own (it is recognised only next to the
+    /// software's other rules); attribution tests skip it.
+    #[serde(default = "yes")]
+    pub recognisable: bool,
     /// Where it comes from.
     pub source: String,
     /// False when unverified.

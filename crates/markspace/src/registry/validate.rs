@@ -122,7 +122,8 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
             && sig.ip_rule_priorities.is_empty()
             && sig.ip_rule_tables.is_empty()
             && sig.programs.is_empty()
-            && sig.devices.is_empty());
+            && sig.devices.is_empty()
+            && sig.values.is_empty());
         if has_sig && sig.source.as_deref().is_none_or(|x| x.trim().is_empty()) {
             p("signatures have no source".into());
         }

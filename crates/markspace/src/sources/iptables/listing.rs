@@ -125,7 +125,7 @@ pub(crate) fn parse(
                     tables.saw_ipv6.insert(t, true);
                 }
                 let verdict = verdict_of(b, t, r.target, false, None);
-                push_rule(b, t, c, span, r.ops, verdict, r.comment, r.target, None);
+                push_rule(b, t, c, span, r.ops, verdict, r.comment, r.target, r.interfaces, None);
             }
             Err((offset, msg)) => {
                 diags.push(
@@ -175,6 +175,7 @@ fn prompt_table(cmd: &str) -> Option<(Family, String)> {
 
 struct ListedRule<'a> {
     target: Option<&'a str>,
+    interfaces: Vec<Box<str>>,
     ops: Vec<MarkOp>,
     comment: Option<String>,
     ipv6: bool,
@@ -213,9 +214,16 @@ fn parse_rule_line<'a>(line: &'a str, cols: &Columns) -> Result<ListedRule<'a>, 
     if words.peek().is_some_and(is_opt) {
         words.next();
     }
+    let mut interfaces = Vec::new();
     if cols.interfaces {
-        words.next();
-        words.next();
+        for _ in 0..2 {
+            if let Some((_, w)) = words.next() {
+                let w = w.trim_start_matches('!');
+                if w != "*" && w != "any" {
+                    interfaces.push(Box::from(w));
+                }
+            }
+        }
     }
     let (_, src) = words
         .next()
@@ -229,6 +237,7 @@ fn parse_rule_line<'a>(line: &'a str, cols: &Columns) -> Result<ListedRule<'a>, 
     let (ops, comment) = parse_extensions(tail).map_err(|(o, m)| (tail_start + o, m))?;
     Ok(ListedRule {
         target,
+        interfaces,
         ops,
         comment,
         ipv6,

@@ -148,6 +148,7 @@ pub(crate) fn push_rule(
     verdict: Verdict,
     comment: Option<String>,
     target: Option<&str>,
+    interfaces: Vec<Box<str>>,
     position: Option<usize>,
 ) {
     b.push_rule(
@@ -158,6 +159,7 @@ pub(crate) fn push_rule(
             verdict,
             comment: comment.map(String::into_boxed_str),
             target: target.map(Box::from),
+            interfaces,
         },
         position,
     );

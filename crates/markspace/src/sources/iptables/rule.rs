@@ -99,6 +99,8 @@ pub(crate) struct ParsedRule<'a> {
     pub(crate) comment: Option<String>,
     /// An address with `:` was seen (the rule is IPv6).
     pub(crate) ipv6: bool,
+    /// Interfaces of `-i`/`-o`.
+    pub(crate) interfaces: Vec<Cow<'a, str>>,
 }
 
 /// Parses a value as `strtoul(s, NULL, 0)` would for a 32-bit option: `0x` hex, leading `0`
@@ -513,12 +515,21 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                     "-p" | "--protocol" => {
                         self.proto = Some((value.text.to_ascii_lowercase(), invert));
                     }
+                    "-i" | "--in-interface" | "-o" | "--out-interface" => {
+                        self.out.interfaces.push(value.text.clone());
+                    }
                     _ => {}
                 }
                 invert = false;
                 continue;
             }
             match ext {
+                // iptables lets a target's options follow a later `-m`:
+                // `-j MARK -m comment --comment x --set-xmark 0x1/0x1` (kube-router writes this).
+                Ext::Match(_) if target.kind.is_some_and(|k| target_accepts(k, word)) => {
+                    let kind = target.kind.unwrap_or(TargetKind::Other);
+                    self.target_option(kind, tok, &mut target)?
+                }
                 Ext::Match(kind) => self.match_option(kind, tok, &mut invert)?,
                 Ext::Target(kind) => self.target_option(kind, tok, &mut target)?,
                 Ext::Generic => {
@@ -981,6 +992,21 @@ impl<'t, 'a> RuleParser<'t, 'a> {
     }
 }
 
+/// Whether an option belongs to a target extension (for options written after a later `-m`).
+fn target_accepts(kind: TargetKind, word: &str) -> bool {
+    match kind {
+        TargetKind::Mark => matches!(word, "--set-xmark" | "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark"),
+        TargetKind::Connmark => matches!(
+            word,
+            "--set-xmark" | "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark" | "--save-mark" | "--restore-mark"
+                | "--nfmask" | "--ctmask" | "--mask" | "--left-shift-mark" | "--right-shift-mark"
+        ),
+        TargetKind::Tproxy => matches!(word, "--on-port" | "--on-ip" | "--tproxy-mark"),
+        TargetKind::Hmark => word.starts_with("--hmark-"),
+        _ => false,
+    }
+}
+
 fn is_number_like(s: &str) -> bool {
     s.strip_prefix('-')
         .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
@@ -1096,6 +1122,14 @@ mod tests {
         err("-j CONNMARK");
         err("-j TPROXY --on-port 1 --tproxy-mark 1");
         err("-j HMARK");
+    }
+
+    #[test]
+    fn target_options_after_a_later_match() {
+        let toks = tokenize(r#"-A X -j MARK -m comment --comment "a b" --set-xmark 0x10000/0x10000"#).unwrap();
+        let r = parse_rule(&toks, Dialect::Iptables).unwrap();
+        assert_eq!(r.ops, vec![w(Field::Mark, !0x10000, 0x10000)]);
+        assert_eq!(r.comment.as_deref(), Some("a b"));
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! Checks of the embedded registry data and of attribution from real rule lines.
+
+use super::{validate, Registry, RuleContext, UNKNOWN};
+use crate::sources::iptables::rule::{parse_rule, Command, Dialect, KNOWN_TARGETS};
+use crate::sources::iptables::tokens::tokenize;
+
+fn registry() -> Registry {
+    Registry::embedded().expect("embedded registry parses")
+}
+
+#[test]
+fn embedded_registry_is_valid() {
+    let reg = registry();
+    let problems = validate(&reg);
+    assert!(problems.is_empty(), "registry problems:\n{}", problems.iter().map(|p| format!("{}: {}", p.entry, p.message)).collect::<Vec<_>>().join("\n"));
+}
+
+#[test]
+fn core_software_is_registered() {
+    let reg = registry();
+    for id in ["kube-proxy", "kubelet", "calico", "cilium", "tailscale", "wireguard"] {
+        assert!(reg.get(id).is_some(), "missing registry entry {id}");
+    }
+    assert!(reg.get("kube-proxy").is_some_and(|s| s.claimed(crate::model::Field::Mark) & 0x4000 != 0));
+}
+
+/// Attribution of one iptables rule line in a table.
+fn attribute_iptables(reg: &Registry, table: &str, line: &str) -> Option<String> {
+    let toks = tokenize(line).ok()?;
+    let parsed = parse_rule(&toks, Dialect::Iptables).ok()?;
+    let chain = match parsed.command? {
+        Command::Append(c) | Command::Insert(c, _) => c.into_owned(),
+        _ => return None,
+    };
+    let jump = parsed.target.as_deref().filter(|t| !KNOWN_TARGETS.contains(t));
+    let interfaces: Vec<&str> = parsed.interfaces.iter().map(|i| i.as_ref()).collect();
+    let values = crate::analysis::constant_values(&parsed.ops);
+    let ctx = RuleContext {
+        table,
+        nft: false,
+        chain: &chain,
+        comment: parsed.comment.as_deref(),
+        jump,
+        interfaces: &interfaces,
+        values: &values,
+    };
+    Some(reg.attribute(&ctx).owner)
+}
+
+#[test]
+fn attribution_recognises_real_rules() {
+    let reg = registry();
+    let mut recognised = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for sw in &reg.software {
+        for rule in sw.rules.iter().filter(|r| r.format == "iptables" && r.recognisable) {
+            let line = rule.text.trim();
+            if !(line.starts_with("-A") || line.starts_with("-I")) {
+                continue;
+            }
+            checked += 1;
+            match attribute_iptables(&reg, &rule.table, line) {
+                Some(owner) if owner == sw.id => {
+                    recognised.insert(sw.id.clone());
+                }
+                Some(owner) => failures.push(format!("{}: `{line}` attributed to {owner}", sw.id)),
+                None => failures.push(format!("{}: `{line}` does not parse", sw.id)),
+            }
+        }
+    }
+    println!("attribution: {checked} real iptables rule lines checked, {} software recognised: {}", recognised.len(), recognised.iter().cloned().collect::<Vec<_>>().join(", "));
+    assert!(failures.is_empty(), "attribution failures:\n{}", failures.join("\n"));
+    for id in ["kube-proxy", "kubelet", "calico", "cilium", "tailscale"] {
+        assert!(recognised.contains(id), "{id} not recognised from its own rules");
+    }
+}
+
+#[test]
+fn unmatched_rules_are_unknown() {
+    let reg = registry();
+    let owner = attribute_iptables(&reg, "mangle", "-A MY-OWN-CHAIN -j MARK --set-xmark 0x1/0x1");
+    assert_eq!(owner.as_deref(), Some(UNKNOWN));
+}
