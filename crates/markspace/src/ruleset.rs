@@ -492,13 +492,10 @@ fn compute_hooks(set: &mut Ruleset) {
             }
             chain.hooks.insert(hook);
             for rule in &set.chains[id.0 as usize].rules {
-                match set.rules[rule.0 as usize].verdict {
-                    Verdict::Jump(to) | Verdict::Goto(to) => {
-                        if !set.chains[to.0 as usize].hooks.contains(hook) {
-                            stack.push(to);
-                        }
+                if let Verdict::Jump(to) | Verdict::Goto(to) = set.rules[rule.0 as usize].verdict {
+                    if !set.chains[to.0 as usize].hooks.contains(hook) {
+                        stack.push(to);
                     }
-                    _ => {}
                 }
             }
         }

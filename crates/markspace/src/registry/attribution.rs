@@ -83,12 +83,18 @@ impl Matcher {
             }
         }
         for (i, s) in software.iter().enumerate() {
-            m.devices.extend(s.signatures.devices.iter().map(|d| (d.trim_end_matches(['+', '*']).to_string(), i)));
+            m.devices.extend(
+                s.signatures
+                    .devices
+                    .iter()
+                    .map(|d| (d.trim_end_matches(['+', '*']).to_string(), i)),
+            );
             for v in &s.signatures.values {
                 m.values.entry(v.0).or_insert(i);
             }
         }
-        m.devices.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        m.devices
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         // Longest prefix first, so `KUBE-ROUTER-` beats `KUBE-`.
         m.prefixes
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
@@ -150,7 +156,11 @@ impl Matcher {
                 })
             })
             .or_else(|| {
-                ctx.values.iter().find_map(|v| self.values.get(v).map(|i| (*i, "value", crate::model::hex(*v))))
+                ctx.values.iter().find_map(|v| {
+                    self.values
+                        .get(v)
+                        .map(|i| (*i, "value", crate::model::hex(*v)))
+                })
             });
         match found {
             Some((i, signature, pattern)) => Attribution {

@@ -12,16 +12,33 @@ fn registry() -> Registry {
 fn embedded_registry_is_valid() {
     let reg = registry();
     let problems = validate(&reg);
-    assert!(problems.is_empty(), "registry problems:\n{}", problems.iter().map(|p| format!("{}: {}", p.entry, p.message)).collect::<Vec<_>>().join("\n"));
+    assert!(
+        problems.is_empty(),
+        "registry problems:\n{}",
+        problems
+            .iter()
+            .map(|p| format!("{}: {}", p.entry, p.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
 fn core_software_is_registered() {
     let reg = registry();
-    for id in ["kube-proxy", "kubelet", "calico", "cilium", "tailscale", "wireguard"] {
+    for id in [
+        "kube-proxy",
+        "kubelet",
+        "calico",
+        "cilium",
+        "tailscale",
+        "wireguard",
+    ] {
         assert!(reg.get(id).is_some(), "missing registry entry {id}");
     }
-    assert!(reg.get("kube-proxy").is_some_and(|s| s.claimed(crate::model::Field::Mark) & 0x4000 != 0));
+    assert!(reg
+        .get("kube-proxy")
+        .is_some_and(|s| s.claimed(crate::model::Field::Mark) & 0x4000 != 0));
 }
 
 /// Attribution of one iptables rule line in a table.
@@ -32,7 +49,10 @@ fn attribute_iptables(reg: &Registry, table: &str, line: &str) -> Option<String>
         Command::Append(c) | Command::Insert(c, _) => c.into_owned(),
         _ => return None,
     };
-    let jump = parsed.target.as_deref().filter(|t| !KNOWN_TARGETS.contains(t));
+    let jump = parsed
+        .target
+        .as_deref()
+        .filter(|t| !KNOWN_TARGETS.contains(t));
     let interfaces: Vec<&str> = parsed.interfaces.iter().map(|i| i.as_ref()).collect();
     let values = crate::analysis::constant_values(&parsed.ops);
     let ctx = RuleContext {
@@ -54,7 +74,11 @@ fn attribution_recognises_real_rules() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for sw in &reg.software {
-        for rule in sw.rules.iter().filter(|r| r.format == "iptables" && r.recognisable) {
+        for rule in sw
+            .rules
+            .iter()
+            .filter(|r| r.format == "iptables" && r.recognisable)
+        {
             let line = rule.text.trim();
             if !(line.starts_with("-A") || line.starts_with("-I")) {
                 continue;
@@ -69,16 +93,31 @@ fn attribution_recognises_real_rules() {
             }
         }
     }
-    println!("attribution: {checked} real iptables rule lines checked, {} software recognised: {}", recognised.len(), recognised.iter().cloned().collect::<Vec<_>>().join(", "));
-    assert!(failures.is_empty(), "attribution failures:\n{}", failures.join("\n"));
+    println!(
+        "attribution: {checked} real iptables rule lines checked, {} software recognised: {}",
+        recognised.len(),
+        recognised.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    assert!(
+        failures.is_empty(),
+        "attribution failures:\n{}",
+        failures.join("\n")
+    );
     for id in ["kube-proxy", "kubelet", "calico", "cilium", "tailscale"] {
-        assert!(recognised.contains(id), "{id} not recognised from its own rules");
+        assert!(
+            recognised.contains(id),
+            "{id} not recognised from its own rules"
+        );
     }
 }
 
 #[test]
 fn unmatched_rules_are_unknown() {
     let reg = registry();
-    let owner = attribute_iptables(&reg, "mangle", "-A MY-OWN-CHAIN -j MARK --set-xmark 0x1/0x1");
+    let owner = attribute_iptables(
+        &reg,
+        "mangle",
+        "-A MY-OWN-CHAIN -j MARK --set-xmark 0x1/0x1",
+    );
     assert_eq!(owner.as_deref(), Some(UNKNOWN));
 }

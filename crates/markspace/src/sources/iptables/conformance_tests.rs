@@ -22,7 +22,9 @@ pub(crate) fn corpus_dir() -> PathBuf {
 }
 
 /// Files whose every line is about marks.
-const MARK_FILES: &[&str] = &["MARK", "CONNMARK", "mark", "connmark", "TPROXY", "socket", "HMARK", "mark_m"];
+const MARK_FILES: &[&str] = &[
+    "MARK", "CONNMARK", "mark", "connmark", "TPROXY", "socket", "HMARK", "mark_m",
+];
 
 fn parse(line: &str, dialect: Dialect) -> Result<ParsedRule<'_>, String> {
     let toks = tokenize(line).map_err(|e| format!("unclosed quote at {}", e.offset))?;
@@ -30,14 +32,22 @@ fn parse(line: &str, dialect: Dialect) -> Result<ParsedRule<'_>, String> {
 }
 
 fn same(a: &ParsedRule<'_>, b: &ParsedRule<'_>) -> bool {
-    a.ops == b.ops && a.target == b.target && a.goto == b.goto && a.target_verdict == b.target_verdict
+    a.ops == b.ops
+        && a.target == b.target
+        && a.goto == b.goto
+        && a.target_verdict == b.target_verdict
 }
 
 #[test]
 fn iptables_test_suite_mark_cases() {
     let dir = corpus_dir().join("iptables");
     let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus not found at {} ({e}); set MARKSPACE_CORPUS", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "corpus not found at {} ({e}); set MARKSPACE_CORPUS",
+                dir.display()
+            )
+        })
         .map(|e| e.expect("readable corpus dir").path())
         .filter(|p| p.extension().is_some_and(|e| e == "t"))
         .collect();
@@ -64,7 +74,9 @@ fn iptables_test_suite_mark_cases() {
                 continue;
             }
             let mut parts = line.splitn(3, ';');
-            let (Some(rule), Some(expected), Some(result)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(rule), Some(expected), Some(result)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
             total += 1;
@@ -72,11 +84,18 @@ fn iptables_test_suite_mark_cases() {
                 "OK" => match parse(rule, dialect) {
                     Err(e) => Err(format!("rejected: {e}")),
                     Ok(got) => {
-                        let exp_text = if expected == "=" || expected.is_empty() { rule } else { expected };
+                        let exp_text = if expected == "=" || expected.is_empty() {
+                            rule
+                        } else {
+                            expected
+                        };
                         match parse(exp_text, dialect) {
                             Err(e) => Err(format!("expected form rejected: {e}")),
                             Ok(exp) if same(&got, &exp) => Ok(()),
-                            Ok(exp) => Err(format!("differs from `{exp_text}`: {:?} vs {:?}", got.ops, exp.ops)),
+                            Ok(exp) => Err(format!(
+                                "differs from `{exp_text}`: {:?} vs {:?}",
+                                got.ops, exp.ops
+                            )),
                         }
                     }
                 },
@@ -92,9 +111,20 @@ fn iptables_test_suite_mark_cases() {
             }
         }
     }
-    println!("iptables conformance: {pass}/{total} mark-related cases pass ({} files)", files.len());
-    assert!(total >= 50, "too few mark-related cases found ({total}): is the corpus complete?");
-    assert!(failures.is_empty(), "{} conformance failure(s):\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "iptables conformance: {pass}/{total} mark-related cases pass ({} files)",
+        files.len()
+    );
+    assert!(
+        total >= 50,
+        "too few mark-related cases found ({total}): is the corpus complete?"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} conformance failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -102,9 +132,15 @@ fn iptables_corpus_dumps_parse_cleanly() {
     let dir = corpus_dir().join("iptables");
     let mut n = 0;
     let mut rules = 0;
-    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus not found at {} ({e})", dir.display())) {
+    for entry in
+        fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus not found at {} ({e})", dir.display()))
+    {
         let path = entry.expect("readable").path();
-        let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        let name = path
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_string();
         let is_dump = name.starts_with("shell-ipt-save_dumps_")
             || name.starts_with("shell-ipt-restore_dumps_")
             || name.starts_with("shell-firewalld-restore_dumps_")
@@ -113,7 +149,10 @@ fn iptables_corpus_dumps_parse_cleanly() {
             continue;
         }
         let text = fs::read_to_string(&path).expect("text");
-        assert!(crate::sources::iptables::save::detect(&text), "{name} not detected as iptables-save");
+        assert!(
+            crate::sources::iptables::save::detect(&text),
+            "{name} not detected as iptables-save"
+        );
         let mut b = RulesetBuilder::new();
         let diags = super::save::parse(&text, SourceId(0), &name, &mut b);
         assert!(diags.is_empty(), "{name}: {diags:?}");

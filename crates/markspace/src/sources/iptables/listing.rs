@@ -93,7 +93,7 @@ pub(crate) fn parse(
             let name = rest.split_whitespace().next().unwrap_or("");
             let policy = rest
                 .split_once("(policy ")
-                .and_then(|(_, p)| p.split(|c: char| c == ' ' || c == ')').next())
+                .and_then(|(_, p)| p.split([' ', ')']).next())
                 .and_then(|p| match p {
                     "ACCEPT" => Some(Verdict::Accept),
                     "DROP" => Some(Verdict::Drop),
@@ -125,7 +125,18 @@ pub(crate) fn parse(
                     tables.saw_ipv6.insert(t, true);
                 }
                 let verdict = verdict_of(b, t, r.target, false, None);
-                push_rule(b, t, c, span, r.ops, verdict, r.comment, r.target, r.interfaces, None);
+                push_rule(
+                    b,
+                    t,
+                    c,
+                    span,
+                    r.ops,
+                    verdict,
+                    r.comment,
+                    r.target,
+                    r.interfaces,
+                    None,
+                );
             }
             Err((offset, msg)) => {
                 diags.push(

@@ -507,10 +507,10 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                     value = self.arg(tok)?;
                 }
                 match word {
-                    "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
-                        if value.text.contains(':') {
-                            self.out.ipv6 = true;
-                        }
+                    "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst"
+                        if value.text.contains(':') =>
+                    {
+                        self.out.ipv6 = true;
                     }
                     "-p" | "--protocol" => {
                         self.proto = Some((value.text.to_ascii_lowercase(), invert));
@@ -995,11 +995,24 @@ impl<'t, 'a> RuleParser<'t, 'a> {
 /// Whether an option belongs to a target extension (for options written after a later `-m`).
 fn target_accepts(kind: TargetKind, word: &str) -> bool {
     match kind {
-        TargetKind::Mark => matches!(word, "--set-xmark" | "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark"),
+        TargetKind::Mark => matches!(
+            word,
+            "--set-xmark" | "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark"
+        ),
         TargetKind::Connmark => matches!(
             word,
-            "--set-xmark" | "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark" | "--save-mark" | "--restore-mark"
-                | "--nfmask" | "--ctmask" | "--mask" | "--left-shift-mark" | "--right-shift-mark"
+            "--set-xmark"
+                | "--set-mark"
+                | "--and-mark"
+                | "--or-mark"
+                | "--xor-mark"
+                | "--save-mark"
+                | "--restore-mark"
+                | "--nfmask"
+                | "--ctmask"
+                | "--mask"
+                | "--left-shift-mark"
+                | "--right-shift-mark"
         ),
         TargetKind::Tproxy => matches!(word, "--on-port" | "--on-ip" | "--tproxy-mark"),
         TargetKind::Hmark => word.starts_with("--hmark-"),
@@ -1126,7 +1139,9 @@ mod tests {
 
     #[test]
     fn target_options_after_a_later_match() {
-        let toks = tokenize(r#"-A X -j MARK -m comment --comment "a b" --set-xmark 0x10000/0x10000"#).unwrap();
+        let toks =
+            tokenize(r#"-A X -j MARK -m comment --comment "a b" --set-xmark 0x10000/0x10000"#)
+                .unwrap();
         let r = parse_rule(&toks, Dialect::Iptables).unwrap();
         assert_eq!(r.ops, vec![w(Field::Mark, !0x10000, 0x10000)]);
         assert_eq!(r.comment.as_deref(), Some("a b"));

@@ -245,7 +245,11 @@ pub(crate) fn parse(
                     verdict,
                     parsed.comment,
                     parsed.target.as_deref(),
-                    parsed.interfaces.iter().map(|i| Box::from(i.as_ref())).collect(),
+                    parsed
+                        .interfaces
+                        .iter()
+                        .map(|i| Box::from(i.as_ref()))
+                        .collect(),
                     position,
                 );
             }

@@ -1,0 +1,54 @@
+//! The bundled example nodes, as the README uses them.
+
+use crate::util::{findings, owner, root, run};
+
+fn example(name: &str) -> String {
+    root()
+        .join("examples/nodes")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn tailscale_with_calico_shows_the_known_conflict() {
+    let r = run(&["audit", "--format", "json", &example("tailscale-calico")]);
+    check!(r, r.code == 1);
+    let j = r.json();
+    let hit = findings(&j, "MS001").into_iter().any(|f| {
+        let owners: Vec<&str> = f["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.as_str())
+            .collect();
+        let bits =
+            u32::from_str_radix(f["bits"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        f["severity"] == "error"
+            && owners.contains(&"tailscale")
+            && owners.contains(&"calico")
+            && bits & 0x40000 != 0
+    });
+    check!(r, hit);
+}
+
+#[test]
+fn kube_proxy_with_calico_is_clean() {
+    let r = run(&["audit", "--format", "json", &example("kube-proxy-calico")]);
+    check!(r, r.code == 0);
+    let j = r.json();
+    check!(
+        r,
+        owner(&j, "kube-proxy").is_some_and(|o| o["writes"]["mark"] == "0x00004000")
+    );
+    check!(r, owner(&j, "calico").is_some());
+}
+
+#[test]
+fn cilium_with_kube_proxy_attributes_both() {
+    let r = run(&["audit", "--format", "json", &example("cilium-kube-proxy")]);
+    let j = r.json();
+    check!(r, owner(&j, "cilium").is_some());
+    check!(r, owner(&j, "kube-proxy").is_some());
+    check!(r, r.code == 0 || r.code == 1);
+}

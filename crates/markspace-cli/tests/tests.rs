@@ -1,0 +1,9 @@
+//! End-to-end tests: the real binary on real inputs (one test binary, as ripgrep does).
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod util;
+
+mod audit;
+mod examples;
+mod registry;
