@@ -100,7 +100,10 @@ macro_rules! check {
 }
 
 /// The findings of a JSON report with a code.
-pub(crate) fn findings<'a>(report: &'a serde_json::Value, code: &str) -> Vec<&'a serde_json::Value> {
+pub(crate) fn findings<'a>(
+    report: &'a serde_json::Value,
+    code: &str,
+) -> Vec<&'a serde_json::Value> {
     report["findings"]
         .as_array()
         .expect("findings is a list")

@@ -140,7 +140,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Evidence for an owner: its uses whose bits in `field` meet `bits`, filtered by `pick`.
+    /// Evidence for an owner: its uses whose bits in `field` meet `bits`, filtered by `pick`,
+    /// one row per rule. Rules that set (rather than clear or test) the bits come first: they
+    /// are the ones that show the collision.
     fn evidence(
         &self,
         owner: usize,
@@ -150,24 +152,29 @@ impl Ctx<'_> {
         out: &mut Vec<EvidenceItem>,
         omitted: &mut usize,
     ) {
-        let mut n = 0;
-        let mut last_rule = None;
+        let f = fi(field);
+        let mut picked: Vec<&Use> = Vec::new();
         for u in self.usage.uses.iter().filter(|u| u.owner == owner) {
-            let f = fi(field);
             if (u.reads[f] | u.writes[f]) & bits == 0 || !pick(u) {
                 continue;
             }
-            if last_rule == Some(u.rule) {
+            if picked.last().is_some_and(|p| p.rule == u.rule) {
                 continue;
             }
-            last_rule = Some(u.rule);
-            if n < EVIDENCE_PER_OWNER {
-                out.push(self.evidence_of(u));
-            } else {
-                *omitted += 1;
-            }
-            n += 1;
+            picked.push(u);
         }
+        let sets = |u: &Use| match u.op {
+            MarkOp::Write(w) => match w.op {
+                WriteOp::Const { xor, .. } => xor & bits != 0,
+                _ => true,
+            },
+            MarkOp::Read(_) => false,
+        };
+        picked.sort_by_key(|u| !sets(u));
+        for u in picked.iter().take(EVIDENCE_PER_OWNER) {
+            out.push(self.evidence_of(u));
+        }
+        *omitted += picked.len().saturating_sub(EVIDENCE_PER_OWNER);
     }
 
     fn incidents(&self, owners: &[&str], field: Field, bits: u32) -> Vec<IncidentRef> {
@@ -229,7 +236,10 @@ fn masked_reads(cx: &Ctx<'_>, owner: usize, field: Field) -> u32 {
         .iter()
         .filter(|u| u.owner == owner)
         .fold(0, |acc, u| {
-            let whole_read = matches!(u.op, MarkOp::Read(r) if r.is_whole_equality());
+            // Whole-field matches and the source side of whole copies are reported on their
+            // own (MS005, MS003/MS004); counting them here would repeat those findings.
+            let whole_read =
+                matches!(u.op, MarkOp::Read(r) if r.is_whole_equality()) || is_whole_write(u);
             if whole_read {
                 acc
             } else {
@@ -504,11 +514,12 @@ fn whole_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     _ => None,
                 })
                 .collect();
-            let mask_hint = if owner.claimed[fi(field)] != 0 {
-                hex(owner.claimed[fi(field)])
+            let base = if owner.claimed[fi(field)] != 0 {
+                owner.claimed[fi(field)]
             } else {
-                "<your bits>".to_string()
+                ALL_BITS
             };
+            let mask_hint = hex(base & !bits);
             out.push(Finding {
                 code: "MS005",
                 name: "whole-mark-match",
@@ -531,7 +542,10 @@ fn whole_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     values.first().cloned().unwrap_or_else(|| "V".into()),
                     if field == Field::Mark { "meta mark" } else { "ct mark" },
                 ),
-                incidents: cx.incidents(&[id.as_str()], field, bits),
+                incidents: writers
+                    .iter()
+                    .flat_map(|&o| cx.incidents(&[id.as_str(), cx.owner_id(o)], field, bits))
+                    .collect(),
             });
         }
     }
@@ -675,7 +689,11 @@ fn outside_claim(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     field_name(field),
                     hex(outside),
                     hex(owner.claimed[fi(field)]),
-                    if others.is_empty() { String::new() } else { format!(" (registered by {})", others.join(", ")) }
+                    match others.len() {
+                        0 => String::new(),
+                        1..=4 => format!(" (registered by {})", others.join(", ")),
+                        n => format!(" (registered by {} and {} more)", others[..4].join(", "), n - 4),
+                    }
                 ),
                 evidence,
                 evidence_omitted: omitted,

@@ -175,17 +175,22 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// The bits the claim occupies in an allocation: its mask for bitwise claims; for whole-field
-    /// claims (which replace or compare all 32 bits) the bits of their named values, when listed.
+    /// The bits the claim occupies in an allocation.
+    ///
+    /// A bitwise claim occupies its mask. A whole-field claim (it replaces or compares all 32
+    /// bits) occupies the bits of its named values when it lists some (WireGuard's 0xca6c), its
+    /// mask when that is narrower than the field (Cilium's identity bits), and nothing when it is
+    /// a whole-field operation without a value of its own (an unmasked connmark restore): such
+    /// claims are practices, reported on their own, not allocations.
     pub fn occupied(&self) -> u32 {
         match self.style {
             Style::Bitwise => self.bits.0,
             Style::Whole => {
-                let v = self.values.iter().fold(0, |a, v| a | v.value.0);
-                if v == 0 {
-                    self.bits.0
-                } else {
-                    v
+                let values = self.values.iter().fold(0, |a, v| a | v.value.0);
+                match (self.bits.0, values) {
+                    (crate::model::ALL_BITS, 0) => 0,
+                    (crate::model::ALL_BITS, v) => v,
+                    (bits, _) => bits,
                 }
             }
         }
@@ -349,12 +354,12 @@ pub struct Software {
 }
 
 impl Software {
-    /// The union of claimed bits in one netfilter field.
+    /// The union of the bits its claims occupy in one netfilter field (see [`Claim::occupied`]).
     pub fn claimed(&self, field: crate::model::Field) -> u32 {
         self.claims
             .iter()
             .filter(|c| c.kind.field() == field)
-            .fold(0, |acc, c| acc | c.bits.0)
+            .fold(0, |acc, c| acc | c.occupied())
     }
 }
 

@@ -86,7 +86,7 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
                 .claims
                 .iter()
                 .filter(|c| k.claims.contains(&c.id))
-                .fold(0, |a, c| a | c.bits.0);
+                .fold(0, |a, c| a | c.occupied());
             for c in &k.claims {
                 if !claim_ids.contains(c.as_str()) {
                     p(format!("knob `{}` names unknown claim `{c}`", k.id));

@@ -734,7 +734,10 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                             .hint("CONNMARK shifts take 0 to 31 bits"),
                     );
                 }
-                st.shift = if word == "--left-shift-mark" {
+                // A shift of 0 is no shift (iptables-save omits it); keep the forms equal.
+                st.shift = if n == 0 {
+                    Shift::None
+                } else if word == "--left-shift-mark" {
                     Shift::Left(n as u8)
                 } else {
                     Shift::Right(n as u8)
