@@ -25,3 +25,4 @@ pub mod ruleset;
 pub mod snapshot;
 pub mod source;
 pub mod sources;
+pub mod touchpoint;

@@ -10,9 +10,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
-use crate::ruleset::{Ruleset, RulesetBuilder};
+use crate::ruleset::Ruleset;
 use crate::source::{SourceMap, Span};
-use crate::sources;
+use crate::sources::{self, Sink};
+use crate::touchpoint::{Observation, Touchpoint};
 
 /// Largest input file read (bytes).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -62,6 +63,10 @@ pub struct Node {
     pub sources: SourceMap,
     /// The netfilter model.
     pub ruleset: Ruleset,
+    /// Mark touchpoints outside netfilter.
+    pub touchpoints: Vec<Touchpoint>,
+    /// Facts that are not operations.
+    pub observations: Vec<(crate::source::SourceId, Observation)>,
     /// Problems found while parsing.
     pub diagnostics: Vec<Diagnostic>,
     /// Files in directories that no format recognised.
@@ -74,7 +79,7 @@ pub struct Node {
 #[derive(Default)]
 pub struct NodeLoader {
     sources: SourceMap,
-    builder: RulesetBuilder,
+    sink: Sink,
     diagnostics: Vec<Diagnostic>,
     skipped: Vec<String>,
     formats: Vec<(String, &'static str)>,
@@ -140,7 +145,7 @@ impl NodeLoader {
             );
         }
         let text = &self.sources.file(id).text;
-        let diags = (format.parse)(text, id, name, &mut self.builder);
+        let diags = (format.parse)(text, id, name, &mut self.sink);
         self.diagnostics.extend(diags);
         self.formats.push((name.to_string(), format.name));
         Ok(())
@@ -211,7 +216,9 @@ impl NodeLoader {
     pub fn finish(self) -> Node {
         Node {
             sources: self.sources,
-            ruleset: self.builder.finish(),
+            ruleset: self.sink.ruleset.finish(),
+            touchpoints: self.sink.touchpoints,
+            observations: self.sink.observations,
             diagnostics: self.diagnostics,
             skipped: self.skipped,
             formats: self.formats,

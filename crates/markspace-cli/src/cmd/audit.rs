@@ -54,7 +54,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
                 .join(", ")
         );
     }
-    let analysis = analyze(&node.ruleset, &node.sources, &registry);
+    let analysis = analyze(&node, &registry);
     let report = Report::new(&node, &analysis);
     let text = match args.format {
         Format::Text => report::text::render(&report, output::use_color(args.color)),

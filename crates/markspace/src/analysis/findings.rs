@@ -21,7 +21,7 @@ use crate::ruleset::Ruleset;
 use crate::source::SourceMap;
 
 use super::fix;
-use super::usage::{fi, Usage, Use};
+use super::usage::{fi, Site, Usage, Use};
 
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -107,6 +107,7 @@ const EVIDENCE_PER_OWNER: usize = 3;
 
 /// What the finding rules need.
 pub(crate) struct Ctx<'a> {
+    pub(crate) node: &'a crate::snapshot::Node,
     pub(crate) set: &'a Ruleset,
     pub(crate) sources: &'a SourceMap,
     pub(crate) registry: &'a Registry,
@@ -119,22 +120,37 @@ impl Ctx<'_> {
     }
 
     fn evidence_of(&self, u: &Use) -> EvidenceItem {
-        let rule = self.set.rule(u.rule);
-        let text = self.sources.text(rule.span).trim();
-        let table = self.set.rule_table(rule);
-        let text = if text.starts_with("-A") || text.starts_with("-I") || text.starts_with('[') {
-            text.to_string()
-        } else {
-            format!(
-                "[{} {}] {}",
-                table.name,
-                self.set.chain(rule.chain).name,
-                text
-            )
+        let (span, text) = match u.site {
+            Site::Rule(id) => {
+                let rule = self.set.rule(id);
+                let text = self.sources.text(rule.span).trim();
+                let table = self.set.rule_table(rule);
+                let text =
+                    if text.starts_with("-A") || text.starts_with("-I") || text.starts_with('[') {
+                        text.to_string()
+                    } else {
+                        format!(
+                            "[{} {}] {}",
+                            table.name,
+                            self.set.chain(rule.chain).name,
+                            text
+                        )
+                    };
+                (rule.span, text)
+            }
+            Site::Touchpoint(i) => {
+                let tp = &self.node.touchpoints[i];
+                let text = format!(
+                    "[{}] {}",
+                    tp.subsystem.as_str(),
+                    self.sources.text(tp.span).trim()
+                );
+                (tp.span, text)
+            }
         };
         EvidenceItem {
-            file: self.sources.name(rule.span).to_string(),
-            line: Some(rule.span.line),
+            file: self.sources.name(span).to_string(),
+            line: Some(span.line),
             text,
             owner: self.owner_id(u.owner).to_string(),
         }
@@ -158,7 +174,7 @@ impl Ctx<'_> {
             if (u.reads[f] | u.writes[f]) & bits == 0 || !pick(u) {
                 continue;
             }
-            if picked.last().is_some_and(|p| p.rule == u.rule) {
+            if picked.last().is_some_and(|p| p.site == u.site) {
                 continue;
             }
             picked.push(u);

@@ -12,12 +12,11 @@ use serde::Serialize;
 pub use findings::{EvidenceItem, Finding, IncidentRef, Severity};
 #[cfg(test)]
 pub(crate) use usage::constant_values;
-pub use usage::{Owner, Usage, Use};
+pub use usage::{Owner, Site, Usage, Use};
 
 use crate::model::Field;
 use crate::registry::Registry;
-use crate::ruleset::Ruleset;
-use crate::source::SourceMap;
+use crate::snapshot::Node;
 
 /// Who reads and writes one bit of a field.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -48,13 +47,14 @@ impl Analysis {
     }
 }
 
-/// Analyses a ruleset.
-pub fn analyze(set: &Ruleset, sources: &SourceMap, registry: &Registry) -> Analysis {
-    let usage = usage::collect(set, registry);
+/// Analyses a node.
+pub fn analyze(node: &Node, registry: &Registry) -> Analysis {
+    let usage = usage::collect(node, registry);
     let bitmap = [bitmap(&usage, Field::Mark), bitmap(&usage, Field::CtMark)];
     let findings = findings::find(&findings::Ctx {
-        set,
-        sources,
+        set: &node.ruleset,
+        sources: &node.sources,
+        node,
         registry,
         usage: &usage,
     });

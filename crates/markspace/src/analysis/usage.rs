@@ -6,13 +6,23 @@ use serde::Serialize;
 
 use crate::model::{CopySource, Field, MarkOp};
 use crate::registry::{Attribution, Registry, RuleContext, UNKNOWN};
-use crate::ruleset::{HookSet, Origin, RuleId, Ruleset, Verdict};
+use crate::ruleset::{HookSet, Origin, RuleId, Verdict};
+use crate::snapshot::Node;
 
-/// One mark operation of one rule, attributed.
+/// Where a mark operation sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Site {
+    /// A netfilter rule.
+    Rule(RuleId),
+    /// A touchpoint outside netfilter (index into `Node::touchpoints`).
+    Touchpoint(usize),
+}
+
+/// One mark operation of one rule or touchpoint, attributed.
 #[derive(Clone, Debug)]
 pub struct Use {
-    /// The rule.
-    pub rule: RuleId,
+    /// Where it sits.
+    pub site: Site,
     /// Index of the operation in the rule.
     pub op_index: usize,
     /// The operation.
@@ -98,11 +108,11 @@ pub(crate) fn constant_values(ops: &[MarkOp]) -> Vec<u32> {
         .collect()
 }
 
-/// Collects and attributes every mark operation.
-pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
+/// Collects and attributes every mark operation of rules and touchpoints.
+pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
+    let set = &node.ruleset;
     let mut usage = Usage::default();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut attributions: Vec<(RuleId, Attribution)> = Vec::new();
+    let mut attributions: Vec<(Site, Attribution)> = Vec::new();
     for (i, rule) in set.rules.iter().enumerate() {
         if rule.ops.is_empty() {
             continue;
@@ -129,12 +139,23 @@ pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
             interfaces: &interfaces,
             values: &values,
         };
-        attributions.push((id, registry.attribute(&ctx)));
+        attributions.push((Site::Rule(id), registry.attribute(&ctx)));
+    }
+    for (i, tp) in node.touchpoints.iter().enumerate() {
+        if tp.ops.is_empty() {
+            continue;
+        }
+        let values = constant_values(&tp.ops);
+        attributions.push((
+            Site::Touchpoint(i),
+            registry.attribute_touchpoint(tp.subsystem, &tp.context, &values),
+        ));
     }
     // Owners sorted by id, unknown last, so indices are stable in reports.
     let mut ids: Vec<&str> = attributions.iter().map(|(_, a)| a.owner.as_str()).collect();
     ids.sort_by_key(|id| (*id == UNKNOWN, *id));
     ids.dedup();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
     for id in ids {
         let sw = registry.get(id);
         index.insert(id.to_string(), usage.owners.len());
@@ -150,8 +171,14 @@ pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
             recognised_by: BTreeMap::new(),
         });
     }
-    for (id, attr) in attributions {
-        let rule = set.rule(id);
+    for (site, attr) in attributions {
+        let (ops, hooks) = match site {
+            Site::Rule(id) => {
+                let rule = set.rule(id);
+                (&rule.ops, set.chain(rule.chain).hooks)
+            }
+            Site::Touchpoint(i) => (&node.touchpoints[i].ops, HookSet::EMPTY),
+        };
         let owner = index[&attr.owner];
         let o = &mut usage.owners[owner];
         o.rules += 1;
@@ -161,8 +188,7 @@ pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
             format!("{} {}", attr.evidence.signature, attr.evidence.pattern)
         };
         *o.recognised_by.entry(key).or_default() += 1;
-        let hooks = set.chain(rule.chain).hooks;
-        for (k, op) in rule.ops.iter().enumerate() {
+        for (k, op) in ops.iter().enumerate() {
             let mut reads = [0u32; 2];
             let mut writes = [0u32; 2];
             match op {
@@ -182,7 +208,7 @@ pub(crate) fn collect(set: &Ruleset, registry: &Registry) -> Usage {
                 o.writes[f] |= writes[f];
             }
             usage.uses.push(Use {
-                rule: id,
+                site,
                 op_index: k,
                 op: *op,
                 owner,

@@ -60,6 +60,10 @@ pub(crate) struct Matcher {
     tables: HashMap<String, usize>,
     devices: Vec<(String, usize)>,
     values: HashMap<u32, usize>,
+    /// `ip rule` priority ranges (inclusive) and tables.
+    priorities: Vec<(u32, u32, usize)>,
+    rule_tables: HashMap<String, usize>,
+    programs: Vec<(String, usize)>,
 }
 
 impl Matcher {
@@ -115,6 +119,80 @@ impl Matcher {
             .map(|(p, i)| (*i, "chain-prefix", p.clone()))
     }
 
+    /// Attribution of a touchpoint: program name, `ip rule` priority and table, device, value.
+    pub(crate) fn attribute_touchpoint(
+        &self,
+        software: &[Software],
+        _subsystem: crate::touchpoint::Subsystem,
+        ctx: &crate::touchpoint::TouchContext,
+        values: &[u32],
+    ) -> Attribution {
+        let found = ctx
+            .program
+            .as_deref()
+            .or(ctx.process.as_deref())
+            .and_then(|p| {
+                self.programs
+                    .iter()
+                    .find(|(name, _)| p == name || p.starts_with(name.as_str()))
+                    .map(|(name, i)| (*i, "program", name.clone()))
+            })
+            .or_else(|| {
+                let prio = ctx.priority?;
+                self.priorities
+                    .iter()
+                    .find(|(lo, hi, _)| (*lo..=*hi).contains(&prio))
+                    .map(|(lo, hi, i)| {
+                        (
+                            *i,
+                            "priority",
+                            if lo == hi {
+                                lo.to_string()
+                            } else {
+                                format!("{lo}-{hi}")
+                            },
+                        )
+                    })
+            })
+            .or_else(|| {
+                let t = ctx.table.as_deref()?;
+                self.rule_tables
+                    .get(t)
+                    .map(|i| (*i, "routing-table", t.to_string()))
+            })
+            .or_else(|| {
+                let name = ctx.device.as_deref()?.trim_end_matches(['+', '*']);
+                self.devices
+                    .iter()
+                    .find(|(d, _)| !d.is_empty() && name.starts_with(d.as_str()))
+                    .map(|(d, i)| (*i, "device", d.clone()))
+            })
+            .or_else(|| {
+                values.iter().find_map(|v| {
+                    self.values
+                        .get(v)
+                        .map(|i| (*i, "value", crate::model::hex(*v)))
+                })
+            });
+        Self::named(software, found)
+    }
+
+    fn named(software: &[Software], found: Option<(usize, &'static str, String)>) -> Attribution {
+        match found {
+            Some((i, signature, pattern)) => Attribution {
+                owner: software[i].id.clone(),
+                evidence: Evidence { signature, pattern },
+            },
+            None => Attribution {
+                owner: UNKNOWN.to_string(),
+                evidence: Evidence {
+                    signature: "none",
+                    pattern: String::new(),
+                },
+            },
+        }
+    }
+
     pub(crate) fn attribute(&self, software: &[Software], ctx: &RuleContext<'_>) -> Attribution {
         let found = self
             .chains
@@ -162,18 +240,6 @@ impl Matcher {
                         .map(|i| (*i, "value", crate::model::hex(*v)))
                 })
             });
-        match found {
-            Some((i, signature, pattern)) => Attribution {
-                owner: software[i].id.clone(),
-                evidence: Evidence { signature, pattern },
-            },
-            None => Attribution {
-                owner: UNKNOWN.to_string(),
-                evidence: Evidence {
-                    signature: "none",
-                    pattern: String::new(),
-                },
-            },
-        }
+        Self::named(software, found)
     }
 }

@@ -128,6 +128,17 @@ impl Registry {
         self.matcher.attribute(&self.software, ctx)
     }
 
+    /// Names the owner of a touchpoint outside netfilter (ip rule, xfrm, tc, socket…).
+    pub fn attribute_touchpoint(
+        &self,
+        subsystem: crate::touchpoint::Subsystem,
+        ctx: &crate::touchpoint::TouchContext,
+        values: &[u32],
+    ) -> Attribution {
+        self.matcher
+            .attribute_touchpoint(&self.software, subsystem, ctx, values)
+    }
+
     /// Whether `reader` declares that it reads `bits` of `owner`'s on purpose.
     pub fn cooperates(
         &self,

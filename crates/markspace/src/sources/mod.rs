@@ -9,6 +9,18 @@ pub mod iptables;
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::RulesetBuilder;
 use crate::source::SourceId;
+use crate::touchpoint::{Observation, Touchpoint};
+
+/// Where parsers put what they read.
+#[derive(Debug, Default)]
+pub struct Sink {
+    /// Netfilter tables, chains and rules.
+    pub ruleset: RulesetBuilder,
+    /// Mark touchpoints outside netfilter.
+    pub touchpoints: Vec<Touchpoint>,
+    /// Facts that are not operations, with the input they came from.
+    pub observations: Vec<(SourceId, Observation)>,
+}
 
 /// One input format.
 pub struct Format {
@@ -19,7 +31,7 @@ pub struct Format {
     /// Whether a text is in this format (looks at the first lines only).
     pub detect: fn(&str) -> bool,
     /// Reads a text of this format.
-    pub parse: fn(&str, SourceId, &str, &mut RulesetBuilder) -> Vec<Diagnostic>,
+    pub parse: fn(&str, SourceId, &str, &mut Sink) -> Vec<Diagnostic>,
 }
 
 /// Every supported format, in detection order.
@@ -29,13 +41,13 @@ pub const ALL: &[Format] = &[
         description:
             "iptables-save / ip6tables-save output, `iptables -S` output, or iptables commands",
         detect: iptables::save::detect,
-        parse: iptables::save::parse,
+        parse: |text, id, name, sink| iptables::save::parse(text, id, name, &mut sink.ruleset),
     },
     Format {
         name: "iptables-list",
         description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
         detect: iptables::listing::detect,
-        parse: iptables::listing::parse,
+        parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
     },
 ];
 
