@@ -445,14 +445,18 @@ fn target_print(
         }
     };
     Ok(match op {
-        "or" => {
-            let v = num(0)?.0;
-            (MarkWrite::set_xmark(field, v, v), 1)
-        }
-        "and" => (MarkWrite::set_xmark(field, 0, !num(0)?.0), 1),
-        "xor" => (MarkWrite::set_xmark(field, num(0)?.0, 0), 1),
-        "set" | "xset" => {
-            let (v, m) = value_mask(0)?;
+        "or" | "and" | "xor" | "set" | "xset" => {
+            // `or V`, `and ~M`, `xor V`, `set V[/M]`, `xset V/M`, each optionally followed by a
+            // CONNMARK shift, which shifts the whole new value (`connmark_tg_shift`).
+            let (v, m) = match op {
+                "or" => {
+                    let v = num(0)?.0;
+                    (v, v)
+                }
+                "and" => (0, !num(0)?.0),
+                "xor" => (num(0)?.0, 0),
+                _ => value_mask(0)?,
+            };
             let (shift, used) = shift_of(1)?;
             let w = if shift == Shift::None {
                 MarkWrite::set_xmark(field, v, m)
