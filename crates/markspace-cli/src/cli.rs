@@ -95,6 +95,29 @@ pub(crate) enum RegistryCommand {
         /// Registry id (`kube-proxy`, `calico`, …).
         id: String,
     },
+    /// Every software claiming any of these bits: `0x4000`, `14`, `16-31`, `0xff0000`, `14,15`.
+    Who {
+        /// The bits.
+        bits: String,
+        /// Ask about the connmark instead of the packet mark.
+        #[arg(long)]
+        ctmark: bool,
+    },
+    /// What each software would read from a mark value (`decode 0x80B00`).
+    Decode {
+        /// The value (hex with 0x, or decimal).
+        value: String,
+        /// Decode a connmark value instead of a packet mark.
+        #[arg(long)]
+        ctmark: bool,
+    },
+    /// Which registered defaults overlap, with known incidents (all software when none is named).
+    Conflicts {
+        /// Registry ids.
+        ids: Vec<String>,
+    },
+    /// The whole registry as Markdown tables (the public fwmark registry's shape) or JSON.
+    Export,
     /// Check the registry data (ids, sources, values inside masks, knob defaults).
     Check,
 }

@@ -22,3 +22,108 @@ fn check_passes_on_the_embedded_registry() {
     let r = run(&["registry", "check"]);
     check!(r, r.code == 0);
 }
+
+#[test]
+fn list_has_the_whole_field() {
+    let r = run(&["registry", "list", "--format", "json"]);
+    let j = r.json();
+    check!(r, j.as_array().is_some_and(|l| l.len() >= 45));
+}
+
+#[test]
+fn who_0x4000_includes_kube_proxy() {
+    for bits in ["0x4000", "14", "14-14"] {
+        let r = run(&["registry", "who", bits, "--format", "json"]);
+        check!(r, r.code == 0);
+        let j = r.json();
+        check!(
+            r,
+            j.as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["software"] == "kube-proxy" && h["overlap"] == "0x00004000")
+        );
+    }
+    let r = run(&["registry", "who", "32"]);
+    check!(r, r.code == 2 && r.stderr.contains("bit number"));
+}
+
+#[test]
+fn decode_0x80b00_explains_cilium_and_tailscale() {
+    let r = run(&["registry", "decode", "0x80B00", "--format", "json"]);
+    check!(r, r.code == 0);
+    let j = r.json();
+    let hits = j.as_array().unwrap();
+    let has = |sw: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        hits.iter().any(|h| h["software"] == sw && pred(h))
+    };
+    check!(
+        r,
+        has("cilium", &|h| h["number"][0] == "identity"
+            && h["number"][1] == 8)
+    );
+    check!(
+        r,
+        has("cilium", &|h| h["meanings"].as_array().unwrap().iter().any(
+            |m| m[0] == "0x00000b00" && m[1].as_str().unwrap().contains("PROXY_EGRESS")
+        ))
+    );
+    check!(
+        r,
+        has("tailscale", &|h| h["meanings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m[0] == "0x00080000"))
+    );
+    let text = run(&["registry", "decode", "0x80B00"]);
+    check!(text, text.stdout.contains("identity 8"));
+}
+
+#[test]
+fn export_shows_istio_as_0x539() {
+    let r = run(&["registry", "export"]);
+    check!(r, r.code == 0);
+    check!(
+        r,
+        r.stdout.contains("## Bitwise Mark Registry")
+            && r.stdout.contains("## Non-Bitwise Mark Registry")
+    );
+    check!(
+        r,
+        r.stdout.contains("## Known conflicts") && r.stdout.contains("## Free bits")
+    );
+    check!(
+        r,
+        r.stdout
+            .lines()
+            .any(|l| l.contains("Istio") && l.contains("0x00000539"))
+    );
+    check!(r, !r.stdout.contains("0x1337 "));
+    let j = run(&["registry", "export", "--format", "json"]).json();
+    check!(r, j["software"].as_array().is_some_and(|s| s.len() >= 45));
+}
+
+#[test]
+fn conflicts_between_tailscale_and_calico_name_the_incident() {
+    let r = run(&[
+        "registry",
+        "conflicts",
+        "tailscale",
+        "calico",
+        "--format",
+        "json",
+    ]);
+    check!(r, r.code == 0);
+    let j = r.json();
+    check!(
+        r,
+        j.as_array().unwrap().iter().any(|o| o["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i[0] == "tailscale-calico-0x40000"))
+    );
+    let bad = run(&["registry", "conflicts", "no-such-thing"]);
+    check!(bad, bad.code == 2);
+}

@@ -2,11 +2,18 @@
 
 use std::fmt::Write;
 
-use markspace::model::hex;
+use markspace::model::{hex, Field};
+use markspace::registry::query::{self, bit_ranges};
 use markspace::registry::validate;
+use markspace::sources::iptables::rule::parse_u32;
 
 use crate::cli::{Format, RegistryArgs, RegistryCommand};
 use crate::output;
+
+fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<u8> {
+    output::print(&(serde_json::to_string_pretty(value)? + "\n"))?;
+    Ok(0)
+}
 
 pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
     let reg = super::load_registry(args.registry.as_deref())?;
@@ -46,6 +53,136 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
                 anyhow::bail!("no registry entry `{id}`; `markspace registry list` shows them all");
             };
             output::print(&(serde_json::to_string_pretty(s)? + "\n"))?;
+            Ok(0)
+        }
+        RegistryCommand::Who { bits, ctmark } => {
+            let mask = query::parse_bits(&bits).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let field = if ctmark { Field::CtMark } else { Field::Mark };
+            let hits = query::who(&reg, mask, field);
+            if args.format == Format::Json {
+                return json(&hits);
+            }
+            let mut out = format!(
+                "{} bits {} ({}): {} claim(s)\n",
+                field.as_str(),
+                hex(mask),
+                bit_ranges(mask),
+                hits.len()
+            );
+            for h in &hits {
+                let _ = writeln!(
+                    out,
+                    "  {:24} {:28} {:16} bits {} overlap {}  {} {}{}",
+                    h.software,
+                    h.claim,
+                    h.kind,
+                    h.bits,
+                    h.overlap,
+                    if h.style == markspace::registry::schema::Style::Whole {
+                        "whole"
+                    } else {
+                        "bitwise"
+                    },
+                    h.use_case,
+                    h.versions
+                        .as_deref()
+                        .map(|v| format!(" [{v}]"))
+                        .unwrap_or_default()
+                );
+                for (v, m) in &h.values {
+                    let _ = writeln!(out, "      {v}  {m}");
+                }
+            }
+            output::print(&out)?;
+            Ok(0)
+        }
+        RegistryCommand::Decode { value, ctmark } => {
+            let v = parse_u32(value.trim()).ok_or_else(|| {
+                anyhow::anyhow!("`{value}` is not a 32-bit value (write 0x80B00 or 527104)")
+            })?;
+            let field = if ctmark { Field::CtMark } else { Field::Mark };
+            let hits = query::decode(&reg, v, field);
+            if args.format == Format::Json {
+                return json(&hits);
+            }
+            let mut out = format!(
+                "{} value {} ({v}): read by {} claim(s)\n",
+                field.as_str(),
+                hex(v),
+                hits.len()
+            );
+            for h in &hits {
+                let number = h
+                    .number
+                    .as_ref()
+                    .map(|(n, x)| format!("  {n} {x}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:24} {:28} bits {} = {}{number}{}",
+                    h.software,
+                    h.claim,
+                    h.bits,
+                    h.masked,
+                    h.versions
+                        .as_deref()
+                        .map(|v| format!(" [{v}]"))
+                        .unwrap_or_default()
+                );
+                for (val, m) in &h.meanings {
+                    let _ = writeln!(out, "      {val}  {m}");
+                }
+            }
+            output::print(&out)?;
+            Ok(0)
+        }
+        RegistryCommand::Conflicts { ids } => {
+            let overlaps = query::conflicts(&reg, &ids)
+                .map_err(|e| anyhow::anyhow!("{e}; `markspace registry list` shows the ids"))?;
+            if args.format == Format::Json {
+                return json(&overlaps);
+            }
+            let mut out = format!(
+                "{} overlap(s) between registered defaults\n",
+                overlaps.len()
+            );
+            for o in &overlaps {
+                let _ = writeln!(
+                    out,
+                    "  {} & {}  {} {}  ({} / {}){}",
+                    o.a,
+                    o.b,
+                    o.field.as_str(),
+                    o.bits,
+                    o.claims_a.join(","),
+                    o.claims_b.join(","),
+                    if o.by_design {
+                        "  shared by design"
+                    } else {
+                        ""
+                    }
+                );
+                for (id, link) in &o.incidents {
+                    let _ = writeln!(out, "      incident {id}: {link}");
+                }
+            }
+            output::print(&out)?;
+            Ok(0)
+        }
+        RegistryCommand::Export => {
+            if args.format == Format::Json {
+                let free: Vec<String> = Field::BOTH
+                    .iter()
+                    .map(|f| hex(query::free_bits(&reg, *f)))
+                    .collect();
+                return json(&serde_json::json!({
+                    "version": 1,
+                    "software": reg.software,
+                    "incidents": reg.incidents,
+                    "free_bits": {"mark": free[0], "ctmark": free[1]},
+                }));
+            }
+            output::print(&query::export_markdown(&reg))?;
             Ok(0)
         }
         RegistryCommand::Check => {

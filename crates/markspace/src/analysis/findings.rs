@@ -290,7 +290,13 @@ fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     out.push(Finding {
                         code: "MS001",
                         name: "shared-bits",
-                        severity: Severity::Error,
+                        // Software the registry says shares these bits by design (kubelet and
+                        // kube-proxy) is reported, but not as a collision.
+                        severity: if cx.registry.by_design(ia, ib) {
+                            Severity::Info
+                        } else {
+                            Severity::Error
+                        },
                         owners: vec![ia.to_string(), ib.to_string()],
                         field,
                         bits: shared,

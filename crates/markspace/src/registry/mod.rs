@@ -6,6 +6,7 @@
 //! table; anything that matches no signature belongs to [`UNKNOWN`].
 
 mod attribution;
+pub mod query;
 pub mod schema;
 mod validate;
 
@@ -152,6 +153,15 @@ impl Registry {
                 .iter()
                 .any(|r| r.owner == owner && r.kind.field() == field && r.bits.0 & bits == bits)
         })
+    }
+
+    /// Whether two software share bits by design (either lists the other in `cooperates_with`).
+    pub fn by_design(&self, a: &str, b: &str) -> bool {
+        let lists = |x: &str, y: &str| {
+            self.get(x)
+                .is_some_and(|s| s.cooperates_with.iter().any(|c| c == y))
+        };
+        lists(a, b) || lists(b, a)
     }
 
     /// Incidents that involve all of these software and these bits.

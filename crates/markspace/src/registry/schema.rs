@@ -167,6 +167,14 @@ pub struct Claim {
     /// Named values.
     #[serde(default)]
     pub values: Vec<Value>,
+    /// What the number carried in these bits is called (`identity`, `key index`), when the bits
+    /// encode a number rather than flags.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// How the number is laid out: the sum over segments of `((mark & bits) >> shift) << to`.
+    /// Empty means the bits hold the number shifted down to bit 0.
+    #[serde(default)]
+    pub encoding: Vec<Segment>,
     /// Where the fact comes from.
     pub source: String,
     /// False when unverified.
@@ -174,7 +182,33 @@ pub struct Claim {
     pub verified: bool,
 }
 
+/// One segment of a number spread over mark bits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// The mark bits of this segment.
+    pub bits: Bits,
+    /// Right shift applied after masking.
+    #[serde(default)]
+    pub shift: u8,
+    /// Left shift into the number.
+    #[serde(default)]
+    pub to: u8,
+}
+
 impl Claim {
+    /// The number a mark value carries in this claim's bits (see [`Claim::encoding`]).
+    pub fn decode_number(&self, mark: u32) -> u64 {
+        if self.encoding.is_empty() {
+            let bits = self.bits.0;
+            return u64::from((mark & bits) >> bits.trailing_zeros().min(31));
+        }
+        self.encoding.iter().fold(0u64, |acc, s| {
+            let part = u64::from((mark & s.bits.0) >> u32::from(s.shift.min(31)));
+            acc | (part << u32::from(s.to.min(63)))
+        })
+    }
+
     /// The bits the claim occupies in an allocation.
     ///
     /// A bitwise claim occupies its mask. A whole-field claim (it replaces or compares all 32
@@ -345,6 +379,10 @@ pub struct Software {
     /// Cooperative reads.
     #[serde(default)]
     pub reads_from: Vec<ReadsFrom>,
+    /// Software that shares its bits by design (kubelet and kube-proxy both own the Kubernetes
+    /// masquerade bit; a distribution bundles its components' layouts).
+    #[serde(default)]
+    pub cooperates_with: Vec<String>,
     /// Real rule lines.
     #[serde(default)]
     pub rules: Vec<RuleExample>,

@@ -135,6 +135,11 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
                 p(format!("reads_from `{}` has no source", r.owner));
             }
         }
+        for c in &s.cooperates_with {
+            if !ids_all.contains(c.as_str()) {
+                p(format!("cooperates_with names unknown software `{c}`"));
+            }
+        }
         for r in &s.rules {
             if r.source.trim().is_empty() {
                 p(format!("rule `{}` has no source", r.text));
