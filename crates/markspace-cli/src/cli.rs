@@ -18,6 +18,18 @@ pub(crate) enum Command {
     Audit(AuditArgs),
     /// Query the registry of who uses which mark bits.
     Registry(RegistryArgs),
+    /// Capture a live node, read-only, into a snapshot directory that `audit` reads.
+    Collect(CollectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CollectArgs {
+    /// Directory to write the snapshot into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "markspace-snapshot")]
+    pub(crate) out: PathBuf,
+    /// Seconds each command may run before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub(crate) timeout: u64,
 }
 
 /// Output formats.
@@ -58,8 +70,14 @@ pub(crate) enum Color {
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
     /// Files or directories to read (iptables-save, iptables -S, iptables -L …); `-` reads stdin.
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present = "live")]
     pub(crate) paths: Vec<PathBuf>,
+    /// Collect this node (read-only, as `markspace collect`) into a temporary directory and audit it.
+    #[arg(long)]
+    pub(crate) live: bool,
+    /// With --live: seconds each collection command may run.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub(crate) timeout: u64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,

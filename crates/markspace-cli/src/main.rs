@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Audit(args) => cmd::audit::run(args),
         cli::Command::Registry(args) => cmd::registry::run(args),
+        cli::Command::Collect(args) => cmd::collect::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

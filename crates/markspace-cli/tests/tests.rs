@@ -5,5 +5,6 @@
 mod util;
 
 mod audit;
+mod collect;
 mod examples;
 mod registry;

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod collect;
 pub mod diagnostic;
 pub mod model;
 pub mod registry;

@@ -180,6 +180,10 @@ impl NodeLoader {
                 path: display.clone(),
                 source,
             })? {
+                // The collector's own record, not node state.
+                if file.file_name().is_some_and(|n| n == "manifest.json") {
+                    continue;
+                }
                 self.add_file(&file, false)?;
             }
             return Ok(());

@@ -11,6 +11,16 @@ use crate::output;
 pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let registry = super::load_registry(args.registry.as_deref())?;
     let mut loader = NodeLoader::new();
+    // Keeps the live snapshot until the audit is done.
+    let mut live_dir = None;
+    if args.live {
+        let dir = tempfile::Builder::new()
+            .prefix("markspace-live-")
+            .tempdir()?;
+        super::collect::collect_into(dir.path(), args.timeout)?;
+        loader.add_path(dir.path())?;
+        live_dir = Some(dir);
+    }
     for path in &args.paths {
         loader.add_path(path)?;
     }
@@ -66,6 +76,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         Format::Markdown => report::markdown::render(&report),
     };
     output::print(&text)?;
+    drop(live_dir);
     let threshold = match args.fail_on {
         FailOn::Error => Some(Severity::Error),
         FailOn::Warning => Some(Severity::Warning),

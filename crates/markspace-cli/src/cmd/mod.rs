@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod audit;
+pub(crate) mod collect;
 pub(crate) mod registry;
 
 use anyhow::Context;

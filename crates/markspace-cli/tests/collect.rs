@@ -1,0 +1,254 @@
+//! `markspace collect` and `audit --live` on a node built for real in a network namespace.
+//! Needs root (CI runs as root); without root the test says so and returns.
+
+use std::process::Command;
+
+use crate::util::{owner, Dir};
+
+/// A network namespace deleted on drop, even when the test fails.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("ms-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        sh(&["ip", "netns", "add", &name]);
+        sh(&[
+            "ip", "netns", "exec", &name, "ip", "link", "set", "lo", "up",
+        ]);
+        Netns(name)
+    }
+
+    fn exec(&self, argv: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", &self.0];
+        full.extend_from_slice(argv);
+        sh(&full)
+    }
+
+    fn exec_stdin(&self, argv: &[&str], input: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(argv)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "{argv:?} failed");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn sh(argv: &[&str]) -> String {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+const RULES: &str = "\
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-POSTROUTING - [0:0]
+-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0
+-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+-A INPUT -j KUBE-FIREWALL
+-A KUBE-FIREWALL -m comment --comment \"kubernetes firewall for dropping marked packets\" -m mark --mark 0x8000/0x8000 -j DROP
+COMMIT
+";
+
+/// Digests of every ruleset the collector could touch, without counters.
+fn state(ns: &Netns) -> String {
+    let mut s = String::new();
+    for argv in [
+        &["iptables-save"][..],
+        &["ip6tables-save"],
+        &["nft", "list", "ruleset"],
+        &["ip", "rule", "show"],
+        &["ip", "-6", "rule", "show"],
+        &["ip", "xfrm", "policy"],
+        &["ip", "xfrm", "state"],
+        &["tc", "filter", "show", "dev", "lo", "ingress"],
+    ] {
+        let out = ns.exec(argv);
+        for line in out
+            .lines()
+            .filter(|l| !l.starts_with("# Generated") && !l.starts_with("# Completed"))
+        {
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+#[test]
+fn collect_is_read_only_and_audit_reads_its_snapshot() {
+    if !is_root() {
+        eprintln!("collect test SKIPPED: not root (CI runs as root)");
+        return;
+    }
+    let ns = Netns::new("collect");
+    ns.exec_stdin(&["iptables-restore"], RULES);
+    ns.exec(&[
+        "ip",
+        "rule",
+        "add",
+        "pref",
+        "5210",
+        "fwmark",
+        "0x80000/0xff0000",
+        "lookup",
+        "main",
+    ]);
+    ns.exec(&["ip", "rule", "add", "pref", "5270", "table", "52"]);
+    ns.exec(&[
+        "ip",
+        "xfrm",
+        "policy",
+        "add",
+        "src",
+        "10.0.0.0/8",
+        "dst",
+        "10.0.0.0/8",
+        "dir",
+        "out",
+        "mark",
+        "0x9e00",
+        "mask",
+        "0xff00",
+        "tmpl",
+        "src",
+        "10.0.0.1",
+        "dst",
+        "10.0.0.2",
+        "proto",
+        "esp",
+        "spi",
+        "0x1",
+        "mode",
+        "tunnel",
+    ]);
+    // tc actions need kernel modules this machine may lack; a qdisc is enough to be read.
+    ns.exec(&["tc", "qdisc", "add", "dev", "lo", "clsact"]);
+    let before = state(&ns);
+
+    let d = Dir::new();
+    let snap = d.path().join("snap");
+    let snap_s = snap.display().to_string();
+    ns.exec(&[env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap_s]);
+    let after = state(&ns);
+    assert_eq!(before, after, "collect changed the node");
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap())
+            .unwrap();
+    let steps = manifest["steps"].as_array().unwrap();
+    let argv = |s: &serde_json::Value| {
+        s["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let commands: Vec<String> = steps.iter().map(argv).collect();
+    for expected in [
+        "iptables-save",
+        "ip6tables-save",
+        "nft list tables",
+        "ip -j rule show",
+        "ip -6 -j rule show",
+        "ip xfrm policy",
+        "ip -s xfrm state",
+        "tc filter show dev lo ingress",
+        "tc filter show dev lo egress",
+        "ss -tuanpe",
+        "sysctl -a",
+        "wg show all fwmark",
+        "ipvsadm -Ln",
+        "bpftool net",
+    ] {
+        assert!(
+            commands.iter().any(|c| c == expected),
+            "manifest lacks `{expected}`: {commands:?}"
+        );
+    }
+    for s in steps {
+        assert!(["ok", "failed", "timeout", "missing", "skipped"]
+            .contains(&s["status"].as_str().unwrap()));
+        assert!(s["duration_ms"].is_u64());
+    }
+    assert!(manifest["kernel"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(manifest["tools"].as_array().is_some_and(|t| !t.is_empty()));
+    let tables = manifest["nft_tables"].as_array().unwrap();
+    assert!(
+        tables
+            .iter()
+            .any(|t| t["table"] == "nat" && t["listed"] == false),
+        "iptables-nft tables are left to iptables-save: {tables:?}"
+    );
+    assert!(snap.join("iptables-save.txt").exists());
+    assert!(snap.join("xfrm-policy.txt").exists());
+
+    // The snapshot audits like any directory.
+    let out = Command::new(env!("CARGO_BIN_EXE_markspace"))
+        .args(["audit", "--format", "json", &snap_s])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(owner(&report, "kube-proxy").is_some(), "{report}");
+    assert!(owner(&report, "kubelet").is_some(), "{report}");
+
+    // audit --live does the same in one step, inside the namespace.
+    let live = ns.exec(&[
+        env!("CARGO_BIN_EXE_markspace"),
+        "audit",
+        "--live",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    let live: serde_json::Value = serde_json::from_str(&live).unwrap();
+    assert!(owner(&live, "kube-proxy").is_some());
+    assert_eq!(state(&ns), before, "audit --live changed the node");
+}
