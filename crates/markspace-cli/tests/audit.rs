@@ -214,3 +214,98 @@ fn directory_skips_unknown_files() {
     check!(r, r.stderr.contains("skipped"));
     check!(r, r.json()["inputs"].as_array().unwrap().len() == 1);
 }
+
+#[test]
+fn the_same_table_in_two_forms_is_counted_once() {
+    let listing = "\
+$ iptables -t nat -nvL
+Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 KUBE-SERVICES  0    --  *      *       0.0.0.0/0            0.0.0.0/0            /* kubernetes service portals */
+Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 KUBE-SERVICES  0    --  *      *       0.0.0.0/0            0.0.0.0/0            /* kubernetes service portals */
+Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 KUBE-POSTROUTING  0    --  *      *       0.0.0.0/0            0.0.0.0/0            /* kubernetes postrouting rules */
+Chain KUBE-MARK-MASQ (1 references)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 MARK       0    --  *      *       0.0.0.0/0            0.0.0.0/0            MARK or 0x4000
+Chain KUBE-POSTROUTING (1 references)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 RETURN     0    --  *      *       0.0.0.0/0            0.0.0.0/0            mark match ! 0x4000/0x4000
+    0     0 MARK       0    --  *      *       0.0.0.0/0            0.0.0.0/0            MARK xor 0x4000
+    0     0 MASQUERADE  0    --  *      *       0.0.0.0/0            0.0.0.0/0            /* kubernetes service traffic requiring SNAT */ random-fully
+Chain KUBE-SERVICES (2 references)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 KUBE-SVC-TCOU7JCQXEZGVUNU  17   --  *      *       0.0.0.0/0            10.96.0.10           /* kube-system/kube-dns:dns cluster IP */ udp dpt:53
+Chain KUBE-SVC-TCOU7JCQXEZGVUNU (1 references)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 KUBE-MARK-MASQ  17   --  *      *      !10.244.0.0/16        10.96.0.10           /* kube-system/kube-dns:dns cluster IP */ udp dpt:53
+";
+    let d = Dir::new();
+    let save = d.file("iptables-save.txt", KUBE_PROXY);
+    let list = d.file("iptables-nat-nvL.txt", listing);
+    let both = run(&["audit", "--format", "json", &save, &list]);
+    let one = run(&["audit", "--format", "json", &save]);
+    check!(both, both.code == 0);
+    let (jb, jo) = (both.json(), one.json());
+    check!(both, jb["summary"]["duplicate_tables"] == 1);
+    check!(
+        both,
+        jb["summary"]["mark_rules"] == jo["summary"]["mark_rules"]
+    );
+    check!(both, jb["owners"] == jo["owners"]);
+    check!(both, jb["bitmap"] == jo["bitmap"]);
+}
+
+#[test]
+fn sosreport_layout_reads_only_networking_outputs() {
+    let d = Dir::new();
+    let fw = d.path().join("sos_commands/firewall_tables");
+    std::fs::create_dir_all(&fw).unwrap();
+    std::fs::create_dir_all(d.path().join("sos_commands/logs")).unwrap();
+    std::fs::create_dir_all(d.path().join("var/log")).unwrap();
+    let listing = "Chain KUBE-POSTROUTING (1 references)\n pkts bytes target     prot opt in     out     source               destination\n    0     0 RETURN     0    --  *      *       0.0.0.0/0            0.0.0.0/0            mark match ! 0x4000/0x4000\n    0     0 MARK       0    --  *      *       0.0.0.0/0            0.0.0.0/0            MARK xor 0x4000\n";
+    std::fs::write(fw.join("iptables_-t_nat_-nvL"), listing).unwrap();
+    // A ruleset outside the networking plugins must not be read.
+    std::fs::write(
+        d.path().join("sos_commands/logs/iptables-save"),
+        "*mangle\n-A X -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("var/log/messages"), "kernel: hello\n").unwrap();
+    let r = run(&["audit", "--format", "json", &d.path().display().to_string()]);
+    check!(r, r.code == 0);
+    check!(r, r.stderr.contains("sosreport"));
+    let j = r.json();
+    check!(r, j["inputs"].as_array().unwrap().len() == 1);
+    check!(r, owner(&j, "kube-proxy").is_some());
+    check!(r, owner(&j, "unknown").is_none());
+}
+
+#[test]
+fn sysdump_with_two_nodes_asks_for_one() {
+    let d = Dir::new();
+    for node in [
+        "cilium-bugtool-node-a-20260101",
+        "cilium-bugtool-node-b-20260101",
+    ] {
+        let cmd = d.path().join("sysdump").join(node).join("cmd");
+        std::fs::create_dir_all(&cmd).unwrap();
+        std::fs::write(cmd.join("iptables-save--c.md"), KUBE_PROXY).unwrap();
+    }
+    let r = run(&["audit", &d.path().join("sysdump").display().to_string()]);
+    check!(r, r.code == 2);
+    check!(
+        r,
+        r.stderr.contains("holds 2 nodes") && r.stderr.contains("node-a")
+    );
+    let one = d.path().join("sysdump/cilium-bugtool-node-a-20260101");
+    let r = run(&["audit", "--format", "json", &one.display().to_string()]);
+    check!(r, r.code == 0);
+    check!(r, r.stderr.contains("cilium-bugtool"));
+    check!(r, owner(&r.json(), "kube-proxy").is_some());
+}

@@ -304,6 +304,10 @@ pub struct Table {
     /// True when the input holds the whole table (an `iptables-save` table closed by `COMMIT`,
     /// or a full listing). Reachability is only trusted for complete tables.
     pub complete: bool,
+    /// Set when another input already holds the same table with the same rules (the same
+    /// ruleset as `iptables-save` and as `iptables -L`, as in sosreports and sysdumps): this copy
+    /// is left out of the analysis.
+    pub duplicate_of: Option<TableId>,
 }
 
 /// The whole model of all netfilter inputs.
@@ -344,6 +348,13 @@ impl Ruleset {
         let chain = self.chain(rule.chain);
         !chain.hooks.is_empty() || !self.table(chain.table).complete
     }
+
+    /// Whether a rule belongs to a table that duplicates one read from another input.
+    pub fn is_duplicate(&self, rule: &Rule) -> bool {
+        self.table(self.chain(rule.chain).table)
+            .duplicate_of
+            .is_some()
+    }
 }
 
 /// Builds a [`Ruleset`] while parsers read their inputs.
@@ -375,6 +386,7 @@ impl RulesetBuilder {
             source,
             chains: Vec::new(),
             complete: false,
+            duplicate_of: None,
         });
         id
     }
@@ -470,7 +482,59 @@ impl RulesetBuilder {
     /// Resolves reachability and returns the model.
     pub fn finish(mut self) -> Ruleset {
         compute_hooks(&mut self.set);
+        mark_duplicates(&mut self.set);
         self.set
+    }
+}
+
+/// Marks tables whose family, name and rules equal an earlier table from another input.
+///
+/// The fingerprint covers, per chain (sorted by name, since tools order chains differently), the
+/// chain name and each rule's mark operations, target, comment and jump target, so the same
+/// ruleset read as `iptables-save` and as `iptables -L` matches, and any real difference keeps
+/// both tables.
+fn mark_duplicates(set: &mut Ruleset) {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+    let mut seen: HashMap<(Family, Box<str>, u64, usize), (TableId, SourceId)> = HashMap::new();
+    for t in 0..set.tables.len() {
+        let table = &set.tables[t];
+        let mut chains: Vec<(&str, u64)> = table
+            .chains
+            .iter()
+            .map(|c| {
+                let chain = &set.chains[c.0 as usize];
+                let mut h = DefaultHasher::new();
+                for r in &chain.rules {
+                    let rule = &set.rules[r.0 as usize];
+                    rule.ops.hash(&mut h);
+                    rule.target.hash(&mut h);
+                    rule.comment.hash(&mut h);
+                    if let Verdict::Jump(to) | Verdict::Goto(to) = rule.verdict {
+                        set.chains[to.0 as usize].name.hash(&mut h);
+                    }
+                }
+                (&*chain.name, h.finish())
+            })
+            .collect();
+        chains.sort_unstable();
+        let mut h = DefaultHasher::new();
+        chains.hash(&mut h);
+        let rules: usize = table
+            .chains
+            .iter()
+            .map(|c| set.chains[c.0 as usize].rules.len())
+            .sum();
+        let key = (table.family, table.name.clone(), h.finish(), rules);
+        match seen.get(&key) {
+            Some((first, source)) if *source != table.source && rules > 0 => {
+                set.tables[t].duplicate_of = Some(*first);
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(key, (TableId(t as u32), table.source));
+            }
+        }
     }
 }
 

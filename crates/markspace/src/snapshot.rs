@@ -46,6 +46,18 @@ pub enum InputError {
         /// Offset of the first NUL.
         offset: usize,
     },
+    /// A bundle holds several nodes; one must be chosen.
+    #[error("{path}: this bundle holds {count} nodes ({nodes}); audit one node's directory\n  = hint: for example `markspace audit {first}`")]
+    ManyNodes {
+        /// The bundle.
+        path: String,
+        /// How many nodes.
+        count: usize,
+        /// Their directories.
+        nodes: String,
+        /// The first one.
+        first: String,
+    },
     /// No format recognised the content of a file given by name.
     #[error("{path}: unrecognised input format\n  = hint: supported formats: {formats}")]
     UnknownFormat {
@@ -73,6 +85,8 @@ pub struct Node {
     pub skipped: Vec<String>,
     /// The detected format of each input, by display name.
     pub formats: Vec<(String, &'static str)>,
+    /// Bundles recognised by their layout (sosreport, Cilium sysdump).
+    pub bundles: Vec<String>,
 }
 
 /// Collects inputs, then parses them into a [`Node`].
@@ -83,6 +97,7 @@ pub struct NodeLoader {
     diagnostics: Vec<Diagnostic>,
     skipped: Vec<String>,
     formats: Vec<(String, &'static str)>,
+    bundles: Vec<String>,
 }
 
 impl NodeLoader {
@@ -176,10 +191,19 @@ impl NodeLoader {
             source,
         })?;
         if meta.is_dir() {
-            for file in walk(path).map_err(|source| InputError::Io {
+            let io = |source| InputError::Io {
                 path: display.clone(),
                 source,
-            })? {
+            };
+            let files = match bundle::recognise(path)? {
+                Some(b) => {
+                    self.bundles
+                        .push(format!("{} ({})", b.kind, path.display()));
+                    b.files
+                }
+                None => walk(path).map_err(io)?,
+            };
+            for file in files {
                 // The collector's own record, not node state.
                 if file.file_name().is_some_and(|n| n == "manifest.json") {
                     continue;
@@ -226,8 +250,117 @@ impl NodeLoader {
             diagnostics: self.diagnostics,
             skipped: self.skipped,
             formats: self.formats,
+            bundles: self.bundles,
         }
     }
+}
+
+/// Bundles users already have, recognised by their layout.
+mod bundle {
+    use std::io;
+    use std::path::{Path, PathBuf};
+
+    /// A recognised bundle: what it is and the files worth reading.
+    pub(super) struct Bundle {
+        pub(super) kind: &'static str,
+        pub(super) files: Vec<PathBuf>,
+    }
+
+    /// sosreport puts command outputs under `sos_commands/<plugin>/`; these plugins hold the
+    /// mark-relevant ones (`firewall_tables`: `nft -a list ruleset`, `iptables -t T -nvL`;
+    /// `networking`: `ip rule`, `tc filter`, `ss`; `libreswan`: xfrm; `openvswitch`: flows).
+    const SOS_PLUGINS: &[&str] = &[
+        "firewall_tables",
+        "networking",
+        "libreswan",
+        "openvswitch",
+        "ipvs",
+        "kernel",
+        "wireguard",
+    ];
+
+    pub(super) fn recognise(dir: &Path) -> Result<Option<Bundle>, super::InputError> {
+        let io = |source: io::Error| super::InputError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        recognise_io(dir).map_err(io)?
+    }
+
+    /// The I/O part; the inner result carries the bundle-level error.
+    fn recognise_io(dir: &Path) -> io::Result<Result<Option<Bundle>, super::InputError>> {
+        let sos = dir.join("sos_commands");
+        if sos.is_dir() {
+            let mut files = Vec::new();
+            for plugin in SOS_PLUGINS {
+                let d = sos.join(plugin);
+                if d.is_dir() {
+                    files.extend(super::walk(&d)?);
+                }
+            }
+            return Ok(Ok(Some(Bundle {
+                kind: "sosreport",
+                files,
+            })));
+        }
+        // A cilium-bugtool directory (one node), or a sysdump holding one per Cilium pod.
+        if is_bugtool(dir) {
+            return Ok(Ok(Some(Bundle {
+                kind: "cilium-bugtool",
+                files: super::walk(&dir.join("cmd"))?,
+            })));
+        }
+        let mut tools = Vec::new();
+        for d in super::walk_dirs(dir, 2)? {
+            if is_bugtool(&d) {
+                tools.push(d);
+            }
+        }
+        Ok(match tools.len() {
+            0 => Ok(None),
+            1 => Ok(Some(Bundle {
+                kind: "cilium-sysdump",
+                files: super::walk(&tools[0].join("cmd"))?,
+            })),
+            n => Err(super::InputError::ManyNodes {
+                path: dir.display().to_string(),
+                count: n,
+                nodes: tools
+                    .iter()
+                    .map(|t| t.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                first: tools[0].display().to_string(),
+            }),
+        })
+    }
+
+    fn is_bugtool(d: &Path) -> bool {
+        d.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("cilium-bugtool"))
+            && d.join("cmd").is_dir()
+    }
+}
+
+/// Directories below `dir` down to `depth` levels, sorted.
+fn walk_dirs(dir: &Path, depth: usize) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, level)) = stack.pop() {
+        if level == depth {
+            continue;
+        }
+        for e in fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                out.push(e.path());
+                stack.push((e.path(), level + 1));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Files below a directory, sorted, following no symlinks out of it.

@@ -45,8 +45,18 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
             errors += 1;
         }
     }
-    for s in &node.skipped {
+    for b in &node.bundles {
+        eprintln!("markspace: note: read {b}");
+    }
+    const SHOWN: usize = 5;
+    for s in node.skipped.iter().take(SHOWN) {
         eprintln!("markspace: note: skipped {s}: not a recognised input format");
+    }
+    if node.skipped.len() > SHOWN {
+        eprintln!(
+            "markspace: note: skipped {} more file(s) of no recognised format",
+            node.skipped.len() - SHOWN
+        );
     }
     if errors > 0 {
         eprintln!(

@@ -118,6 +118,9 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             continue;
         }
         let id = RuleId(i as u32);
+        if set.is_duplicate(rule) {
+            continue;
+        }
         if !set.rule_may_run(rule) {
             usage.unreachable.push(id);
             continue;

@@ -20,7 +20,8 @@
 //!                 "title": "…", "evidence": [{"file": "…", "line": 57, "text": "…", "owner": "…"}],
 //!                 "evidence_omitted": 0, "fix": "…",
 //!                 "incidents": [{"id": "…", "title": "…", "links": ["…"]}]}],
-//!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57},
+//!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57,
+//!                "duplicate_tables": 0},
 //!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]
 //! }
 //! ```
@@ -110,8 +111,10 @@ pub struct Summary {
     pub infos: usize,
     /// All rules read.
     pub rules: usize,
-    /// Rules with mark operations.
+    /// Rules with mark operations (each counted once).
     pub mark_rules: usize,
+    /// Tables read twice (the same ruleset in two forms) and counted once.
+    pub duplicate_tables: usize,
 }
 
 /// A diagnostic in the report.
@@ -177,7 +180,13 @@ impl Report {
             .ruleset
             .rules
             .iter()
-            .filter(|r| !r.ops.is_empty())
+            .filter(|r| !r.ops.is_empty() && !node.ruleset.is_duplicate(r))
+            .count();
+        let duplicate_tables = node
+            .ruleset
+            .tables
+            .iter()
+            .filter(|t| t.duplicate_of.is_some())
             .count();
         Report {
             version: VERSION,
@@ -201,6 +210,7 @@ impl Report {
                 infos: count(Severity::Info),
                 rules: node.ruleset.rules.len(),
                 mark_rules,
+                duplicate_tables,
             },
             diagnostics: node
                 .diagnostics

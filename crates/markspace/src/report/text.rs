@@ -53,6 +53,16 @@ pub fn render(report: &Report, color: bool) -> String {
     for i in &report.inputs {
         let _ = writeln!(out, "  {} {}", p.dim(&format!("[{}]", i.format)), i.file);
     }
+    if report.summary.duplicate_tables > 0 {
+        let _ = writeln!(
+            out,
+            "  {}",
+            p.dim(&format!(
+                "{} table(s) appeared in two inputs with the same rules and are counted once",
+                report.summary.duplicate_tables
+            ))
+        );
+    }
     for (name, field) in [
         ("packet mark (skb->mark)", 0usize),
         ("connmark (ct mark)", 1),
