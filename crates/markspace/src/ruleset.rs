@@ -496,7 +496,9 @@ impl RulesetBuilder {
 fn mark_duplicates(set: &mut Ruleset) {
     use std::collections::hash_map::DefaultHasher;
     use std::hash::{Hash, Hasher};
-    let mut seen: HashMap<(Family, Box<str>, u64, usize), (TableId, SourceId)> = HashMap::new();
+    /// Family, name, rule fingerprint and rule count of a table.
+    type Key = (Family, Box<str>, u64, usize);
+    let mut seen: HashMap<Key, (TableId, SourceId)> = HashMap::new();
     for t in 0..set.tables.len() {
         let table = &set.tables[t];
         let mut chains: Vec<(&str, u64)> = table
