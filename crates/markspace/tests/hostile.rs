@@ -30,15 +30,13 @@ fn bounded<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
 
 #[test]
 fn binary_input_is_refused() {
-    let err = load("blob", vec![0x7f, b'E', b'L', b'F', 0, 1, 2, 3])
-        .err()
-        .expect("refused");
+    let err = load("blob", vec![0x7f, b'E', b'L', b'F', 0, 1, 2, 3]).expect_err("refused");
     assert!(err.to_string().contains("binary"), "{err}");
 }
 
 #[test]
 fn invalid_utf8_is_a_warning_and_the_rules_still_count() {
-    let mut text = b"*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m comment --comment \"caf\xe9\" -j MARK --set-xmark 0x1/0x1\nCOMMIT\n".to_vec();
+    let text = b"*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m comment --comment \"caf\xe9\" -j MARK --set-xmark 0x1/0x1\nCOMMIT\n".to_vec();
     let node = load("latin1.txt", text).expect("loads");
     assert_eq!(node.ruleset.rules.len(), 1);
     assert_eq!(node.diagnostics.len(), 1);
