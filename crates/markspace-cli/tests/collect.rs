@@ -252,3 +252,68 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
     assert!(owner(&live, "kube-proxy").is_some());
     assert_eq!(state(&ns), before, "audit --live changed the node");
 }
+
+/// The collector needs only CAP_NET_ADMIN and CAP_NET_RAW (SECURITY.md): run it as root with a
+/// bounding set of exactly those, and as an unprivileged user with them as ambient capabilities.
+#[test]
+fn collect_runs_with_only_net_admin_and_net_raw() {
+    if !is_root() {
+        eprintln!("capability test SKIPPED: not root (CI runs as root)");
+        return;
+    }
+    let ns = Netns::new("caps");
+    ns.exec_stdin(&["iptables-restore"], RULES);
+    ns.exec(&[
+        "ip",
+        "rule",
+        "add",
+        "pref",
+        "5210",
+        "fwmark",
+        "0x80000/0xff0000",
+        "lookup",
+        "main",
+    ]);
+    let before = state(&ns);
+    let d = Dir::new();
+    sh(&["chmod", "0777", &d.path().display().to_string()]);
+    let caps = "-all,+net_admin,+net_raw";
+    for (who, extra) in [
+        ("root", vec![]),
+        (
+            "nobody",
+            vec!["--reuid=65534", "--regid=65534", "--clear-groups"],
+        ),
+    ] {
+        let snap = d.path().join(who);
+        let snap_s = snap.display().to_string();
+        let mut argv = vec!["setpriv"];
+        argv.extend(extra.iter().copied());
+        argv.extend([
+            "--inh-caps",
+            caps,
+            "--ambient-caps",
+            caps,
+            "--bounding-set",
+            caps,
+        ]);
+        argv.extend([env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap_s]);
+        ns.exec(&argv);
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap())
+                .unwrap();
+        for step in manifest["steps"].as_array().unwrap() {
+            let argv0 = step["argv"][0].as_str().unwrap();
+            let needed = ["iptables-save", "nft", "ip"].contains(&argv0);
+            if needed {
+                assert_eq!(step["status"], "ok", "{who}: {step}");
+            }
+        }
+        let saved = std::fs::read_to_string(snap.join("iptables-save.txt")).unwrap();
+        assert!(saved.contains("KUBE-MARK-MASQ"), "{who}: {saved}");
+        assert!(std::fs::read_to_string(snap.join("ip-rule.json"))
+            .unwrap()
+            .contains("5210"));
+    }
+    assert_eq!(state(&ns), before);
+}
