@@ -19,6 +19,8 @@
 pub mod analysis;
 pub mod collect;
 pub mod diagnostic;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod registry;
 pub mod report;
