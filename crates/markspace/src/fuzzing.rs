@@ -24,9 +24,15 @@ fn check_spans(node: &Node) {
     for d in &node.diagnostics {
         let text = &node.sources.file(d.span.source).text;
         let start = d.span.start as usize;
-        assert!(start <= text.len(), "diagnostic starts past the input: {d:?}");
+        assert!(
+            start <= text.len(),
+            "diagnostic starts past the input: {d:?}"
+        );
         let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..start]).count();
-        assert_eq!(line as u32, d.span.line, "diagnostic names the wrong line: {d:?}");
+        assert_eq!(
+            line as u32, d.span.line,
+            "diagnostic names the wrong line: {d:?}"
+        );
     }
 }
 
@@ -47,8 +53,12 @@ pub fn audit(data: &[u8]) {
 
 /// One format's parser on arbitrary text, bypassing detection.
 pub fn parse_format(name: &str, data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Some(format) = sources::by_name(name) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(format) = sources::by_name(name) else {
+        return;
+    };
     let mut sink = sources::Sink::default();
     let diags = (format.parse)(text, SourceId(0), "fuzz", &mut sink);
     for d in &diags {
