@@ -20,6 +20,85 @@ pub(crate) enum Command {
     Registry(RegistryArgs),
     /// Capture a live node, read-only, into a snapshot directory that `audit` reads.
     Collect(CollectArgs),
+    /// Walk a packet through the kernel pipeline of a snapshot: every hook, every rule that
+    /// matched or touched a mark, the marks before and after, the routing decision, the verdict.
+    Trace(TraceArgs),
+}
+
+/// The way through the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PathArg {
+    /// Delivered to a local socket (PREROUTING, INPUT).
+    Ingress,
+    /// Routed through (PREROUTING, FORWARD, POSTROUTING).
+    Forward,
+    /// Sent by a local socket (OUTPUT, POSTROUTING).
+    Output,
+}
+
+/// The conntrack state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StateArg {
+    /// First packet of a connection (NAT chains run).
+    New,
+    /// A later packet, original direction.
+    Established,
+    /// A reply.
+    Reply,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TraceArgs {
+    /// Snapshot files or directories (as for `audit`).
+    #[arg(value_name = "SNAPSHOT", required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// The path through the node.
+    #[arg(long, value_enum, default_value_t = PathArg::Forward)]
+    pub(crate) path: PathArg,
+    /// Input interface.
+    #[arg(long = "in", value_name = "IFACE")]
+    pub(crate) in_iface: Option<String>,
+    /// Output interface.
+    #[arg(long = "out", value_name = "IFACE")]
+    pub(crate) out_iface: Option<String>,
+    /// Source address.
+    #[arg(long)]
+    pub(crate) src: Option<std::net::IpAddr>,
+    /// Destination address.
+    #[arg(long)]
+    pub(crate) dst: Option<std::net::IpAddr>,
+    /// Protocol (tcp, udp, icmp, or a number).
+    #[arg(long)]
+    pub(crate) proto: Option<String>,
+    /// Source port.
+    #[arg(long)]
+    pub(crate) sport: Option<u16>,
+    /// Destination port.
+    #[arg(long)]
+    pub(crate) dport: Option<u16>,
+    /// Packet mark on arrival (on the output path: the socket mark).
+    #[arg(long, default_value = "0")]
+    pub(crate) mark: String,
+    /// Connmark of the connection.
+    #[arg(long, default_value = "0")]
+    pub(crate) ctmark: String,
+    /// Conntrack state.
+    #[arg(long, value_enum, default_value_t = StateArg::New)]
+    pub(crate) state: StateArg,
+    /// Settle conditions trace cannot evaluate: `statistic=yes`, `set=no`, `all=no` (repeatable;
+    /// names are match modules or `source address`, `destination port`…). Without it both
+    /// branches are shown. `rpfilter` is assumed to pass unless `--assume rpfilter=no`.
+    #[arg(long, value_name = "NAME=yes|no")]
+    pub(crate) assume: Vec<String>,
+    /// Most paths to show before undecided conditions are taken as not matching.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) max_paths: usize,
+    /// Output format (text or json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Also read registry entries from this directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) registry: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

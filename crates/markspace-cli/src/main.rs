@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         cli::Command::Audit(args) => cmd::audit::run(args),
         cli::Command::Registry(args) => cmd::registry::run(args),
         cli::Command::Collect(args) => cmd::collect::run(args),
+        cli::Command::Trace(args) => cmd::trace::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

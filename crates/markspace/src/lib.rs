@@ -22,6 +22,7 @@ pub mod diagnostic;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
+pub mod packet;
 pub mod registry;
 pub mod report;
 pub mod ruleset;
@@ -29,3 +30,4 @@ pub mod snapshot;
 pub mod source;
 pub mod sources;
 pub mod touchpoint;
+pub mod trace;

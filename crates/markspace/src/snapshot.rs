@@ -87,6 +87,8 @@ pub struct Node {
     pub formats: Vec<(String, &'static str)>,
     /// Bundles recognised by their layout (sosreport, Cilium sysdump).
     pub bundles: Vec<String>,
+    /// The format of each input, indexed by its `SourceId`.
+    pub source_formats: Vec<&'static str>,
 }
 
 /// Collects inputs, then parses them into a [`Node`].
@@ -98,6 +100,7 @@ pub struct NodeLoader {
     skipped: Vec<String>,
     formats: Vec<(String, &'static str)>,
     bundles: Vec<String>,
+    source_formats: Vec<&'static str>,
 }
 
 impl NodeLoader {
@@ -163,6 +166,7 @@ impl NodeLoader {
         let diags = (format.parse)(text, id, name, &mut self.sink);
         self.diagnostics.extend(diags);
         self.formats.push((name.to_string(), format.name));
+        self.source_formats.push(format.name);
         Ok(())
     }
 
@@ -251,6 +255,7 @@ impl NodeLoader {
             skipped: self.skipped,
             formats: self.formats,
             bundles: self.bundles,
+            source_formats: self.source_formats,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! Both feed the same rule model; [`rule`] knows the option syntax and the kernel semantics of
 //! every mark extension, [`tokens`] splits lines into words.
 
+pub mod conds;
 pub(crate) mod listing;
 pub mod rule;
 pub(crate) mod save;

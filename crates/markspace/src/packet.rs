@@ -1,0 +1,283 @@
+//! A concrete packet and the non-mark conditions rules test on it, for `trace`.
+//!
+//! Parsers do not keep these conditions in the model (a million-rule audit does not need them);
+//! `trace` asks each rule's format for them when the rule is on the packet's path.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+/// Which way the packet goes through the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    /// Arrives on an interface and is delivered to a local socket (PREROUTING, INPUT).
+    Ingress,
+    /// Arrives on one interface and leaves on another (PREROUTING, FORWARD, POSTROUTING).
+    Forward,
+    /// Sent by a local socket (OUTPUT, POSTROUTING).
+    Output,
+}
+
+/// The conntrack state of the packet's connection, as iptables names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CtState {
+    /// First packet of a connection (NAT chains run).
+    New,
+    /// A later packet in the original direction.
+    Established,
+    /// A packet in the reply direction (also ESTABLISHED to iptables).
+    Reply,
+}
+
+/// The packet being traced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Packet {
+    /// Input interface (ingress and forward paths).
+    pub in_iface: Option<String>,
+    /// Output interface (forward and output paths).
+    pub out_iface: Option<String>,
+    /// Source address.
+    pub src: Option<IpAddr>,
+    /// Destination address.
+    pub dst: Option<IpAddr>,
+    /// IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6, 132 sctp).
+    pub proto: Option<u8>,
+    /// Source port.
+    pub sport: Option<u16>,
+    /// Destination port.
+    pub dport: Option<u16>,
+    /// The path.
+    pub path: PathKind,
+    /// The conntrack state.
+    pub state: CtState,
+}
+
+impl Packet {
+    /// Whether the packet is IPv6 (by its addresses; IPv4 when none is given).
+    pub fn is_ipv6(&self) -> bool {
+        matches!(self.src.or(self.dst), Some(IpAddr::V6(_)))
+    }
+}
+
+/// An address prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `10.1.2.3` (host), `fe80::/10`, and iptables' `0.0.0.0/0` and dotted
+    /// netmasks (`10.0.0.0/255.0.0.0`).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            None => max,
+            Some(l) => match l.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => match l.parse::<std::net::Ipv4Addr>() {
+                    Ok(mask) => u32::from(mask).count_ones() as u8,
+                    Err(_) => return None,
+                },
+            },
+        };
+        Some(Cidr { addr, len })
+    }
+
+    /// Whether an address lies inside.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.len)) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A condition of a rule other than its mark operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// `-p PROTO`.
+    Proto(u8),
+    /// `-s CIDR`.
+    Src(Cidr),
+    /// `-d CIDR`.
+    Dst(Cidr),
+    /// `-i IFACE` (a trailing `+` is a prefix).
+    InIface(String),
+    /// `-o IFACE`.
+    OutIface(String),
+    /// `--sport`/`--sports` ranges.
+    Sport(Vec<(u16, u16)>),
+    /// `--dport`/`--dports` ranges.
+    Dport(Vec<(u16, u16)>),
+    /// `--ctstate`/`--state` list (NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED).
+    CtState(Vec<String>),
+    /// `-m conntrack --ctdir ORIGINAL|REPLY`.
+    CtDir(bool),
+    /// `-m addrtype --src-type|--dst-type TYPES`: only `LOCAL` is decided, from the path (a
+    /// forwarded packet's destination is not local; an output packet's source is).
+    AddrType {
+        /// Tests the destination (else the source).
+        dst: bool,
+        /// The types, upper case.
+        types: Vec<String>,
+    },
+    /// Something trace cannot evaluate (ipsets, `statistic`, `socket`, address types,
+    /// unknown matches): the name says what, for `--assume`.
+    Unknown(String),
+}
+
+/// One condition with its `!`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Test {
+    /// The condition.
+    pub cond: Cond,
+    /// Whether it is negated.
+    pub invert: bool,
+}
+
+/// The outcome of testing a packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Matches.
+    Yes,
+    /// Does not match.
+    No,
+    /// Cannot be decided; the string names the condition (`statistic`, `set`, …).
+    Unknown(String),
+}
+
+fn iface_matches(pattern: &str, name: Option<&str>) -> Option<bool> {
+    let name = name?;
+    Some(match pattern.strip_suffix('+') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    })
+}
+
+fn in_ranges(ranges: &[(u16, u16)], port: Option<u16>) -> Option<bool> {
+    let p = port?;
+    Some(ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&p)))
+}
+
+impl Test {
+    /// Tests the condition on a packet. A field the packet does not carry (no ports given, say)
+    /// makes the condition unknown rather than false.
+    pub fn eval(&self, p: &Packet) -> Outcome {
+        let r: Option<bool> = match &self.cond {
+            Cond::Proto(n) => p.proto.map(|x| x == *n),
+            Cond::Src(c) => p.src.map(|a| c.contains(a)),
+            Cond::Dst(c) => p.dst.map(|a| c.contains(a)),
+            Cond::InIface(i) => iface_matches(i, p.in_iface.as_deref()),
+            Cond::OutIface(i) => iface_matches(i, p.out_iface.as_deref()),
+            Cond::Sport(r) => in_ranges(r, p.sport),
+            Cond::Dport(r) => in_ranges(r, p.dport),
+            Cond::CtState(states) => {
+                let have = match p.state {
+                    CtState::New => "NEW",
+                    CtState::Established | CtState::Reply => "ESTABLISHED",
+                };
+                Some(states.iter().any(|s| s == have))
+            }
+            Cond::CtDir(reply) => Some(*reply == (p.state == CtState::Reply)),
+            Cond::AddrType { dst, types } => {
+                let local = match (dst, p.path) {
+                    (true, PathKind::Ingress) | (false, PathKind::Output) => Some(true),
+                    (true, PathKind::Forward) | (false, PathKind::Forward) | (false, PathKind::Ingress) => Some(false),
+                    (true, PathKind::Output) => None,
+                };
+                match local {
+                    Some(true) if types.iter().all(|t| t == "LOCAL") => Some(true),
+                    Some(false) if types.iter().all(|t| t == "LOCAL") => Some(false),
+                    _ => None,
+                }
+            }
+            Cond::Unknown(name) => return Outcome::Unknown(name.clone()),
+        };
+        match r {
+            Some(b) if b != self.invert => Outcome::Yes,
+            Some(_) => Outcome::No,
+            None => Outcome::Unknown(match &self.cond {
+                Cond::Proto(_) => "protocol",
+                Cond::Src(_) => "source address",
+                Cond::Dst(_) => "destination address",
+                Cond::InIface(_) => "input interface",
+                Cond::OutIface(_) => "output interface",
+                Cond::Sport(_) => "source port",
+                Cond::Dport(_) => "destination port",
+                Cond::AddrType { .. } => "addrtype",
+                _ => "condition",
+            }
+            .to_string()),
+        }
+    }
+}
+
+/// Protocol number of a name or number (`tcp`, `6`, `all` is none).
+pub fn proto_number(s: &str) -> Option<Option<u8>> {
+    Some(Some(match s.to_ascii_lowercase().as_str() {
+        "all" | "0" => return Some(None),
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmpv6" | "ipv6-icmp" => 58,
+        "sctp" => 132,
+        "esp" => 50,
+        "ah" => 51,
+        "gre" => 47,
+        "ipencap" | "ipip" => 4,
+        other => return other.parse().ok().map(Some),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_contains() {
+        let c = Cidr::parse("10.244.0.0/16").unwrap();
+        assert!(c.contains("10.244.3.4".parse().unwrap()));
+        assert!(!c.contains("10.245.0.1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert_eq!(Cidr::parse("10.0.0.0/255.0.0.0").unwrap().len, 8);
+        assert!(Cidr::parse("fe80::/10").unwrap().contains("fe80::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn unknown_fields_stay_unknown() {
+        let p = Packet {
+            in_iface: Some("eth0".into()),
+            out_iface: None,
+            src: None,
+            dst: None,
+            proto: Some(6),
+            sport: None,
+            dport: Some(80),
+            path: PathKind::Forward,
+            state: CtState::New,
+        };
+        let t = |cond, invert| Test { cond, invert }.eval(&p);
+        assert_eq!(t(Cond::InIface("eth+".into()), false), Outcome::Yes);
+        assert_eq!(t(Cond::InIface("eth+".into()), true), Outcome::No);
+        assert_eq!(t(Cond::Dport(vec![(80, 80)]), false), Outcome::Yes);
+        assert!(matches!(t(Cond::Src(Cidr::parse("1.2.3.4").unwrap()), false), Outcome::Unknown(_)));
+        assert_eq!(t(Cond::CtState(vec!["NEW".into()]), false), Outcome::Yes);
+    }
+}

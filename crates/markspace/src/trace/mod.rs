@@ -1,0 +1,557 @@
+//! `trace`: a concrete packet walked through the kernel pipeline of a snapshot.
+//!
+//! The pipeline follows the kernel (DESIGN §3, `net/netfilter/core.c` hook order, priorities from
+//! `include/uapi/linux/netfilter_ipv4.h`): for each hook the base chains of every table of the
+//! packet's family (iptables tables and nft chains alike) run in priority order; NAT chains run
+//! only for the first packet of a connection; the routing decision consults `ip rule` fwmark
+//! selectors with the mark as it is at that point; on the output path a mark change in a route
+//! chain (iptables mangle OUTPUT, nft `type route`) re-routes.
+//!
+//! A condition trace cannot decide (an ipset, `statistic`, an address the user did not give)
+//! forks the walk: both branches are shown, each with the assumption it made, unless `--assume`
+//! settles it. Forks are bounded ([`Options::max_paths`]); past the bound an undecided condition
+//! is taken as not matching, and the path says so.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
+use crate::packet::{CtState, Outcome, Packet, PathKind, Test};
+use crate::registry::{Registry, RuleContext};
+use crate::ruleset::{ChainId, ChainType, Family, Hook, Origin, RuleId, Verdict};
+use crate::snapshot::Node;
+use crate::touchpoint::Subsystem;
+
+/// How undecidable conditions are settled.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Per condition name (`statistic`, `set`, `socket`, `source address`…, or `all`): whether
+    /// it matches.
+    pub assume: HashMap<String, bool>,
+    /// Most paths to explore before undecided conditions are taken as not matching.
+    pub max_paths: usize,
+}
+
+/// One thing that happened to the packet.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Step {
+    /// The packet reaches a hook.
+    Hook {
+        /// The hook.
+        hook: Hook,
+    },
+    /// A base chain starts.
+    Chain {
+        /// `ip filter`, `inet kube-proxy`…
+        table: String,
+        /// Chain name.
+        chain: String,
+        /// Priority.
+        priority: i32,
+        /// Where it came from.
+        origin: Origin,
+    },
+    /// A rule that matched, or that tests or changes a mark.
+    Rule {
+        /// Input file.
+        file: String,
+        /// Line.
+        line: u32,
+        /// Chain.
+        chain: String,
+        /// The rule as written.
+        text: String,
+        /// Its owner.
+        owner: String,
+        /// Whether it matched.
+        matched: bool,
+        /// Packet mark before and after.
+        mark: (String, String),
+        /// Connmark before and after.
+        ctmark: (String, String),
+        /// The verdict it gave, when it matched and gave one.
+        verdict: Option<String>,
+        /// Conditions assumed to decide it.
+        assumed: Vec<String>,
+    },
+    /// A base chain ended by its policy.
+    Policy {
+        /// Chain.
+        chain: String,
+        /// `ACCEPT` or `DROP`.
+        policy: String,
+    },
+    /// A routing decision.
+    Route {
+        /// `input`, `output` or `re-route`.
+        stage: String,
+        /// The packet mark it saw.
+        mark: String,
+        /// The `ip rule` chosen (text), if a fwmark rule decided it.
+        rule: Option<String>,
+        /// The routing table.
+        table: String,
+    },
+    /// Something worth saying.
+    Note {
+        /// What.
+        text: String,
+    },
+}
+
+/// One path through the pipeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathTrace {
+    /// What happened, in order.
+    pub steps: Vec<Step>,
+    /// `ACCEPT` (delivered or sent), `DROP`, or the terminal target (`NFQUEUE`, `REJECT`…).
+    pub verdict: String,
+    /// Marks at the end.
+    pub mark: String,
+    /// Connmark at the end.
+    pub ctmark: String,
+    /// The routing table of the last routing decision.
+    pub table: Option<String>,
+    /// Assumptions this path made.
+    pub assumptions: Vec<String>,
+}
+
+/// The whole trace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Trace {
+    /// The packet.
+    pub packet: Packet,
+    /// The starting marks.
+    pub start: MarkState,
+    /// Every path (one unless a condition forked the walk).
+    pub paths: Vec<PathTrace>,
+    /// Whether the fork bound was reached.
+    pub truncated: bool,
+}
+
+/// One stage of the pipeline.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    Hook(Hook),
+    Chain(ChainId),
+    Route(&'static str),
+}
+
+#[derive(Clone, Debug)]
+struct Frame {
+    chain: ChainId,
+    next: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Walker {
+    stage: usize,
+    frames: Vec<Frame>,
+    state: MarkState,
+    tracked: bool,
+    path: PathTrace,
+    /// The mark when the current route-type chain started (re-route check).
+    route_mark: Option<u32>,
+    /// Decisions forced at a fork, by (rule, condition index): taken when the walker reaches it.
+    forced: Vec<(RuleId, usize, bool)>,
+}
+
+/// The base chains of a hook for the packet's family, in priority order.
+fn base_chains(node: &Node, hook: Hook, v6: bool) -> Vec<ChainId> {
+    let set = &node.ruleset;
+    let mut chains: Vec<(i32, usize, ChainId)> = set
+        .chains
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let base = c.base?;
+            let table = set.table(c.table);
+            let family_ok = match table.family {
+                Family::Ip => !v6,
+                Family::Ip6 => v6,
+                Family::Inet => true,
+                _ => false,
+            };
+            (base.hook == hook && family_ok && table.duplicate_of.is_none()).then_some((base.priority, c.table.0 as usize, ChainId(i as u32)))
+        })
+        .collect();
+    chains.sort();
+    chains.into_iter().map(|(_, _, c)| c).collect()
+}
+
+fn pipeline(node: &Node, p: &Packet) -> Vec<Stage> {
+    let v6 = p.is_ipv6();
+    let hooks: &[Hook] = match p.path {
+        PathKind::Ingress => &[Hook::Prerouting, Hook::Input],
+        PathKind::Forward => &[Hook::Prerouting, Hook::Forward, Hook::Postrouting],
+        PathKind::Output => &[Hook::Output, Hook::Postrouting],
+    };
+    let mut stages = Vec::new();
+    if p.path == PathKind::Output {
+        stages.push(Stage::Route("output"));
+    }
+    for &hook in hooks {
+        stages.push(Stage::Hook(hook));
+        stages.extend(base_chains(node, hook, v6).into_iter().map(Stage::Chain));
+        if hook == Hook::Prerouting {
+            stages.push(Stage::Route("input"));
+        }
+    }
+    stages
+}
+
+/// The conditions of a rule, from its input's format.
+fn conditions(node: &Node, rule: RuleId) -> Vec<Test> {
+    let r = node.ruleset.rule(rule);
+    let text = node.sources.text(r.span);
+    match node.source_formats.get(r.span.source.0 as usize).copied() {
+        Some("iptables-save") => crate::sources::iptables::conds::conditions(text),
+        Some(format) => vec![Test {
+            cond: crate::packet::Cond::Unknown(format!("conditions of {format} rules")),
+            invert: false,
+        }],
+        None => Vec::new(),
+    }
+}
+
+fn verdict_name(v: &Verdict, node: &Node) -> String {
+    match v {
+        Verdict::Continue => "continue".into(),
+        Verdict::Accept => "ACCEPT".into(),
+        Verdict::Drop => "DROP".into(),
+        Verdict::Return => "RETURN".into(),
+        Verdict::Jump(c) => format!("jump {}", node.ruleset.chain(*c).name),
+        Verdict::Goto(c) => format!("goto {}", node.ruleset.chain(*c).name),
+        Verdict::Terminal(t) => t.to_string(),
+    }
+}
+
+/// Runs a trace.
+pub fn trace(node: &Node, registry: &Registry, packet: Packet, start: MarkState, options: &Options) -> Trace {
+    let stages = pipeline(node, &packet);
+    let max_paths = options.max_paths.max(1);
+    let mut work = vec![Walker {
+        stage: 0,
+        frames: Vec::new(),
+        state: start,
+        tracked: true,
+        path: PathTrace {
+            steps: Vec::new(),
+            verdict: "ACCEPT".into(),
+            mark: String::new(),
+            ctmark: String::new(),
+            table: None,
+            assumptions: Vec::new(),
+        },
+        route_mark: None,
+        forced: Vec::new(),
+    }];
+    let mut done = Vec::new();
+    let mut truncated = false;
+    while let Some(mut w) = work.pop() {
+        let forks_left = max_paths.saturating_sub(done.len() + work.len() + 1);
+        match run(node, registry, &packet, &stages, &mut w, options, forks_left > 0) {
+            Run::Done => {
+                w.path.mark = hex(w.state.mark);
+                w.path.ctmark = hex(w.state.ctmark);
+                done.push(w.path);
+            }
+            Run::Fork(other) => {
+                work.push(*other);
+                work.push(w);
+            }
+            Run::Truncated => {
+                truncated = true;
+                w.path.mark = hex(w.state.mark);
+                w.path.ctmark = hex(w.state.ctmark);
+                done.push(w.path);
+            }
+        }
+    }
+    Trace { packet, start, paths: done, truncated }
+}
+
+enum Run {
+    Done,
+    Fork(Box<Walker>),
+    Truncated,
+}
+
+/// Advances a walker until its path ends or a condition forks it.
+fn run(
+    node: &Node,
+    registry: &Registry,
+    p: &Packet,
+    stages: &[Stage],
+    w: &mut Walker,
+    options: &Options,
+    may_fork: bool,
+) -> Run {
+    let set = &node.ruleset;
+    let mut truncated = false;
+    loop {
+        // Inside a chain: run its next rule.
+        if let Some(frame) = w.frames.last().cloned() {
+            let chain = set.chain(frame.chain);
+            let Some(&rule_id) = chain.rules.get(frame.next) else {
+                // End of chain: return to the caller, or the base chain's policy.
+                w.frames.pop();
+                if w.frames.is_empty() {
+                    let policy = chain.policy.clone().unwrap_or(Verdict::Accept);
+                    if policy == Verdict::Drop {
+                        w.path.steps.push(Step::Policy { chain: chain.name.to_string(), policy: "DROP".into() });
+                        w.path.verdict = "DROP".into();
+                        return if truncated { Run::Truncated } else { Run::Done };
+                    }
+                    end_base_chain(node, p, w);
+                }
+                continue;
+            };
+            if let Some(top) = w.frames.last_mut() {
+                top.next += 1;
+            }
+            let rule = set.rule(rule_id);
+            // Non-mark conditions.
+            let tests = conditions(node, rule_id);
+            let mut assumed = Vec::new();
+            let mut matched = true;
+            for (k, t) in tests.iter().enumerate() {
+                let outcome = match w.forced.iter().find(|(r, i, _)| *r == rule_id && *i == k) {
+                    Some((_, _, true)) => Outcome::Yes,
+                    Some((_, _, false)) => Outcome::No,
+                    None => t.eval(p),
+                };
+                match outcome {
+                    Outcome::Yes => {}
+                    Outcome::No => {
+                        matched = false;
+                        break;
+                    }
+                    Outcome::Unknown(name) => {
+                        let settled = options.assume.get(&name).or_else(|| options.assume.get("all")).copied();
+                        match settled {
+                            Some(true) => assumed.push(format!("{name}: assumed to match")),
+                            Some(false) => {
+                                matched = false;
+                                break;
+                            }
+                            None if may_fork => {
+                                // Fork: this walker takes "matches", the other "does not".
+                                let mut other = w.clone();
+                                if let Some(top) = other.frames.last_mut() {
+                                    top.next -= 1;
+                                }
+                                other.forced.push((rule_id, k, false));
+                                other.path.assumptions.push(format!("{name} does not match at {}", where_of(node, rule_id)));
+                                if let Some(top) = w.frames.last_mut() {
+                                    top.next -= 1;
+                                }
+                                w.forced.push((rule_id, k, true));
+                                w.path.assumptions.push(format!("{name} matches at {}", where_of(node, rule_id)));
+                                return Run::Fork(Box::new(other));
+                            }
+                            None => {
+                                truncated = true;
+                                assumed.push(format!("{name}: undecided, taken as not matching (path limit)"));
+                                matched = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            // Mark operations, in kernel order.
+            let before = w.state;
+            if matched {
+                for op in &rule.ops {
+                    match op {
+                        MarkOp::Read(r) => {
+                            let value = match r.field {
+                                Field::Mark => Some(w.state.mark),
+                                Field::CtMark => w.tracked.then_some(w.state.ctmark),
+                            };
+                            let hit = value.and_then(|v| r.eval(v));
+                            match hit {
+                                Some(true) => {}
+                                Some(false) => {
+                                    matched = false;
+                                    break;
+                                }
+                                None => {
+                                    if value.is_none() {
+                                        // connmark match on an untracked packet
+                                        matched = false;
+                                        break;
+                                    }
+                                    assumed.push("opaque mark test (set or map): assumed to match".into());
+                                }
+                            }
+                        }
+                        MarkOp::Write(wr) => {
+                            if wr.field == Field::CtMark && !w.tracked {
+                                continue;
+                            }
+                            if matches!(wr.op, WriteOp::Copy { src: CopySource::CtMark, .. }) && !w.tracked {
+                                continue;
+                            }
+                            if !w.state.apply(wr) {
+                                assumed.push("data-dependent write: value unknown, mark left as is".into());
+                            }
+                        }
+                    }
+                }
+            }
+            let notrack = matched
+                && (rule.target.as_deref() == Some("NOTRACK")
+                    || (rule.target.as_deref() == Some("CT") && node.sources.text(rule.span).contains("--notrack")));
+            if notrack {
+                w.tracked = false;
+            }
+            let show = matched || !rule.ops.is_empty();
+            if show {
+                let table = set.rule_table(rule);
+                let chain = set.chain(rule.chain);
+                let owner = owner_of(node, registry, rule_id);
+                w.path.steps.push(Step::Rule {
+                    file: node.sources.name(rule.span).to_string(),
+                    line: rule.span.line,
+                    chain: format!("{} {}", table.name, chain.name),
+                    text: node.sources.text(rule.span).trim().to_string(),
+                    owner,
+                    matched,
+                    mark: (hex(before.mark), hex(w.state.mark)),
+                    ctmark: (hex(before.ctmark), hex(w.state.ctmark)),
+                    verdict: (matched && rule.verdict != Verdict::Continue).then(|| verdict_name(&rule.verdict, node)),
+                    assumed,
+                });
+            }
+            if !matched {
+                continue;
+            }
+            match &rule.verdict {
+                Verdict::Continue => {}
+                Verdict::Jump(c) => w.frames.push(Frame { chain: *c, next: 0 }),
+                Verdict::Goto(c) => {
+                    w.frames.pop();
+                    w.frames.push(Frame { chain: *c, next: 0 });
+                }
+                Verdict::Return => {
+                    w.frames.pop();
+                    if w.frames.is_empty() {
+                        end_base_chain(node, p, w);
+                    }
+                }
+                Verdict::Accept => {
+                    w.frames.clear();
+                    end_base_chain(node, p, w);
+                }
+                Verdict::Drop => {
+                    w.path.verdict = "DROP".into();
+                    return if truncated { Run::Truncated } else { Run::Done };
+                }
+                Verdict::Terminal(t) => match &**t {
+                    "REJECT" | "NFQUEUE" | "QUEUE" | "SYNPROXY" => {
+                        w.path.verdict = t.to_string();
+                        return if truncated { Run::Truncated } else { Run::Done };
+                    }
+                    "TPROXY" => {
+                        w.path.steps.push(Step::Note { text: "TPROXY: delivered to a local proxy socket".into() });
+                        w.path.verdict = "TPROXY".into();
+                        return if truncated { Run::Truncated } else { Run::Done };
+                    }
+                    _ => {
+                        // NAT targets accept the packet for this base chain.
+                        w.frames.clear();
+                        end_base_chain(node, p, w);
+                    }
+                },
+            }
+            continue;
+        }
+        // Between chains: the next stage.
+        let Some(stage) = stages.get(w.stage).copied() else {
+            return if truncated { Run::Truncated } else { Run::Done };
+        };
+        w.stage += 1;
+        match stage {
+            Stage::Hook(hook) => w.path.steps.push(Step::Hook { hook }),
+            Stage::Chain(c) => {
+                let chain = set.chain(c);
+                let table = set.table(chain.table);
+                // The pipeline holds base chains only.
+                let Some(base) = chain.base else { continue };
+                if base.kind == ChainType::Nat && p.state != CtState::New {
+                    continue;
+                }
+                w.path.steps.push(Step::Chain {
+                    table: format!("{} {}", table.family.as_str(), table.name),
+                    chain: chain.name.to_string(),
+                    priority: base.priority,
+                    origin: table.origin,
+                });
+                w.route_mark = (base.kind == ChainType::Route && p.path == PathKind::Output).then_some(w.state.mark);
+                w.frames.push(Frame { chain: c, next: 0 });
+            }
+            Stage::Route(kind) => route(node, w, kind),
+        }
+    }
+}
+
+/// After a base chain: an output-path route chain that changed the mark re-routes.
+fn end_base_chain(node: &Node, p: &Packet, w: &mut Walker) {
+    if let Some(m) = w.route_mark.take() {
+        if m != w.state.mark && p.path == PathKind::Output {
+            route(node, w, "re-route");
+        }
+    }
+}
+
+/// A routing decision by the `ip rule` fwmark selectors of the snapshot, in priority order.
+fn route(node: &Node, w: &mut Walker, stage: &'static str) {
+    let mut rules: Vec<&crate::touchpoint::Touchpoint> =
+        node.touchpoints.iter().filter(|t| t.subsystem == Subsystem::IpRule).collect();
+    rules.sort_by_key(|t| t.context.priority.unwrap_or(u32::MAX));
+    let mark = w.state.mark;
+    let chosen = rules.into_iter().find(|t| {
+        t.ops.iter().all(|op| match op {
+            MarkOp::Read(r) if r.field == Field::Mark => r.eval(mark).unwrap_or(false),
+            _ => true,
+        })
+    });
+    let (rule, table) = match chosen {
+        Some(t) => (Some(node.sources.text(t.span).trim().to_string()), t.context.table.clone().unwrap_or_else(|| "main".into())),
+        None => (None, "main".into()),
+    };
+    w.path.table = Some(table.clone());
+    w.path.steps.push(Step::Route { stage: stage.to_string(), mark: hex(mark), rule, table });
+}
+
+fn where_of(node: &Node, rule: RuleId) -> String {
+    let r = node.ruleset.rule(rule);
+    format!("{}:{}", node.sources.name(r.span), r.span.line)
+}
+
+fn owner_of(node: &Node, registry: &Registry, id: RuleId) -> String {
+    let set = &node.ruleset;
+    let rule = set.rule(id);
+    let chain = set.chain(rule.chain);
+    let table = set.table(chain.table);
+    let jump = match &rule.verdict {
+        Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
+        _ => None,
+    };
+    let interfaces: Vec<&str> = rule.interfaces.iter().map(|i| &**i).collect();
+    registry
+        .attribute(&RuleContext {
+            table: &table.name,
+            nft: table.origin == Origin::Nftables,
+            chain: &chain.name,
+            comment: rule.comment.as_deref(),
+            jump,
+            interfaces: &interfaces,
+            values: &[],
+        })
+        .owner
+}
