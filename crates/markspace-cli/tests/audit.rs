@@ -309,3 +309,77 @@ fn sysdump_with_two_nodes_asks_for_one() {
     check!(r, r.stderr.contains("cilium-bugtool"));
     check!(r, owner(&r.json(), "kube-proxy").is_some());
 }
+
+#[test]
+fn overlap_on_disjoint_paths_is_info_and_a_meeting_path_is_shown() {
+    // Tailscale marks forwarded packets; a Calico chain marks only locally generated ones.
+    let disjoint = "\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:ts-forward - [0:0]
+:cali-OUTPUT - [0:0]
+-A FORWARD -j ts-forward
+-A OUTPUT -m comment --comment \"cali:tVnHkvAo15HuiPy0\" -j cali-OUTPUT
+-A ts-forward -i tailscale0 -j MARK --set-xmark 0x40000/0xff0000
+-A ts-forward -m mark --mark 0x40000/0xff0000 -j ACCEPT
+-A cali-OUTPUT -m comment --comment \"cali:Mq1_rAdXXH3YkrzW\" -j MARK --set-xmark 0x40000/0x40000
+COMMIT
+";
+    let d = Dir::new();
+    let f = d.file("disjoint.txt", disjoint);
+    let r = run(&["audit", "--format", "json", &f]);
+    check!(r, r.code == 0);
+    let j = r.json();
+    let shared = findings(&j, "MS001");
+    check!(r, shared.len() == 1 && shared[0]["severity"] == "info");
+    check!(
+        r,
+        shared[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("different packet paths")
+    );
+
+    // The same two writes on one path, Calico's between Tailscale's mark and its masquerade
+    // test: an error, with the forward path shown.
+    let meeting = "\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:ts-forward - [0:0]
+:cali-FORWARD - [0:0]
+-A FORWARD -j ts-forward
+-A FORWARD -m comment --comment \"cali:wUHhoiAYhphO9Mso\" -j cali-FORWARD
+-A ts-forward -i tailscale0 -j MARK --set-xmark 0x40000/0xff0000
+-A cali-FORWARD -m comment --comment \"cali:IazmixweNXxSOiuw\" -j MARK --set-xmark 0x0/0xe0000
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:ts-postrouting - [0:0]
+-A POSTROUTING -j ts-postrouting
+-A ts-postrouting -m mark --mark 0x40000/0xff0000 -j MASQUERADE
+COMMIT
+";
+    let g = d.file("meeting.txt", meeting);
+    let r = run(&["audit", "--format", "json", &g]);
+    check!(r, r.code == 1);
+    let j = r.json();
+    let shared = findings(&j, "MS001");
+    check!(r, shared[0]["severity"] == "error");
+    check!(r, shared[0]["path"]["path"] == "forward");
+    check!(r, shared[0]["path"]["clobber"] == true);
+    let steps = shared[0]["path"]["steps"].as_array().unwrap();
+    check!(
+        r,
+        steps.len() == 3
+            && steps[0]["owner"] == "tailscale"
+            && steps[1]["owner"] == "calico"
+            && steps[2]["owner"] == "tailscale"
+    );
+}

@@ -97,11 +97,19 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.len)) };
+                let mask = if self.len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.len))
+                };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
+                let mask = if self.len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.len))
+                };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -199,7 +207,9 @@ impl Test {
             Cond::AddrType { dst, types } => {
                 let local = match (dst, p.path) {
                     (true, PathKind::Ingress) | (false, PathKind::Output) => Some(true),
-                    (true, PathKind::Forward) | (false, PathKind::Forward) | (false, PathKind::Ingress) => Some(false),
+                    (true, PathKind::Forward)
+                    | (false, PathKind::Forward)
+                    | (false, PathKind::Ingress) => Some(false),
                     (true, PathKind::Output) => None,
                 };
                 match local {
@@ -213,18 +223,20 @@ impl Test {
         match r {
             Some(b) if b != self.invert => Outcome::Yes,
             Some(_) => Outcome::No,
-            None => Outcome::Unknown(match &self.cond {
-                Cond::Proto(_) => "protocol",
-                Cond::Src(_) => "source address",
-                Cond::Dst(_) => "destination address",
-                Cond::InIface(_) => "input interface",
-                Cond::OutIface(_) => "output interface",
-                Cond::Sport(_) => "source port",
-                Cond::Dport(_) => "destination port",
-                Cond::AddrType { .. } => "addrtype",
-                _ => "condition",
-            }
-            .to_string()),
+            None => Outcome::Unknown(
+                match &self.cond {
+                    Cond::Proto(_) => "protocol",
+                    Cond::Src(_) => "source address",
+                    Cond::Dst(_) => "destination address",
+                    Cond::InIface(_) => "input interface",
+                    Cond::OutIface(_) => "output interface",
+                    Cond::Sport(_) => "source port",
+                    Cond::Dport(_) => "destination port",
+                    Cond::AddrType { .. } => "addrtype",
+                    _ => "condition",
+                }
+                .to_string(),
+            ),
         }
     }
 }
@@ -255,9 +267,13 @@ mod tests {
         let c = Cidr::parse("10.244.0.0/16").unwrap();
         assert!(c.contains("10.244.3.4".parse().unwrap()));
         assert!(!c.contains("10.245.0.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
         assert_eq!(Cidr::parse("10.0.0.0/255.0.0.0").unwrap().len, 8);
-        assert!(Cidr::parse("fe80::/10").unwrap().contains("fe80::1".parse().unwrap()));
+        assert!(Cidr::parse("fe80::/10")
+            .unwrap()
+            .contains("fe80::1".parse().unwrap()));
     }
 
     #[test]
@@ -277,7 +293,10 @@ mod tests {
         assert_eq!(t(Cond::InIface("eth+".into()), false), Outcome::Yes);
         assert_eq!(t(Cond::InIface("eth+".into()), true), Outcome::No);
         assert_eq!(t(Cond::Dport(vec![(80, 80)]), false), Outcome::Yes);
-        assert!(matches!(t(Cond::Src(Cidr::parse("1.2.3.4").unwrap()), false), Outcome::Unknown(_)));
+        assert!(matches!(
+            t(Cond::Src(Cidr::parse("1.2.3.4").unwrap()), false),
+            Outcome::Unknown(_)
+        ));
         assert_eq!(t(Cond::CtState(vec!["NEW".into()]), false), Outcome::Yes);
     }
 }

@@ -33,7 +33,9 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         }
         return Ok(2);
     }
-    let value = |s: &str, what: &str| parse_u32(s.trim()).with_context(|| format!("--{what} `{s}` is not a 32-bit value"));
+    let value = |s: &str, what: &str| {
+        parse_u32(s.trim()).with_context(|| format!("--{what} `{s}` is not a 32-bit value"))
+    };
     let proto = match args.proto.as_deref() {
         None => None,
         Some(p) => match proto_number(p) {
@@ -44,7 +46,9 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
     // Reverse-path filtering is assumed to pass (a valid source) unless told otherwise.
     let mut assume = HashMap::from([("rpfilter".to_string(), true)]);
     for a in &args.assume {
-        let Some((k, v)) = a.split_once('=') else { bail!("--assume `{a}`: write NAME=yes or NAME=no") };
+        let Some((k, v)) = a.split_once('=') else {
+            bail!("--assume `{a}`: write NAME=yes or NAME=no")
+        };
         let v = match v {
             "yes" | "true" | "match" => true,
             "no" | "false" | "nomatch" => false,
@@ -72,8 +76,21 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         },
     };
     let mark = value(&args.mark, "mark")?;
-    let start = MarkState { mark, ctmark: value(&args.ctmark, "ctmark")?, skmark: mark };
-    let t = trace(&node, &registry, packet, start, &Options { assume, max_paths: args.max_paths });
+    let start = MarkState {
+        mark,
+        ctmark: value(&args.ctmark, "ctmark")?,
+        skmark: mark,
+    };
+    let t = trace(
+        &node,
+        &registry,
+        packet,
+        start,
+        &Options {
+            assume,
+            max_paths: args.max_paths,
+        },
+    );
     match args.format {
         Format::Json => output::print(&(serde_json::to_string_pretty(&t)? + "\n"))?,
         _ => output::print(&render(&t))?,
@@ -91,10 +108,25 @@ fn render(t: &Trace) -> String {
         t.start.mark,
         t.start.ctmark,
         t.paths.len(),
-        if t.truncated { " (path limit reached: some undecided conditions taken as not matching)" } else { "" }
+        if t.truncated {
+            " (path limit reached: some undecided conditions taken as not matching)"
+        } else {
+            ""
+        }
     );
     for (i, p) in t.paths.iter().enumerate() {
-        let _ = writeln!(out, "\npath {} -> {}  (mark {} ctmark {}{})", i + 1, p.verdict, p.mark, p.ctmark, p.table.as_deref().map(|t| format!(", table {t}")).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "\npath {} -> {}  (mark {} ctmark {}{})",
+            i + 1,
+            p.verdict,
+            p.mark,
+            p.ctmark,
+            p.table
+                .as_deref()
+                .map(|t| format!(", table {t}"))
+                .unwrap_or_default()
+        );
         for a in &p.assumptions {
             let _ = writeln!(out, "  assuming {a}");
         }
@@ -103,12 +135,31 @@ fn render(t: &Trace) -> String {
                 Step::Hook { hook } => {
                     let _ = writeln!(out, "  == {}", format!("{hook:?}").to_uppercase());
                 }
-                Step::Chain { table, chain, priority, .. } => {
+                Step::Chain {
+                    table,
+                    chain,
+                    priority,
+                    ..
+                } => {
                     let _ = writeln!(out, "    [{table}] {chain} (priority {priority})");
                 }
-                Step::Rule { file, line, text, owner, matched, mark, ctmark, verdict, assumed, .. } => {
+                Step::Rule {
+                    file,
+                    line,
+                    text,
+                    owner,
+                    matched,
+                    mark,
+                    ctmark,
+                    verdict,
+                    assumed,
+                    ..
+                } => {
                     let changed = if mark.0 != mark.1 || ctmark.0 != ctmark.1 {
-                        format!("  mark {} -> {}  ctmark {} -> {}", mark.0, mark.1, ctmark.0, ctmark.1)
+                        format!(
+                            "  mark {} -> {}  ctmark {} -> {}",
+                            mark.0, mark.1, ctmark.0, ctmark.1
+                        )
                     } else {
                         String::new()
                     };
@@ -116,7 +167,10 @@ fn render(t: &Trace) -> String {
                         out,
                         "      {} {file}:{line} ({owner}){}{}",
                         if *matched { "match" } else { "miss " },
-                        verdict.as_deref().map(|v| format!(" -> {v}")).unwrap_or_default(),
+                        verdict
+                            .as_deref()
+                            .map(|v| format!(" -> {v}"))
+                            .unwrap_or_default(),
                         changed
                     );
                     let _ = writeln!(out, "          {text}");
@@ -127,11 +181,18 @@ fn render(t: &Trace) -> String {
                 Step::Policy { chain, policy } => {
                     let _ = writeln!(out, "      policy of {chain}: {policy}");
                 }
-                Step::Route { stage, mark, rule, table } => {
+                Step::Route {
+                    stage,
+                    mark,
+                    rule,
+                    table,
+                } => {
                     let _ = writeln!(
                         out,
                         "  -- route {stage}: mark {mark} -> table {table}{}",
-                        rule.as_deref().map(|r| format!(" by `{r}`")).unwrap_or_else(|| " (no fwmark rule matched)".into())
+                        rule.as_deref()
+                            .map(|r| format!(" by `{r}`"))
+                            .unwrap_or_else(|| " (no fwmark rule matched)".into())
                     );
                 }
                 Step::Note { text } => {

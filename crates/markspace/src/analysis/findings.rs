@@ -3,7 +3,7 @@
 //!
 //! | code  | name                 | when |
 //! |-------|----------------------|------|
-//! | MS001 | shared-bits          | two owners write the same bits (masked writes) |
+//! | MS001 | shared-bits          | two owners write the same bits (masked writes); info when their uses never share a packet path |
 //! | MS002 | foreign-read         | an owner's rules test bits another owner writes, without the registry saying it cooperates |
 //! | MS003 | whole-mark-write     | a write replaces all 32 bits while others use bits of that field |
 //! | MS004 | unmasked-connmark    | a connmark save/restore copies all 32 bits |
@@ -21,6 +21,7 @@ use crate::ruleset::Ruleset;
 use crate::source::SourceMap;
 
 use super::fix;
+use super::path::{meeting, Meeting, PathEvidence};
 use super::usage::{fi, Site, Usage, Use};
 
 /// How serious a finding is.
@@ -96,6 +97,8 @@ pub struct Finding {
     pub fix: String,
     /// Known incidents this reproduces.
     pub incidents: Vec<IncidentRef>,
+    /// The packet path on which the owners meet, hook by hook (absent when not path-specific).
+    pub path: Option<PathEvidence>,
 }
 
 fn ser_hex<S: serde::Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
@@ -112,9 +115,16 @@ pub(crate) struct Ctx<'a> {
     pub(crate) sources: &'a SourceMap,
     pub(crate) registry: &'a Registry,
     pub(crate) usage: &'a Usage,
+    /// Rule traversal order per hook, computed when a finding needs it.
+    pub(crate) orders: [std::cell::OnceCell<Vec<u32>>; 7],
 }
 
 impl Ctx<'_> {
+    /// The traversal order of rules at a hook (see [`super::path::traversal_order`]).
+    pub(crate) fn order(&self, hook: crate::ruleset::Hook) -> &[u32] {
+        self.orders[hook as usize].get_or_init(|| super::path::traversal_order(self.set, hook))
+    }
+
     fn owner_id(&self, i: usize) -> &str {
         &self.usage.owners[i].id
     }
@@ -209,6 +219,14 @@ fn is_whole_write(u: &Use) -> bool {
     matches!(u.op, MarkOp::Write(w) if w.is_whole())
 }
 
+fn path_name(p: &PathEvidence) -> &'static str {
+    match p.path {
+        crate::packet::PathKind::Ingress => "ingress",
+        crate::packet::PathKind::Forward => "forward",
+        crate::packet::PathKind::Output => "output",
+    }
+}
+
 fn field_name(f: Field) -> &'static str {
     match f {
         Field::Mark => "packet mark",
@@ -275,6 +293,8 @@ fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 let shared = writes[a] & writes[b];
                 if shared != 0 {
                     let (ia, ib) = (cx.owner_id(a), cx.owner_id(b));
+                    let met = meeting(cx, a, b, field, shared);
+                    let by_design = cx.registry.by_design(ia, ib);
                     let mut evidence = Vec::new();
                     let mut omitted = 0;
                     for o in [a, b] {
@@ -292,7 +312,8 @@ fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         name: "shared-bits",
                         // Software the registry says shares these bits by design (kubelet and
                         // kube-proxy) is reported, but not as a collision.
-                        severity: if cx.registry.by_design(ia, ib) {
+                        // Owners whose uses never share a packet path overload the bits safely.
+                        severity: if by_design || matches!(met, Meeting::Disjoint) {
                             Severity::Info
                         } else {
                             Severity::Error
@@ -300,15 +321,28 @@ fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         owners: vec![ia.to_string(), ib.to_string()],
                         field,
                         bits: shared,
-                        title: format!(
-                            "{ia} and {ib} both write {} bits {}",
-                            field_name(field),
-                            hex(shared)
-                        ),
+                        title: match &met {
+                            Meeting::Disjoint => format!(
+                                "{ia} and {ib} both write {} bits {}, but on different packet paths",
+                                field_name(field),
+                                hex(shared)
+                            ),
+                            Meeting::Clobber(p) => format!(
+                                "{ia} and {ib} both write {} bits {}: on the {} path one overwrites the other's bits before they are read",
+                                field_name(field),
+                                hex(shared),
+                                path_name(p)
+                            ),
+                            _ => format!("{ia} and {ib} both write {} bits {}", field_name(field), hex(shared)),
+                        },
                         evidence,
                         evidence_omitted: omitted,
                         fix: fix::separate(cx, a, b, field, shared),
                         incidents: cx.incidents(&[ia, ib], field, shared),
+                        path: match met {
+                            Meeting::Clobber(p) | Meeting::Shared(p) => Some(p),
+                            _ => None,
+                        },
                     });
                 }
                 // A writes what B reads (and B does not write it itself).
@@ -321,6 +355,7 @@ fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     if cx.registry.cooperates(ir, iw, field, foreign) {
                         continue;
                     }
+                    let met = meeting(cx, r, w, field, foreign);
                     let mut evidence = Vec::new();
                     let mut omitted = 0;
                     cx.evidence(
@@ -342,7 +377,7 @@ fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     out.push(Finding {
                         code: "MS002",
                         name: "foreign-read",
-                        severity: Severity::Warning,
+                        severity: if matches!(met, Meeting::Disjoint) { Severity::Info } else { Severity::Warning },
                         owners: vec![ir.to_string(), iw.to_string()],
                         field,
                         bits: foreign,
@@ -354,6 +389,10 @@ fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                             fix::separate(cx, r, w, field, foreign)
                         ),
                         incidents: cx.incidents(&[ir, iw], field, foreign),
+                        path: match met {
+                            Meeting::Clobber(p) | Meeting::Shared(p) => Some(p),
+                            _ => None,
+                        },
                     });
                 }
             }
@@ -476,6 +515,7 @@ fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     evidence_omitted: omitted,
                     fix,
                     incidents: Vec::new(),
+                    path: None,
                 });
             }
         }
@@ -568,6 +608,7 @@ fn whole_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     .iter()
                     .flat_map(|&o| cx.incidents(&[id.as_str(), cx.owner_id(o)], field, bits))
                     .collect(),
+                path: None,
             });
         }
     }
@@ -606,6 +647,7 @@ fn never_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 hex(mask | value)
             ),
             incidents: Vec::new(),
+            path: None,
         });
     }
 }
@@ -636,6 +678,7 @@ fn unknown_owner(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             evidence_omitted: omitted,
             fix: "Find which software installs these rules (chain names, comments) and add it to the registry (`--registry DIR`), so its bits are checked against the others.".to_string(),
             incidents: Vec::new(),
+            path: None,
         });
     }
 }
@@ -725,6 +768,7 @@ fn outside_claim(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     format!("Check {}'s configuration ({}); if the layout is intended, record it in the registry with `--registry DIR`.", sw.name, knobs.join("; "))
                 },
                 incidents: Vec::new(),
+                path: None,
             });
         }
     }
@@ -777,5 +821,6 @@ fn unreachable(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         evidence_omitted: cx.usage.unreachable.len().saturating_sub(EVIDENCE_PER_OWNER),
         fix: "Nothing to fix for marks; remove the dead chains to keep the ruleset readable.".to_string(),
         incidents: Vec::new(),
+        path: None,
     });
 }

@@ -5,11 +5,13 @@
 
 mod findings;
 mod fix;
+mod path;
 mod usage;
 
 use serde::Serialize;
 
 pub use findings::{EvidenceItem, Finding, IncidentRef, Severity};
+pub use path::{PathEvidence, PathStep};
 #[cfg(test)]
 pub(crate) use usage::constant_values;
 pub use usage::{Owner, Site, Usage, Use};
@@ -57,6 +59,7 @@ pub fn analyze(node: &Node, registry: &Registry) -> Analysis {
         node,
         registry,
         usage: &usage,
+        orders: Default::default(),
     });
     Analysis {
         usage,

@@ -19,7 +19,11 @@
 //!                 "owners": ["calico", "tailscale"], "field": "mark", "bits": "0x00040000",
 //!                 "title": "…", "evidence": [{"file": "…", "line": 57, "text": "…", "owner": "…"}],
 //!                 "evidence_omitted": 0, "fix": "…",
-//!                 "incidents": [{"id": "…", "title": "…", "links": ["…"]}]}],
+//!                 "incidents": [{"id": "…", "title": "…", "links": ["…"]}],
+//!                 "path": {"path": "forward", "clobber": true,        // or null
+//!                          "steps": [{"hook": "forward", "table": "ip filter", "chain": "ts-forward",
+//!                                     "file": "…", "line": 187, "owner": "tailscale",
+//!                                     "action": "writes 0x000f0000"}]}}],
 //!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57,
 //!                "duplicate_tables": 0},
 //!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]

@@ -177,6 +177,33 @@ pub fn render(report: &Report, color: bool) -> String {
                 p.dim(&format!("... and {} more rule(s)", f.evidence_omitted))
             );
         }
+        if let Some(path) = &f.path {
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                p.dim("path:"),
+                format!("{:?}", path.path).to_lowercase()
+                    + if path.clobber {
+                        " (overwritten between write and read)"
+                    } else {
+                        ""
+                    }
+            );
+            for (n, s) in path.steps.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "    {}. {} [{}] {}  {}:{} ({}) {}",
+                    n + 1,
+                    format!("{:?}", s.hook).to_uppercase(),
+                    s.table,
+                    s.chain,
+                    s.file,
+                    s.line,
+                    s.owner,
+                    s.action
+                );
+            }
+        }
         for i in &f.incidents {
             let _ = writeln!(
                 out,

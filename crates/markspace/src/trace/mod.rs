@@ -174,7 +174,11 @@ fn base_chains(node: &Node, hook: Hook, v6: bool) -> Vec<ChainId> {
                 Family::Inet => true,
                 _ => false,
             };
-            (base.hook == hook && family_ok && table.duplicate_of.is_none()).then_some((base.priority, c.table.0 as usize, ChainId(i as u32)))
+            (base.hook == hook && family_ok && table.duplicate_of.is_none()).then_some((
+                base.priority,
+                c.table.0 as usize,
+                ChainId(i as u32),
+            ))
         })
         .collect();
     chains.sort();
@@ -229,7 +233,13 @@ fn verdict_name(v: &Verdict, node: &Node) -> String {
 }
 
 /// Runs a trace.
-pub fn trace(node: &Node, registry: &Registry, packet: Packet, start: MarkState, options: &Options) -> Trace {
+pub fn trace(
+    node: &Node,
+    registry: &Registry,
+    packet: Packet,
+    start: MarkState,
+    options: &Options,
+) -> Trace {
     let stages = pipeline(node, &packet);
     let max_paths = options.max_paths.max(1);
     let mut work = vec![Walker {
@@ -252,7 +262,15 @@ pub fn trace(node: &Node, registry: &Registry, packet: Packet, start: MarkState,
     let mut truncated = false;
     while let Some(mut w) = work.pop() {
         let forks_left = max_paths.saturating_sub(done.len() + work.len() + 1);
-        match run(node, registry, &packet, &stages, &mut w, options, forks_left > 0) {
+        match run(
+            node,
+            registry,
+            &packet,
+            &stages,
+            &mut w,
+            options,
+            forks_left > 0,
+        ) {
             Run::Done => {
                 w.path.mark = hex(w.state.mark);
                 w.path.ctmark = hex(w.state.ctmark);
@@ -270,7 +288,12 @@ pub fn trace(node: &Node, registry: &Registry, packet: Packet, start: MarkState,
             }
         }
     }
-    Trace { packet, start, paths: done, truncated }
+    Trace {
+        packet,
+        start,
+        paths: done,
+        truncated,
+    }
 }
 
 enum Run {
@@ -301,7 +324,10 @@ fn run(
                 if w.frames.is_empty() {
                     let policy = chain.policy.clone().unwrap_or(Verdict::Accept);
                     if policy == Verdict::Drop {
-                        w.path.steps.push(Step::Policy { chain: chain.name.to_string(), policy: "DROP".into() });
+                        w.path.steps.push(Step::Policy {
+                            chain: chain.name.to_string(),
+                            policy: "DROP".into(),
+                        });
                         w.path.verdict = "DROP".into();
                         return if truncated { Run::Truncated } else { Run::Done };
                     }
@@ -330,7 +356,11 @@ fn run(
                         break;
                     }
                     Outcome::Unknown(name) => {
-                        let settled = options.assume.get(&name).or_else(|| options.assume.get("all")).copied();
+                        let settled = options
+                            .assume
+                            .get(&name)
+                            .or_else(|| options.assume.get("all"))
+                            .copied();
                         match settled {
                             Some(true) => assumed.push(format!("{name}: assumed to match")),
                             Some(false) => {
@@ -344,17 +374,24 @@ fn run(
                                     top.next -= 1;
                                 }
                                 other.forced.push((rule_id, k, false));
-                                other.path.assumptions.push(format!("{name} does not match at {}", where_of(node, rule_id)));
+                                other.path.assumptions.push(format!(
+                                    "{name} does not match at {}",
+                                    where_of(node, rule_id)
+                                ));
                                 if let Some(top) = w.frames.last_mut() {
                                     top.next -= 1;
                                 }
                                 w.forced.push((rule_id, k, true));
-                                w.path.assumptions.push(format!("{name} matches at {}", where_of(node, rule_id)));
+                                w.path
+                                    .assumptions
+                                    .push(format!("{name} matches at {}", where_of(node, rule_id)));
                                 return Run::Fork(Box::new(other));
                             }
                             None => {
                                 truncated = true;
-                                assumed.push(format!("{name}: undecided, taken as not matching (path limit)"));
+                                assumed.push(format!(
+                                    "{name}: undecided, taken as not matching (path limit)"
+                                ));
                                 matched = false;
                                 break;
                             }
@@ -385,7 +422,9 @@ fn run(
                                         matched = false;
                                         break;
                                     }
-                                    assumed.push("opaque mark test (set or map): assumed to match".into());
+                                    assumed.push(
+                                        "opaque mark test (set or map): assumed to match".into(),
+                                    );
                                 }
                             }
                         }
@@ -393,11 +432,20 @@ fn run(
                             if wr.field == Field::CtMark && !w.tracked {
                                 continue;
                             }
-                            if matches!(wr.op, WriteOp::Copy { src: CopySource::CtMark, .. }) && !w.tracked {
+                            if matches!(
+                                wr.op,
+                                WriteOp::Copy {
+                                    src: CopySource::CtMark,
+                                    ..
+                                }
+                            ) && !w.tracked
+                            {
                                 continue;
                             }
                             if !w.state.apply(wr) {
-                                assumed.push("data-dependent write: value unknown, mark left as is".into());
+                                assumed.push(
+                                    "data-dependent write: value unknown, mark left as is".into(),
+                                );
                             }
                         }
                     }
@@ -405,7 +453,8 @@ fn run(
             }
             let notrack = matched
                 && (rule.target.as_deref() == Some("NOTRACK")
-                    || (rule.target.as_deref() == Some("CT") && node.sources.text(rule.span).contains("--notrack")));
+                    || (rule.target.as_deref() == Some("CT")
+                        && node.sources.text(rule.span).contains("--notrack")));
             if notrack {
                 w.tracked = false;
             }
@@ -423,7 +472,8 @@ fn run(
                     matched,
                     mark: (hex(before.mark), hex(w.state.mark)),
                     ctmark: (hex(before.ctmark), hex(w.state.ctmark)),
-                    verdict: (matched && rule.verdict != Verdict::Continue).then(|| verdict_name(&rule.verdict, node)),
+                    verdict: (matched && rule.verdict != Verdict::Continue)
+                        .then(|| verdict_name(&rule.verdict, node)),
                     assumed,
                 });
             }
@@ -457,7 +507,9 @@ fn run(
                         return if truncated { Run::Truncated } else { Run::Done };
                     }
                     "TPROXY" => {
-                        w.path.steps.push(Step::Note { text: "TPROXY: delivered to a local proxy socket".into() });
+                        w.path.steps.push(Step::Note {
+                            text: "TPROXY: delivered to a local proxy socket".into(),
+                        });
                         w.path.verdict = "TPROXY".into();
                         return if truncated { Run::Truncated } else { Run::Done };
                     }
@@ -491,7 +543,8 @@ fn run(
                     priority: base.priority,
                     origin: table.origin,
                 });
-                w.route_mark = (base.kind == ChainType::Route && p.path == PathKind::Output).then_some(w.state.mark);
+                w.route_mark = (base.kind == ChainType::Route && p.path == PathKind::Output)
+                    .then_some(w.state.mark);
                 w.frames.push(Frame { chain: c, next: 0 });
             }
             Stage::Route(kind) => route(node, w, kind),
@@ -510,8 +563,11 @@ fn end_base_chain(node: &Node, p: &Packet, w: &mut Walker) {
 
 /// A routing decision by the `ip rule` fwmark selectors of the snapshot, in priority order.
 fn route(node: &Node, w: &mut Walker, stage: &'static str) {
-    let mut rules: Vec<&crate::touchpoint::Touchpoint> =
-        node.touchpoints.iter().filter(|t| t.subsystem == Subsystem::IpRule).collect();
+    let mut rules: Vec<&crate::touchpoint::Touchpoint> = node
+        .touchpoints
+        .iter()
+        .filter(|t| t.subsystem == Subsystem::IpRule)
+        .collect();
     rules.sort_by_key(|t| t.context.priority.unwrap_or(u32::MAX));
     let mark = w.state.mark;
     let chosen = rules.into_iter().find(|t| {
@@ -521,11 +577,19 @@ fn route(node: &Node, w: &mut Walker, stage: &'static str) {
         })
     });
     let (rule, table) = match chosen {
-        Some(t) => (Some(node.sources.text(t.span).trim().to_string()), t.context.table.clone().unwrap_or_else(|| "main".into())),
+        Some(t) => (
+            Some(node.sources.text(t.span).trim().to_string()),
+            t.context.table.clone().unwrap_or_else(|| "main".into()),
+        ),
         None => (None, "main".into()),
     };
     w.path.table = Some(table.clone());
-    w.path.steps.push(Step::Route { stage: stage.to_string(), mark: hex(mark), rule, table });
+    w.path.steps.push(Step::Route {
+        stage: stage.to_string(),
+        mark: hex(mark),
+        rule,
+        table,
+    });
 }
 
 fn where_of(node: &Node, rule: RuleId) -> String {

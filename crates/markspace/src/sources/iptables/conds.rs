@@ -13,15 +13,32 @@ use crate::packet::{proto_number, Cidr, Cond, Test};
 use super::tokens::tokenize;
 
 /// Modules that never make a rule fail to match, or whose test is already in the mark algebra.
-const NEUTRAL_MODULES: &[&str] =
-    &["comment", "mark", "connmark", "tcp", "udp", "sctp", "icmp", "icmp6", "icmpv6", "multiport", "conntrack", "state", "addrtype"];
+const NEUTRAL_MODULES: &[&str] = &[
+    "comment",
+    "mark",
+    "connmark",
+    "tcp",
+    "udp",
+    "sctp",
+    "icmp",
+    "icmp6",
+    "icmpv6",
+    "multiport",
+    "conntrack",
+    "state",
+    "addrtype",
+];
 
 fn ports(s: &str) -> Option<Vec<(u16, u16)>> {
     s.split(',')
         .map(|part| {
             let (lo, hi) = part.split_once(':').unwrap_or((part, part));
             let lo = if lo.is_empty() { 0 } else { lo.parse().ok()? };
-            let hi = if hi.is_empty() { u16::MAX } else { hi.parse().ok()? };
+            let hi = if hi.is_empty() {
+                u16::MAX
+            } else {
+                hi.parse().ok()?
+            };
             Some((lo, hi))
         })
         .collect()
@@ -31,7 +48,10 @@ fn ports(s: &str) -> Option<Vec<(u16, u16)>> {
 /// conditions rather than errors: the line was already accepted by the parser.
 pub fn conditions(line: &str) -> Vec<Test> {
     let Ok(tokens) = tokenize(line) else {
-        return vec![Test { cond: Cond::Unknown("unparsable rule".into()), invert: false }];
+        return vec![Test {
+            cond: Cond::Unknown("unparsable rule".into()),
+            invert: false,
+        }];
     };
     let words: Vec<&str> = tokens.iter().map(|t| t.text.as_ref()).collect();
     let mut out = Vec::new();
@@ -39,7 +59,10 @@ pub fn conditions(line: &str) -> Vec<Test> {
     let mut module = "";
     let mut i = 0;
     let mut push = |cond: Cond, invert: &mut bool| {
-        out.push(Test { cond, invert: *invert });
+        out.push(Test {
+            cond,
+            invert: *invert,
+        });
         *invert = false;
     };
     while i < words.len() {
@@ -71,7 +94,10 @@ pub fn conditions(line: &str) -> Vec<Test> {
                 if let Some(Some(Some(n))) = arg.map(proto_number) {
                     push(Cond::Proto(n), &mut invert);
                 } else if arg.and_then(proto_number).is_none() {
-                    push(Cond::Unknown(format!("protocol {}", arg.unwrap_or(""))), &mut invert);
+                    push(
+                        Cond::Unknown(format!("protocol {}", arg.unwrap_or(""))),
+                        &mut invert,
+                    );
                 } else {
                     invert = false;
                 }
@@ -99,36 +125,66 @@ pub fn conditions(line: &str) -> Vec<Test> {
                 i += 2;
                 continue;
             }
-            "--sport" | "--source-port" | "--sports" | "--source-ports" | "--dport" | "--destination-port" | "--dports"
-            | "--destination-ports" | "--ports"
+            "--sport"
+            | "--source-port"
+            | "--sports"
+            | "--source-ports"
+            | "--dport"
+            | "--destination-port"
+            | "--dports"
+            | "--destination-ports"
+            | "--ports"
                 if matches!(module, "tcp" | "udp" | "sctp" | "multiport") || module.is_empty() =>
             {
                 let ranges = arg.and_then(ports);
                 let src = w.starts_with("--s");
                 match ranges {
                     // `--ports` matches either port: not one condition in this model.
-                    Some(_) if w == "--ports" => push(Cond::Unknown(format!("ports {}", arg.unwrap_or(""))), &mut invert),
+                    Some(_) if w == "--ports" => push(
+                        Cond::Unknown(format!("ports {}", arg.unwrap_or(""))),
+                        &mut invert,
+                    ),
                     Some(r) if src => push(Cond::Sport(r), &mut invert),
                     Some(r) => push(Cond::Dport(r), &mut invert),
-                    None => push(Cond::Unknown(format!("port {}", arg.unwrap_or(""))), &mut invert),
+                    None => push(
+                        Cond::Unknown(format!("port {}", arg.unwrap_or(""))),
+                        &mut invert,
+                    ),
                 }
                 i += 2;
                 continue;
             }
             "--ctstate" | "--state" if matches!(module, "conntrack" | "state") => {
-                let states = arg.unwrap_or("").split(',').map(|s| s.to_ascii_uppercase()).collect();
+                let states = arg
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| s.to_ascii_uppercase())
+                    .collect();
                 push(Cond::CtState(states), &mut invert);
                 i += 2;
                 continue;
             }
             "--src-type" | "--dst-type" if module == "addrtype" => {
-                let types = arg.unwrap_or("").split(',').map(|s| s.to_ascii_uppercase()).collect();
-                push(Cond::AddrType { dst: w == "--dst-type", types }, &mut invert);
+                let types = arg
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| s.to_ascii_uppercase())
+                    .collect();
+                push(
+                    Cond::AddrType {
+                        dst: w == "--dst-type",
+                        types,
+                    },
+                    &mut invert,
+                );
                 i += 2;
                 continue;
             }
             "--ctdir" if module == "conntrack" => {
-                push(Cond::CtDir(arg.is_some_and(|d| d.eq_ignore_ascii_case("REPLY"))), &mut invert);
+                push(
+                    Cond::CtDir(arg.is_some_and(|d| d.eq_ignore_ascii_case("REPLY"))),
+                    &mut invert,
+                );
                 i += 2;
                 continue;
             }
@@ -151,23 +207,47 @@ mod tests {
 
     #[test]
     fn reads_kube_proxy_service_rule() {
-        let c = conditions(r#"-A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-SVC-X"#);
+        let c = conditions(
+            r#"-A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-SVC-X"#,
+        );
         assert_eq!(
             c,
             vec![
-                Test { cond: Cond::Dst(Cidr::parse("10.96.0.10/32").unwrap()), invert: false },
-                Test { cond: Cond::Proto(17), invert: false },
-                Test { cond: Cond::Dport(vec![(53, 53)]), invert: false },
+                Test {
+                    cond: Cond::Dst(Cidr::parse("10.96.0.10/32").unwrap()),
+                    invert: false
+                },
+                Test {
+                    cond: Cond::Proto(17),
+                    invert: false
+                },
+                Test {
+                    cond: Cond::Dport(vec![(53, 53)]),
+                    invert: false
+                },
             ]
         );
     }
 
     #[test]
     fn statistic_and_sets_are_unknown() {
-        let c = conditions("-A KUBE-SVC-X -m statistic --mode random --probability 0.5 -j KUBE-SEP-Y");
-        assert_eq!(c, vec![Test { cond: Cond::Unknown("statistic".into()), invert: false }]);
+        let c =
+            conditions("-A KUBE-SVC-X -m statistic --mode random --probability 0.5 -j KUBE-SEP-Y");
+        assert_eq!(
+            c,
+            vec![Test {
+                cond: Cond::Unknown("statistic".into()),
+                invert: false
+            }]
+        );
         let c = conditions("-A X ! -i cali+ -m set --match-set s src -j ACCEPT");
-        assert_eq!(c[0], Test { cond: Cond::InIface("cali+".into()), invert: true });
+        assert_eq!(
+            c[0],
+            Test {
+                cond: Cond::InIface("cali+".into()),
+                invert: true
+            }
+        );
         assert_eq!(c[1].cond, Cond::Unknown("set".into()));
     }
 
@@ -175,6 +255,9 @@ mod tests {
     fn multiport_and_ctstate() {
         let c = conditions("-A X -p tcp -m multiport --dports 80,8000:8080 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
         assert_eq!(c[1].cond, Cond::Dport(vec![(80, 80), (8000, 8080)]));
-        assert_eq!(c[2].cond, Cond::CtState(vec!["RELATED".into(), "ESTABLISHED".into()]));
+        assert_eq!(
+            c[2].cond,
+            Cond::CtState(vec!["RELATED".into(), "ESTABLISHED".into()])
+        );
     }
 }
