@@ -52,3 +52,25 @@ fn cilium_with_kube_proxy_attributes_both() {
     check!(r, owner(&j, "kube-proxy").is_some());
     check!(r, r.code == 0 || r.code == 1);
 }
+
+#[test]
+fn tailscale_mark_survives_masquerade_and_calico_accept_shadows_it() {
+    let r = run(&["audit", "--format", "json", &example("tailscale-calico")]);
+    let j = r.json();
+    let survives = findings(&j, "MS022");
+    check!(
+        r,
+        survives
+            .iter()
+            .any(|f| f["owners"][0] == "tailscale" && f["bits"] == "0x00040000")
+    );
+    let shadowed = findings(&j, "MS020");
+    check!(
+        r,
+        shadowed
+            .iter()
+            .any(|f| f["owners"][0] == "calico" && f["owners"][1] == "tailscale")
+    );
+    // kube-proxy clears its bit after MASQUERADE: no MS022 for it.
+    check!(r, !survives.iter().any(|f| f["owners"][0] == "kube-proxy"));
+}

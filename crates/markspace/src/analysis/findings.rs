@@ -244,6 +244,7 @@ pub(crate) fn find(cx: &Ctx<'_>) -> Vec<Finding> {
     unknown_owner(cx, &mut out);
     outside_claim(cx, &mut out);
     unreachable(cx, &mut out);
+    super::pathfindings::find(cx, &mut out);
     out.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)

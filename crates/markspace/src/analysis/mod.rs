@@ -6,6 +6,7 @@
 mod findings;
 mod fix;
 mod path;
+mod pathfindings;
 mod usage;
 
 use serde::Serialize;

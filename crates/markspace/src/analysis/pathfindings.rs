@@ -1,0 +1,320 @@
+//! Findings that only paths reveal (DESIGN §3: "distinct bits do not guarantee integration").
+//!
+//! | code  | name               | when |
+//! |-------|--------------------|------|
+//! | MS020 | shadowed-mark-rule | an owner's ACCEPT in a base chain comes before another owner's mark writes in the same base chain: for the packets it accepts they never happen (Calico's mangle PREROUTING ACCEPT before AWS VPC CNI's CONNMARK restore) |
+//! | MS021 | mark-after-routing | a mark that `ip rule` selectors read is written after the routing decision it could steer (FORWARD, INPUT, POSTROUTING, or an OUTPUT chain that does not re-route) |
+//! | MS022 | mark-survives      | an owner acts on its bits in POSTROUTING (NAT) and never clears them: a packet that re-enters the stack (VXLAN keeps the mark, a container on this host) is handled twice |
+
+use crate::model::{hex, Field, MarkOp, WriteOp};
+use crate::registry::UNKNOWN;
+use crate::ruleset::{ChainId, ChainType, Hook, RuleId, Verdict};
+use crate::touchpoint::Subsystem;
+
+use super::findings::{Ctx, EvidenceItem, Finding, Severity};
+use super::usage::{fi, Site};
+
+/// Rules of one base chain in traversal order (jumps entered once, at their first jump).
+fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
+    let set = cx.set;
+    let mut out = Vec::new();
+    let mut entered = vec![false; set.chains.len()];
+    entered[base.0 as usize] = true;
+    let mut stack = vec![(base, 0usize)];
+    while let Some((chain, idx)) = stack.last_mut() {
+        let Some(rule) = set.chain(*chain).rules.get(*idx).copied() else {
+            stack.pop();
+            continue;
+        };
+        *idx += 1;
+        out.push(rule);
+        if let Verdict::Jump(to) | Verdict::Goto(to) = set.rule(rule).verdict {
+            if !entered[to.0 as usize] {
+                entered[to.0 as usize] = true;
+                stack.push((to, 0));
+            }
+        }
+    }
+    out
+}
+
+/// The owner index of a rule (rules with mark operations only).
+fn owner_of_rule(cx: &Ctx<'_>, rule: RuleId) -> Option<usize> {
+    cx.usage
+        .uses
+        .iter()
+        .find(|u| u.site == Site::Rule(rule))
+        .map(|u| u.owner)
+}
+
+fn evidence(cx: &Ctx<'_>, rule: RuleId, owner: &str) -> EvidenceItem {
+    let r = cx.set.rule(rule);
+    EvidenceItem {
+        file: cx.sources.name(r.span).to_string(),
+        line: Some(r.span.line),
+        text: cx.sources.text(r.span).trim().to_string(),
+        owner: owner.to_string(),
+    }
+}
+
+/// Runs the path findings.
+pub(crate) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    shadowed(cx, out);
+    after_routing(cx, out);
+    survives(cx, out);
+}
+
+/// The owner of a rule even without mark operations (ACCEPT rules usually have none): the owner
+/// of the nearest mark rule in the same chain, else by its chain name among known owners.
+fn accept_owner(cx: &Ctx<'_>, rule: RuleId) -> Option<usize> {
+    if let Some(o) = owner_of_rule(cx, rule) {
+        return Some(o);
+    }
+    let chain = cx.set.rule(rule).chain;
+    cx.set
+        .chain(chain)
+        .rules
+        .iter()
+        .find_map(|r| owner_of_rule(cx, *r))
+}
+
+/// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain.
+fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    for (i, chain) in cx.set.chains.iter().enumerate() {
+        if chain.base.is_none() {
+            continue;
+        }
+        if cx.set.table(chain.table).duplicate_of.is_some() {
+            continue;
+        }
+        let order = base_chain_rules(cx, ChainId(i as u32));
+        let mut reported: Vec<(usize, usize)> = Vec::new();
+        for (pos, &rule) in order.iter().enumerate() {
+            if cx.set.rule(rule).verdict != Verdict::Accept {
+                continue;
+            }
+            let Some(a) = accept_owner(cx, rule) else {
+                continue;
+            };
+            for &later in &order[pos + 1..] {
+                let Some(b) = owner_of_rule(cx, later) else {
+                    continue;
+                };
+                if b == a || reported.contains(&(a, b)) {
+                    continue;
+                }
+                let (ia, ib) = (
+                    cx.usage.owners[a].id.as_str(),
+                    cx.usage.owners[b].id.as_str(),
+                );
+                if ia == UNKNOWN && ib == UNKNOWN {
+                    continue;
+                }
+                // Only skipped writes matter: a skipped test of a packet already accepted is what
+                // the ACCEPT meant.
+                let writes = cx
+                    .set
+                    .rule(later)
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, MarkOp::Write(_)));
+                if !writes {
+                    continue;
+                }
+                let connmark = cx.set.rule(later).ops.iter().any(|op| matches!(op, MarkOp::Write(w) if w.field == Field::CtMark || w.is_connmark_copy()));
+                reported.push((a, b));
+                let field = cx
+                    .set
+                    .rule(later)
+                    .ops
+                    .first()
+                    .map_or(Field::Mark, MarkOp::field);
+                let bits = cx
+                    .usage
+                    .uses
+                    .iter()
+                    .filter(|u| u.site == Site::Rule(later))
+                    .fold(0, |acc, u| acc | u.writes[fi(field)] | u.reads[fi(field)]);
+                let table = cx.set.table(chain.table);
+                out.push(Finding {
+                    code: "MS020",
+                    name: "shadowed-mark-rule",
+                    // Connmark state (a save or a restore) persists for the whole connection: losing
+                    // it breaks replies (the AWS VPC CNI case). A skipped packet-mark write is
+                    // usually the tail of a policy the ACCEPT already settled.
+                    severity: if connmark { Severity::Warning } else { Severity::Info },
+                    owners: vec![ia.to_string(), ib.to_string()],
+                    field,
+                    bits,
+                    title: format!(
+                        "{ia} ACCEPTs packets in {} {} {} before {ib}'s mark rules run: for those packets {ib}'s mark writes never happen",
+                        table.family.as_str(),
+                        table.name,
+                        chain.name,
+                    ),
+                    evidence: vec![evidence(cx, rule, ia), evidence(cx, later, ib)],
+                    evidence_omitted: 0,
+                    fix: format!(
+                        "Make sure {ib}'s rule runs before {ia}'s ACCEPT for the packets it must see (insert it earlier in {} {}, or in a base chain of lower priority), or narrow the ACCEPT.",
+                        table.name, chain.name
+                    ),
+                    incidents: cx.registry.incidents_for(&[ia, ib], field, bits).map(|i| super::findings::IncidentRef { id: i.id.clone(), title: i.title.clone(), links: i.links.clone() }).collect(),
+                    path: None,
+                });
+            }
+        }
+    }
+}
+
+/// MS021: a mark read by ip rules, written only after the routing decision.
+fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let rule_bits = cx
+        .node
+        .touchpoints
+        .iter()
+        .filter(|t| t.subsystem == Subsystem::IpRule)
+        .flat_map(|t| t.ops.iter())
+        .filter_map(|op| match op {
+            MarkOp::Read(r) if r.field == Field::Mark => Some(r.bits()),
+            _ => None,
+        })
+        .fold(0u32, |a, b| a | b);
+    if rule_bits == 0 {
+        return;
+    }
+    let mut seen = Vec::new();
+    for u in &cx.usage.uses {
+        let Site::Rule(id) = u.site else { continue };
+        let written = u.writes[fi(Field::Mark)] & rule_bits;
+        if written == 0 || u.hooks.is_empty() || seen.contains(&u.owner) {
+            continue;
+        }
+        let rule = cx.set.rule(id);
+        let chain = cx.set.chain(rule.chain);
+        // Hooks where a mark change can still steer routing: PREROUTING (before route input),
+        // OUTPUT in a route chain (re-route).
+        let route_chain = cx.set.table(chain.table).chains.iter().any(|c| {
+            cx.set
+                .chain(*c)
+                .base
+                .is_some_and(|b| b.hook == Hook::Output && b.kind == ChainType::Route)
+        });
+        let early =
+            u.hooks.contains(Hook::Prerouting) || (u.hooks.contains(Hook::Output) && route_chain);
+        if early {
+            continue;
+        }
+        seen.push(u.owner);
+        let id_s = cx.usage.owners[u.owner].id.clone();
+        let hooks: Vec<&str> = u.hooks.iter().map(|h| h.as_str()).collect();
+        out.push(Finding {
+            code: "MS021",
+            name: "mark-after-routing",
+            severity: Severity::Warning,
+            owners: vec![id_s.clone()],
+            field: Field::Mark,
+            bits: written,
+            title: format!(
+                "{id_s} writes bits {} that ip rules route by, but only in {} (after the routing decision)",
+                hex(written),
+                hooks.join(", ")
+            ),
+            evidence: vec![evidence(cx, id, &id_s)],
+            evidence_omitted: 0,
+            fix: "Set marks meant for policy routing in mangle PREROUTING (forwarded and incoming packets) or mangle OUTPUT / an nft `type route` chain (local packets), where the routing decision still sees them.".to_string(),
+            incidents: Vec::new(),
+            path: None,
+        });
+    }
+}
+
+/// MS022: bits acted on by a NAT rule in POSTROUTING and never cleared by their owner.
+fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    for (o, owner) in cx.usage.owners.iter().enumerate() {
+        if owner.id == UNKNOWN {
+            continue;
+        }
+        let field = Field::Mark;
+        // Bits tested by the owner's NAT rules in POSTROUTING.
+        let mut nat_reads: Vec<(RuleId, u32)> = Vec::new();
+        let mut sets = 0u32;
+        let mut clears = 0u32;
+        for u in cx.usage.uses.iter().filter(|u| u.owner == o) {
+            let Site::Rule(id) = u.site else { continue };
+            let rule = cx.set.rule(id);
+            match u.op {
+                MarkOp::Read(r)
+                    if r.field == field
+                        && u.hooks.contains(Hook::Postrouting)
+                        && !r.invert
+                        && matches!(&rule.verdict, Verdict::Terminal(t) if matches!(&**t, "MASQUERADE" | "SNAT")) =>
+                {
+                    nat_reads.push((id, r.bits()));
+                }
+                MarkOp::Write(w) if w.field == field => match w.op {
+                    WriteOp::Const { keep, xor } => {
+                        sets |= xor;
+                        // Bits forced to 0, or toggled back by an xor after a test.
+                        clears |= !keep & !xor;
+                        if keep == crate::model::ALL_BITS {
+                            clears |= xor;
+                        }
+                    }
+                    _ => clears |= w.bits(),
+                },
+                _ => {}
+            }
+        }
+        for (rule, bits) in nat_reads {
+            let kept = bits & sets & !clears;
+            if kept == 0 {
+                continue;
+            }
+            let setter = cx
+                .usage
+                .uses
+                .iter()
+                .find(|u| u.owner == o && u.writes[fi(field)] & kept != 0)
+                .and_then(|u| {
+                    if let Site::Rule(id) = u.site {
+                        Some(id)
+                    } else {
+                        None
+                    }
+                });
+            let mut evidence_rows = vec![evidence(cx, rule, &owner.id)];
+            if let Some(s) = setter {
+                evidence_rows.insert(0, evidence(cx, s, &owner.id));
+            }
+            out.push(Finding {
+                code: "MS022",
+                name: "mark-survives",
+                severity: Severity::Warning,
+                owners: vec![owner.id.clone()],
+                field,
+                bits: kept,
+                title: format!(
+                    "{}'s bits {} select packets for NAT in POSTROUTING and are never cleared: a packet that re-enters the stack (VXLAN keeps the mark; forwarding to a container on this host) is translated twice",
+                    owner.id,
+                    hex(kept)
+                ),
+                evidence: evidence_rows,
+                evidence_omitted: 0,
+                fix: format!(
+                    "Clear the bits once they are used, as kube-proxy does since kubernetes#92035: `-j MARK --xor-mark {}` right before the MASQUERADE (nft: `meta mark set meta mark ^ {}`).",
+                    hex(kept),
+                    hex(kept)
+                ),
+                incidents: cx
+                    .registry
+                    .incidents
+                    .iter()
+                    .filter(|i| i.software.iter().any(|s| s == &owner.id) && i.kind.field() == field && i.bits.0 & kept != 0 && (i.mechanism.contains("twice") || i.title.contains("twice") || i.mechanism.contains("re-enter")))
+                    .map(|i| super::findings::IncidentRef { id: i.id.clone(), title: i.title.clone(), links: i.links.clone() })
+                    .collect(),
+                path: None,
+            });
+            break;
+        }
+    }
+}
