@@ -4,7 +4,9 @@
 //! they take a text, its [`SourceId`] and display name, and add to a [`RulesetBuilder`],
 //! returning diagnostics. Reading files and directories lives in [`crate::snapshot`].
 
+pub(crate) mod iprule;
 pub mod iptables;
+pub(crate) mod text;
 
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::RulesetBuilder;
@@ -48,6 +50,18 @@ pub const ALL: &[Format] = &[
         description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
         detect: iptables::listing::detect,
         parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
+    },
+    Format {
+        name: "ip-rule",
+        description: "`ip rule show` / `ip -6 rule` listings and `ip rule add` commands",
+        detect: iprule::detect_text,
+        parse: iprule::parse_text,
+    },
+    Format {
+        name: "ip-rule-json",
+        description: "`ip -j rule show` output",
+        detect: iprule::detect_json,
+        parse: iprule::parse_json,
     },
 ];
 
