@@ -6,7 +6,9 @@
 
 pub(crate) mod iprule;
 pub mod iptables;
+pub(crate) mod tc;
 pub(crate) mod text;
+pub(crate) mod xfrm;
 
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::RulesetBuilder;
@@ -62,6 +64,24 @@ pub const ALL: &[Format] = &[
         description: "`ip -j rule show` output",
         detect: iprule::detect_json,
         parse: iprule::parse_json,
+    },
+    Format {
+        name: "ip-xfrm",
+        description: "`ip xfrm policy` / `ip [-s] xfrm state` output",
+        detect: xfrm::detect,
+        parse: xfrm::parse,
+    },
+    Format {
+        name: "tc-filter",
+        description: "`tc [-s] filter show` output (one or several devices)",
+        detect: tc::detect_text,
+        parse: tc::parse_text,
+    },
+    Format {
+        name: "tc-filter-json",
+        description: "`tc -j filter show` output",
+        detect: tc::detect_json,
+        parse: tc::parse_json,
     },
 ];
 

@@ -211,12 +211,7 @@ pub(crate) fn line_of(text: &str, offset: usize) -> (u32, usize) {
 
 /// The span of the line holding `needle` inside `text[range]` (or of the range's first line):
 /// how a record that spans several lines (pretty JSON, xfrm) points at the line that matters.
-pub(crate) fn span_in(
-    source: SourceId,
-    text: &str,
-    range: (usize, usize),
-    needle: &str,
-) -> Span {
+pub(crate) fn span_in(source: SourceId, text: &str, range: (usize, usize), needle: &str) -> Span {
     let (s, e) = range;
     let at = text
         .get(s..e)
@@ -252,7 +247,10 @@ mod tests {
                     at: 4,
                     text: "from"
                 },
-                Word { at: 10, text: "all" }
+                Word {
+                    at: 10,
+                    text: "all"
+                }
             ]
         );
     }
@@ -277,7 +275,10 @@ mod tests {
             prompt_command("root@nkp:/# ovs-ofctl dump-flows breth0 | grep x"),
             Some("ovs-ofctl dump-flows breth0 | grep x")
         );
-        assert_eq!(prompt_command("$ sudo tc filter show"), Some("tc filter show"));
+        assert_eq!(
+            prompt_command("$ sudo tc filter show"),
+            Some("tc filter show")
+        );
         assert_eq!(prompt_command("[root@n ~]# ss -tanpe"), Some("ss -tanpe"));
         assert_eq!(prompt_command("# rules of eth0"), None);
         assert_eq!(prompt_command("## (a) OVN node: ip rule"), None);

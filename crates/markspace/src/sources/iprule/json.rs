@@ -89,8 +89,11 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, sink: &mut Sink) -
     let Some(elements) = json_elements(text) else {
         let end = text.trim_end().len();
         diags.push(
-            Diagnostic::error(span_in(source, text, (end.saturating_sub(1), end), ""), "unbalanced JSON: the `ip -j rule` output is truncated")
-                .with_hint("capture the whole output of `ip -j rule show`"),
+            Diagnostic::error(
+                span_in(source, text, (end.saturating_sub(1), end), ""),
+                "unbalanced JSON: the `ip -j rule` output is truncated",
+            )
+            .with_hint("capture the whole output of `ip -j rule show`"),
         );
         return diags;
     };

@@ -35,7 +35,10 @@ fn listing_masks() {
         Some((0xf0, 0xf0, false))
     );
     // Mask 0 matches everything: no read.
-    assert_eq!(read_of(&listing("102: from all fwmark 0x5/0 lookup 102")), None);
+    assert_eq!(
+        read_of(&listing("102: from all fwmark 0x5/0 lookup 102")),
+        None
+    );
     let not = listing("32765:\tnot from all fwmark 0xca6c lookup 51820");
     assert_eq!(read_of(&not), Some((0xca6c, ALL_BITS, true)));
     assert!(listing("0:\tfrom all lookup local").read().is_none());
@@ -160,6 +163,8 @@ fn detection() {
     assert!(detect_text("# comment\nip rule add fwmark 1 lookup 2\n"));
     assert!(!detect_text("-A KUBE-FIREWALL -j DROP\n"));
     assert!(!detect_text("src 10.0.0.1 dst 10.0.0.2\n"));
-    assert!(detect_json("[{\"priority\":0,\"src\":\"all\",\"table\":\"local\"}]"));
+    assert!(detect_json(
+        "[{\"priority\":0,\"src\":\"all\",\"table\":\"local\"}]"
+    ));
     assert!(!detect_json("[{\"protocol\":\"all\"}]"));
 }

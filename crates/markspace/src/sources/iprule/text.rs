@@ -171,9 +171,8 @@ pub(crate) fn parse_line(line: &str, form: LineForm) -> Result<IpRule, LineError
                         "substitute the value to audit this command",
                     ));
                 }
-                let (v, m) = value_mask(a.text, c_u32).ok_or_else(|| {
-                    (a.at, format!("invalid fwmark `{}`", a.text), FWMARK_HINT)
-                })?;
+                let (v, m) = value_mask(a.text, c_u32)
+                    .ok_or_else(|| (a.at, format!("invalid fwmark `{}`", a.text), FWMARK_HINT))?;
                 rule.fwmark = Some((v, fwmark_mask(v, m, form)));
                 i += 1;
             }
