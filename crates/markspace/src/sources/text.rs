@@ -44,18 +44,6 @@ pub(crate) fn c_u32(s: &str) -> Option<u32> {
     super::iptables::rule::parse_u32(s)
 }
 
-/// A hexadecimal number with or without `0x` (iproute2 `get_u32(…, 16)`, `tc` handles).
-pub(crate) fn hex_u32(s: &str) -> Option<u32> {
-    let h = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    if h.is_empty() || h.len() > 8 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(h, 16).ok()
-}
-
 /// `V` or `V/M` with both parts read by `num`; `None` if a part is not a number.
 pub(crate) fn value_mask(s: &str, num: fn(&str) -> Option<u32>) -> Option<(u32, Option<u32>)> {
     match s.split_once('/') {
@@ -261,8 +249,6 @@ mod tests {
         assert_eq!(c_u32("010"), Some(8));
         assert_eq!(c_u32("51820"), Some(51820));
         assert_eq!(c_u32("0x"), None);
-        assert_eq!(hex_u32("ca6c"), Some(0xca6c));
-        assert_eq!(hex_u32("0x123456789"), None);
         assert_eq!(value_mask("0x80/0x80", c_u32), Some((0x80, Some(0x80))));
         assert_eq!(value_mask("5", c_u32), Some((5, None)));
         assert_eq!(value_mask("5/x", c_u32), None);

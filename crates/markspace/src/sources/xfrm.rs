@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! src 10.84.1.32 dst 10.84.0.30
-//! 	proto esp spi 0x00000003 reqid 1 mode tunnel
-//! 	mark 0x3cb23e00/0xffffff00 output-mark 0xe00/0xf00
+//!     proto esp spi 0x00000003 reqid 1 mode tunnel
+//!     mark 0x3cb23e00/0xffffff00 output-mark 0xe00/0xf00
 //! ```
 //!
 //! - `mark V/M` (`XFRMA_MARK`, mask always printed) is a selector: `xfrm_policy_match` and the

@@ -31,7 +31,9 @@ mod json;
 mod text;
 
 pub(crate) use json::{detect as detect_json, parse as parse_json};
-pub(crate) use text::{detect as detect_text, parse as parse_text, parse_line, LineForm};
+#[cfg(test)]
+use text::parse_line;
+pub(crate) use text::{detect as detect_text, parse as parse_text, LineForm};
 
 use crate::model::{Field, MarkOp, MarkRead, ALL_BITS};
 use crate::source::Span;

@@ -77,24 +77,18 @@ fn ops_of(o: &Map<String, Value>) -> Result<Vec<MarkOp>, String> {
         .flatten()
     {
         match a.get("kind").and_then(Value::as_str) {
-            Some("skbedit") => {
-                if a.get("mark").is_some() {
-                    let v = num(a.get("mark")).ok_or("invalid skbedit mark")?;
-                    ops.push(skbedit_mark(v, num(a.get("mask"))));
-                }
+            Some("skbedit") if a.get("mark").is_some() => {
+                let v = num(a.get("mark")).ok_or("invalid skbedit mark")?;
+                ops.push(skbedit_mark(v, num(a.get("mask"))));
             }
             Some("connmark") => ops.push(copy_from_ct(ALL_BITS)),
-            Some("ctinfo") => {
-                if a.get("cpmark").is_some() {
-                    let m = num(a.get("cpmark")).ok_or("invalid ctinfo cpmark")?;
-                    ops.push(copy_from_ct(m));
-                }
+            Some("ctinfo") if a.get("cpmark").is_some() => {
+                let m = num(a.get("cpmark")).ok_or("invalid ctinfo cpmark")?;
+                ops.push(copy_from_ct(m));
             }
-            Some("ct") => {
-                if a.get("mark").is_some() {
-                    let v = num(a.get("mark")).ok_or("invalid ct mark")?;
-                    ops.extend(ct_mark_set(v, num(a.get("mark_mask"))));
-                }
+            Some("ct") if a.get("mark").is_some() => {
+                let v = num(a.get("mark")).ok_or("invalid ct mark")?;
+                ops.extend(ct_mark_set(v, num(a.get("mark_mask"))));
             }
             _ => {}
         }

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! filter parent ffff: protocol all pref 2 fw chain 0 handle 0x6/0xff classid 1:1
-//! 	action order 1: skbedit  mark 33554432/0x2000000 pipe
-//! 	 index 2 ref 1 bind 1
+//!     action order 1: skbedit  mark 33554432/0x2000000 pipe
+//!      index 2 ref 1 bind 1
 //! filter protocol all pref 1 bpf chain 0 handle 0x1 cil_from_netdev-eth0 direct-action not_in_hw id 1169 name cil_from_netdev tag 91a9 jited
 //! ```
 
