@@ -6,6 +6,7 @@
 
 pub(crate) mod iprule;
 pub mod iptables;
+pub(crate) mod ovs;
 pub(crate) mod tc;
 pub(crate) mod text;
 pub(crate) mod xfrm;
@@ -82,6 +83,12 @@ pub const ALL: &[Format] = &[
         description: "`tc -j filter show` output",
         detect: tc::detect_json,
         parse: tc::parse_json,
+    },
+    Format {
+        name: "ovs-flows",
+        description: "`ovs-ofctl dump-flows BRIDGE` output and `ovs-ofctl add-flow` commands",
+        detect: ovs::detect,
+        parse: ovs::parse,
     },
 ];
 
