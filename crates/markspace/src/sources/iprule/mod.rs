@@ -31,9 +31,8 @@ mod json;
 mod text;
 
 pub(crate) use json::{detect as detect_json, parse as parse_json};
-#[cfg(test)]
-use text::parse_line;
-pub(crate) use text::{detect as detect_text, parse as parse_text, LineForm};
+pub(crate) use text::parse_line;
+pub(crate) use text::{detect as detect_text, is_listing, parse as parse_text, LineForm};
 
 use crate::model::{Field, MarkOp, MarkRead, ALL_BITS};
 use crate::source::Span;
@@ -81,6 +80,20 @@ impl IpRule {
         (m != 0).then(|| MarkRead::equals(Field::Mark, v & m, m, self.not))
     }
 
+    /// What attribution knows about the rule: priority, table, device.
+    pub(crate) fn context(&self) -> TouchContext {
+        TouchContext {
+            table: match &self.target {
+                Some(Target::Lookup(t)) => Some(t.clone()),
+                _ => None,
+            },
+            priority: self.priority,
+            device: self.iif.clone().or_else(|| self.oif.clone()),
+            ipv6: self.ipv6,
+            ..TouchContext::default()
+        }
+    }
+
     /// The touchpoint of this rule at `span`, if it reads the mark.
     pub(crate) fn touchpoint(&self, span: Span) -> Option<Touchpoint> {
         let read = self.read()?;
@@ -88,16 +101,7 @@ impl IpRule {
             subsystem: Subsystem::IpRule,
             span,
             ops: vec![MarkOp::Read(read)],
-            context: TouchContext {
-                table: match &self.target {
-                    Some(Target::Lookup(t)) => Some(t.clone()),
-                    _ => None,
-                },
-                priority: self.priority,
-                device: self.iif.clone().or_else(|| self.oif.clone()),
-                ipv6: self.ipv6,
-                ..TouchContext::default()
-            },
+            context: self.context(),
         })
     }
 }

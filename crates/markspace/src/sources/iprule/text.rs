@@ -21,7 +21,7 @@ pub(crate) enum LineForm {
 }
 
 /// Whether a line is a listing line: `PREF:` then `from` or `not`.
-fn is_listing(line: &str) -> bool {
+pub(crate) fn is_listing(line: &str) -> bool {
     let mut w = line.split_whitespace();
     let Some(pref) = w.next().and_then(|p| p.strip_suffix(':')) else {
         return false;
