@@ -101,4 +101,19 @@ pub enum Observation {
         /// How many entries carried it.
         count: u32,
     },
+    /// An eBPF program attached where it may read and write `__sk_buff->mark` (tc, tcx,
+    /// cgroup_skb, lwt). Its mark operations are not visible; attribution names its owner from
+    /// the registry's `programs` (Cilium's `cil_from_netdev`).
+    BpfProgram {
+        /// The program name (`cil_from_netdev`), or the object and section tc prints
+        /// (`bpf_lxc.o:[from-container]`) when it has no name.
+        name: String,
+        /// Where it is attached: `tc ingress`, `tc egress`, `tcx/ingress`, `cgroup_skb`, … or
+        /// the program type when only `bpftool prog show` was read.
+        attach: String,
+        /// The device it is attached to, if known.
+        device: Option<String>,
+        /// 1-based line.
+        line: u32,
+    },
 }

@@ -64,6 +64,33 @@ pub(crate) struct Matcher {
     priorities: Vec<(u32, u32, usize)>,
     rule_tables: HashMap<String, usize>,
     programs: Vec<(String, usize)>,
+    processes: Vec<(String, usize)>,
+    /// `(value, mask)` patterns for touchpoint constants.
+    patterns: Vec<(u32, u32, usize)>,
+}
+
+/// `"5210-5270"` or `"9"`.
+pub(crate) fn priority_range(s: &str) -> Option<(u32, u32)> {
+    match s.split_once('-') {
+        Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
+        None => {
+            let p = s.trim().parse().ok()?;
+            Some((p, p))
+        }
+    }
+}
+
+/// `"0x00000e00/0x00000f00"`.
+pub(crate) fn mark_pattern(s: &str) -> Option<(u32, u32)> {
+    let (v, m) = s.split_once('/')?;
+    let num = |x: &str| {
+        let x = x.trim();
+        match x.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16).ok(),
+            None => x.parse().ok(),
+        }
+    };
+    Some((num(v)?, num(m)?))
 }
 
 impl Matcher {
@@ -96,7 +123,33 @@ impl Matcher {
             for v in &s.signatures.values {
                 m.values.entry(v.0).or_insert(i);
             }
+            let sig = &s.signatures;
+            m.priorities.extend(
+                sig.ip_rule_priorities
+                    .iter()
+                    .filter_map(|p| priority_range(p))
+                    .map(|(lo, hi)| (lo, hi, i)),
+            );
+            for t in &sig.ip_rule_tables {
+                m.rule_tables.entry(t.clone()).or_insert(i);
+            }
+            m.programs
+                .extend(sig.programs.iter().map(|p| (p.clone(), i)));
+            m.processes
+                .extend(sig.processes.iter().map(|p| (p.clone(), i)));
+            m.patterns.extend(
+                sig.mark_patterns
+                    .iter()
+                    .filter_map(|p| mark_pattern(p))
+                    .map(|(v, mk)| (v, mk, i)),
+            );
         }
+        // Narrowest priority range first, longest program and process names first.
+        m.priorities.sort_by_key(|(lo, hi, i)| (hi - lo, *lo, *i));
+        m.programs
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        m.processes
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         m.devices
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         // Longest prefix first, so `KUBE-ROUTER-` beats `KUBE-`.
@@ -119,26 +172,28 @@ impl Matcher {
             .map(|(p, i)| (*i, "chain-prefix", p.clone()))
     }
 
-    /// Attribution of a touchpoint: program name, `ip rule` priority and table, device, value.
+    /// Attribution of a touchpoint, strongest first: eBPF program, socket process, `ip rule`
+    /// priority, distinctive value, routing table (priority and table only for policy routing: a
+    /// tc or OVS priority means something else; a value beats a table because small table
+    /// numbers such as 100 are shared by many how-tos), device, mark pattern.
     pub(crate) fn attribute_touchpoint(
         &self,
         software: &[Software],
-        _subsystem: crate::touchpoint::Subsystem,
+        subsystem: crate::touchpoint::Subsystem,
         ctx: &crate::touchpoint::TouchContext,
         values: &[u32],
     ) -> Attribution {
-        let found = ctx
-            .program
-            .as_deref()
-            .or(ctx.process.as_deref())
-            .and_then(|p| {
-                self.programs
-                    .iter()
-                    .find(|(name, _)| p == name || p.starts_with(name.as_str()))
-                    .map(|(name, i)| (*i, "program", name.clone()))
-            })
+        let ip_rule = subsystem == crate::touchpoint::Subsystem::IpRule;
+        let by_name = |list: &[(String, usize)], name: Option<&str>, kind: &'static str| {
+            let name = name?;
+            list.iter()
+                .find(|(n, _)| name == n || name.starts_with(n.as_str()))
+                .map(|(n, i)| (*i, kind, n.clone()))
+        };
+        let found = by_name(&self.programs, ctx.program.as_deref(), "program")
+            .or_else(|| by_name(&self.processes, ctx.process.as_deref(), "process"))
             .or_else(|| {
-                let prio = ctx.priority?;
+                let prio = ctx.priority.filter(|_| ip_rule)?;
                 self.priorities
                     .iter()
                     .find(|(lo, hi, _)| (*lo..=*hi).contains(&prio))
@@ -155,7 +210,14 @@ impl Matcher {
                     })
             })
             .or_else(|| {
-                let t = ctx.table.as_deref()?;
+                values.iter().find_map(|v| {
+                    self.values
+                        .get(v)
+                        .map(|i| (*i, "value", crate::model::hex(*v)))
+                })
+            })
+            .or_else(|| {
+                let t = ctx.table.as_deref().filter(|_| ip_rule)?;
                 self.rule_tables
                     .get(t)
                     .map(|i| (*i, "routing-table", t.to_string()))
@@ -168,10 +230,11 @@ impl Matcher {
                     .map(|(d, i)| (*i, "device", d.clone()))
             })
             .or_else(|| {
-                values.iter().find_map(|v| {
-                    self.values
-                        .get(v)
-                        .map(|i| (*i, "value", crate::model::hex(*v)))
+                values.iter().find_map(|c| {
+                    self.patterns
+                        .iter()
+                        .find(|(v, m, _)| c & m == *v)
+                        .map(|(v, m, i)| (*i, "mark-pattern", format!("{v:#x}/{m:#x}")))
                 })
             });
         Self::named(software, found)

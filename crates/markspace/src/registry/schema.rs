@@ -287,6 +287,14 @@ pub struct Signatures {
     /// eBPF program names.
     #[serde(default)]
     pub programs: Vec<String>,
+    /// Process names of sockets carrying marks (`ss -e` `users:(("tailscaled",…))`).
+    #[serde(default)]
+    pub processes: Vec<String>,
+    /// Mark patterns `V/M` distinctive of the software outside netfilter: a touchpoint whose
+    /// constant `c` has `c & M == V` is the software's (Cilium's xfrm marks `0x00000e00/0x00000f00`
+    /// carry a key index and node ID around the fixed nibble). Weaker than `values`.
+    #[serde(default)]
+    pub mark_patterns: Vec<String>,
     /// Interface names or prefixes (`cali` matches `-i cali+` and `cali12ab`).
     #[serde(default)]
     pub devices: Vec<String>,

@@ -121,3 +121,107 @@ fn unmatched_rules_are_unknown() {
     );
     assert_eq!(owner.as_deref(), Some(UNKNOWN));
 }
+
+/// Attribution of one `ip rule` line (listing or command form).
+fn attribute_ip_rule(reg: &Registry, line: &str) -> Result<String, String> {
+    use crate::sources::iprule::{is_listing, parse_line, LineForm};
+    let form = if is_listing(line) {
+        LineForm::Listing
+    } else {
+        LineForm::Command
+    };
+    let rule = parse_line(line, form).map_err(|(_, m, _)| m)?;
+    let values = rule
+        .read()
+        .map(|r| crate::analysis::constant_values(&[crate::model::MarkOp::Read(r)]))
+        .unwrap_or_default();
+    Ok(reg
+        .attribute_touchpoint(
+            crate::touchpoint::Subsystem::IpRule,
+            &rule.context(),
+            &values,
+        )
+        .owner)
+}
+
+#[test]
+fn attribution_recognises_real_ip_rules() {
+    let reg = registry();
+    let mut checked = 0;
+    let mut recognised = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    for sw in &reg.software {
+        for rule in sw
+            .rules
+            .iter()
+            .filter(|r| r.format == "ip-rule" && r.recognisable)
+        {
+            checked += 1;
+            match attribute_ip_rule(&reg, rule.text.trim()) {
+                Ok(owner) if owner == sw.id => {
+                    recognised.insert(sw.id.clone());
+                }
+                Ok(owner) => {
+                    failures.push(format!("{}: `{}` attributed to {owner}", sw.id, rule.text))
+                }
+                Err(e) => failures.push(format!("{}: `{}` does not parse: {e}", sw.id, rule.text)),
+            }
+        }
+    }
+    println!(
+        "attribution: {checked} real ip rule lines checked, {} software recognised: {}",
+        recognised.len(),
+        recognised.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    assert!(
+        failures.is_empty(),
+        "ip rule attribution failures:\n{}",
+        failures.join("\n")
+    );
+    for id in ["tailscale", "wireguard", "cilium", "aws-vpc-cni"] {
+        assert!(
+            recognised.contains(id),
+            "{id} not recognised from its ip rules"
+        );
+    }
+}
+
+#[test]
+fn touchpoint_attribution_by_device_process_pattern() {
+    use crate::touchpoint::{Subsystem, TouchContext};
+    let reg = registry();
+    let who = |s: Subsystem, ctx: TouchContext, values: &[u32]| {
+        reg.attribute_touchpoint(s, &ctx, values).owner
+    };
+    let wg0 = TouchContext {
+        device: Some("wg0".into()),
+        ..TouchContext::default()
+    };
+    assert_eq!(who(Subsystem::Wireguard, wg0, &[0xca6c]), "wireguard");
+    let ts = TouchContext {
+        process: Some("tailscaled".into()),
+        ..TouchContext::default()
+    };
+    assert_eq!(who(Subsystem::Socket, ts, &[0x80000]), "tailscale");
+    let envoy = TouchContext {
+        process: Some("cilium-envoy".into()),
+        ..TouchContext::default()
+    };
+    assert_eq!(who(Subsystem::Socket, envoy, &[0x80b00]), "cilium");
+    // Cilium's IPsec selector with key index 9: the fixed 0xe00 nibble names it.
+    assert_eq!(
+        who(Subsystem::Xfrm, TouchContext::default(), &[0x9e00]),
+        "cilium"
+    );
+    // A tc priority is not an ip rule priority.
+    let tc = TouchContext {
+        priority: Some(5210),
+        ..TouchContext::default()
+    };
+    assert_eq!(who(Subsystem::Tc, tc, &[0x1]), UNKNOWN);
+    let prog = TouchContext {
+        program: Some("cil_from_netdev".into()),
+        ..TouchContext::default()
+    };
+    assert_eq!(who(Subsystem::Bpf, prog, &[]), "cilium");
+}

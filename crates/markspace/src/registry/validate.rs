@@ -122,10 +122,27 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
             && sig.ip_rule_priorities.is_empty()
             && sig.ip_rule_tables.is_empty()
             && sig.programs.is_empty()
+            && sig.processes.is_empty()
+            && sig.mark_patterns.is_empty()
             && sig.devices.is_empty()
             && sig.values.is_empty());
         if has_sig && sig.source.as_deref().is_none_or(|x| x.trim().is_empty()) {
             p("signatures have no source".into());
+        }
+        for pr in &sig.ip_rule_priorities {
+            if super::attribution::priority_range(pr).is_none_or(|(lo, hi)| lo > hi) {
+                p(format!(
+                    "ip_rule_priorities `{pr}` is not a priority or a range `LO-HI`"
+                ));
+            }
+        }
+        for pat in &sig.mark_patterns {
+            match super::attribution::mark_pattern(pat) {
+                Some((v, m)) if v & !m == 0 => {}
+                _ => p(format!(
+                    "mark_patterns `{pat}` is not `0xV/0xM` with V inside M"
+                )),
+            }
         }
         for r in &s.reads_from {
             if !ids_all.contains(r.owner.as_str()) {

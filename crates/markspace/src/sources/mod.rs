@@ -4,7 +4,19 @@
 //! they take a text, its [`SourceId`] and display name, and add to a [`RulesetBuilder`],
 //! returning diagnostics. Reading files and directories lives in [`crate::snapshot`].
 
+pub(crate) mod bpftool;
+pub(crate) mod conntrack;
+pub(crate) mod iplink;
+pub(crate) mod iprule;
 pub mod iptables;
+pub(crate) mod ipvs;
+pub(crate) mod ovs;
+pub(crate) mod ss;
+pub(crate) mod sysctl;
+pub(crate) mod tc;
+pub(crate) mod text;
+pub(crate) mod wireguard;
+pub(crate) mod xfrm;
 
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::RulesetBuilder;
@@ -49,6 +61,84 @@ pub const ALL: &[Format] = &[
         detect: iptables::listing::detect,
         parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
     },
+    Format {
+        name: "ip-rule",
+        description: "`ip rule show` / `ip -6 rule` listings and `ip rule add` commands",
+        detect: iprule::detect_text,
+        parse: iprule::parse_text,
+    },
+    Format {
+        name: "ip-rule-json",
+        description: "`ip -j rule show` output",
+        detect: iprule::detect_json,
+        parse: iprule::parse_json,
+    },
+    Format {
+        name: "ip-xfrm",
+        description: "`ip xfrm policy` / `ip [-s] xfrm state` output",
+        detect: xfrm::detect,
+        parse: xfrm::parse,
+    },
+    Format {
+        name: "tc-filter",
+        description: "`tc [-s] filter show` output (one or several devices)",
+        detect: tc::detect_text,
+        parse: tc::parse_text,
+    },
+    Format {
+        name: "tc-filter-json",
+        description: "`tc -j filter show` output",
+        detect: tc::detect_json,
+        parse: tc::parse_json,
+    },
+    Format {
+        name: "ovs-flows",
+        description: "`ovs-ofctl dump-flows BRIDGE` output and `ovs-ofctl add-flow` commands",
+        detect: ovs::detect,
+        parse: ovs::parse,
+    },
+    Format {
+        name: "ss",
+        description: "`ss -e` socket listings (`ss -tuanpe`, `ss -peaonmi`): socket marks",
+        detect: ss::detect,
+        parse: ss::parse,
+    },
+    Format {
+        name: "wireguard",
+        description: "`wg show [all fwmark]`, `wg showconf`, wg-quick `.conf` files",
+        detect: wireguard::detect,
+        parse: wireguard::parse,
+    },
+    Format {
+        name: "sysctl",
+        description: "`sysctl -a` output or sysctl.conf files (src_valid_mark, rp_filter, fwmark_reflect, tcp_fwmark_accept)",
+        detect: sysctl::detect,
+        parse: sysctl::parse,
+    },
+    Format {
+        name: "ipvsadm",
+        description: "`ipvsadm -Ln` (fwmark virtual services)",
+        detect: ipvs::detect,
+        parse: ipvs::parse,
+    },
+    Format {
+        name: "conntrack",
+        description: "`conntrack -L` (connmark values of live connections)",
+        detect: conntrack::detect,
+        parse: conntrack::parse,
+    },
+    Format {
+        name: "bpftool",
+        description: "`bpftool net` / `bpftool prog show` (eBPF programs that may touch marks)",
+        detect: bpftool::detect,
+        parse: bpftool::parse,
+    },
+    Format {
+        name: "ip-link",
+        description: "`ip -d link` / `ip -d address` (tunnel device fwmark)",
+        detect: iplink::detect,
+        parse: iplink::parse,
+    },
 ];
 
 /// The format of a text, if any format recognises it.
@@ -60,3 +150,6 @@ pub fn detect(text: &str) -> Option<&'static Format> {
 pub fn by_name(name: &str) -> Option<&'static Format> {
     ALL.iter().find(|f| f.name == name)
 }
+
+#[cfg(test)]
+mod corpus_tests;

@@ -615,6 +615,15 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 }));
             }
             (MatchKind::Socket, "--transparent" | "--nowildcard") => {}
+            // An option no loaded match knows, after `-p PROTO`: iptables loads the protocol's
+            // match implicitly (`command_default` / `load_proto` in iptables/xshared.c), as in
+            // `-m comment --comment x -p udp --dport 6081` (Antrea's rules).
+            (MatchKind::Mark | MatchKind::Connmark | MatchKind::Comment | MatchKind::Socket, _)
+                if self.proto.is_some() =>
+            {
+                self.skip_args();
+                *invert = false;
+            }
             (MatchKind::Mark | MatchKind::Connmark | MatchKind::Comment | MatchKind::Socket, _) => {
                 return Err(ArgError::new(
                     tok.offset,
@@ -1148,6 +1157,19 @@ mod tests {
         let r = parse_rule(&toks, Dialect::Iptables).unwrap();
         assert_eq!(r.ops, vec![w(Field::Mark, !0x10000, 0x10000)]);
         assert_eq!(r.comment.as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn protocol_options_load_the_protocol_match_implicitly() {
+        let toks = tokenize(r#"-A X -m comment --comment "Antrea: x" -p udp --dport 6081 -m mark --mark 0x1/0x1 -j ACCEPT"#).unwrap();
+        let r = parse_rule(&toks, Dialect::Iptables).unwrap();
+        assert_eq!(
+            r.ops,
+            vec![MarkOp::Read(MarkRead::equals(Field::Mark, 1, 1, false))]
+        );
+        assert!(err("-A X -m comment --comment x --dport 1 -j ACCEPT")
+            .message
+            .contains("unknown option"));
     }
 
     #[test]
