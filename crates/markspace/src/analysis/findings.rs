@@ -12,6 +12,13 @@
 //! | MS007 | unknown-owner        | rules no registry entry recognises use bits |
 //! | MS008 | outside-claim        | an owner uses bits outside what the registry says it uses |
 //! | MS009 | unreachable-rules    | mark rules in chains no hook reaches (they never run) |
+//! | MS010 | rp-filter-ignores-mark | strict rp_filter without src_valid_mark while fwmark ip rules route (replies dropped) |
+//! | MS011 | src-valid-mark-forced  | src_valid_mark=1 on all interfaces next to other software's fwmark policy routing |
+//! | MS012 | fwmark-accept-off      | tcp_fwmark_accept=0 while fwmark ip rules route and no connmark restore puts marks back |
+//! | MS013 | implied-write          | a selector requires bits its owner never visibly writes, and another owner uses them |
+//!
+//! MS010-MS012 come from sysctl observations ([`super::sysctls`]); MS013 from selector values
+//! ([`super::implied`]).
 
 use serde::Serialize;
 
@@ -115,11 +122,11 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn owner_id(&self, i: usize) -> &str {
+    pub(super) fn owner_id(&self, i: usize) -> &str {
         &self.usage.owners[i].id
     }
 
-    fn evidence_of(&self, u: &Use) -> EvidenceItem {
+    pub(super) fn evidence_of(&self, u: &Use) -> EvidenceItem {
         let (span, text) = match u.site {
             Site::Rule(id) => {
                 let rule = self.set.rule(id);
@@ -226,6 +233,8 @@ pub(crate) fn find(cx: &Ctx<'_>) -> Vec<Finding> {
     unknown_owner(cx, &mut out);
     outside_claim(cx, &mut out);
     unreachable(cx, &mut out);
+    super::sysctls::find(cx, &mut out);
+    super::implied::find(cx, &mut out);
     out.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)

@@ -5,6 +5,8 @@
 
 mod findings;
 mod fix;
+mod implied;
+mod sysctls;
 mod usage;
 
 use serde::Serialize;
