@@ -115,6 +115,7 @@ fn wireguard_fwmark_collides_with_kubelet_drop_bit() {
     assert_eq!(wg.line, Some(1));
     assert!(wg.text.contains("0xca6c"), "{}", wg.text);
     assert!(f.evidence.iter().any(|e| e.owner == "kubelet"));
+    assert!(f.fix.contains("FwMark") && f.fix.contains("0x00008000"), "{}", f.fix);
 }
 
 #[test]

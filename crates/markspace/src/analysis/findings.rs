@@ -212,6 +212,19 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether a use is a whole-mark write of a configured value outside netfilter (WireGuard
+/// device, socket, tunnel device), where the fix is another value rather than a mask.
+fn value_write_site(cx: &Ctx<'_>, u: &Use) -> bool {
+    use crate::touchpoint::Subsystem;
+    match u.site {
+        Site::Touchpoint(i) => matches!(
+            cx.node.touchpoints[i].subsystem,
+            Subsystem::Wireguard | Subsystem::Socket | Subsystem::Device
+        ),
+        Site::Rule(_) => false,
+    }
+}
+
 fn is_whole_write(u: &Use) -> bool {
     matches!(u.op, MarkOp::Write(w) if w.is_whole())
 }
@@ -457,6 +470,13 @@ fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         },
                         if others.is_empty() {
                             "Nothing else uses this field today, but any software added later loses its bits here: write with a mask (`--set-xmark V/M`, nft `meta mark set meta mark & ~M | V`).".to_string()
+                        } else if group.iter().all(|u| value_write_site(cx, u)) {
+                            // A device or socket mark cannot be masked: only its value can move.
+                            format!(
+                                "The whole mark is set to a configured value here (WireGuard `FwMark` / `wg set IF fwmark`, a socket's SO_MARK, a tunnel's `fwmark`): choose a value without bits {} so that {} do not see their bits on these packets.",
+                                hex(other_bits),
+                                others.iter().map(|&o| cx.owner_id(o)).collect::<Vec<_>>().join(", ")
+                            )
                         } else {
                             format!(
                                 "Write only {id}'s bits with a mask, e.g. `-j MARK --set-xmark V/M` with M inside {}, so bits {} of {} survive.",
