@@ -12,6 +12,13 @@
 //! | MS007 | unknown-owner        | rules no registry entry recognises use bits |
 //! | MS008 | outside-claim        | an owner uses bits outside what the registry says it uses |
 //! | MS009 | unreachable-rules    | mark rules in chains no hook reaches (they never run) |
+//! | MS010 | rp-filter-ignores-mark | strict rp_filter without src_valid_mark while fwmark ip rules route (replies dropped) |
+//! | MS011 | src-valid-mark-forced  | src_valid_mark=1 on all interfaces next to other software's fwmark policy routing |
+//! | MS012 | fwmark-accept-off      | tcp_fwmark_accept=0 while fwmark ip rules route and no connmark restore puts marks back |
+//! | MS013 | implied-write          | a selector requires bits its owner never visibly writes, and another owner uses them |
+//!
+//! MS010-MS012 come from sysctl observations ([`super::sysctls`]); MS013 from selector values
+//! ([`super::implied`]).
 
 use serde::Serialize;
 
@@ -125,11 +132,11 @@ impl Ctx<'_> {
         self.orders[hook as usize].get_or_init(|| super::path::traversal_order(self.set, hook))
     }
 
-    fn owner_id(&self, i: usize) -> &str {
+    pub(super) fn owner_id(&self, i: usize) -> &str {
         &self.usage.owners[i].id
     }
 
-    fn evidence_of(&self, u: &Use) -> EvidenceItem {
+    pub(super) fn evidence_of(&self, u: &Use) -> EvidenceItem {
         let (span, text) = match u.site {
             Site::Rule(id) => {
                 let rule = self.set.rule(id);
@@ -215,6 +222,19 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether a use is a whole-mark write of a configured value outside netfilter (WireGuard
+/// device, socket, tunnel device), where the fix is another value rather than a mask.
+fn value_write_site(cx: &Ctx<'_>, u: &Use) -> bool {
+    use crate::touchpoint::Subsystem;
+    match u.site {
+        Site::Touchpoint(i) => matches!(
+            cx.node.touchpoints[i].subsystem,
+            Subsystem::Wireguard | Subsystem::Socket | Subsystem::Device
+        ),
+        Site::Rule(_) => false,
+    }
+}
+
 fn is_whole_write(u: &Use) -> bool {
     matches!(u.op, MarkOp::Write(w) if w.is_whole())
 }
@@ -244,6 +264,8 @@ pub(crate) fn find(cx: &Ctx<'_>) -> Vec<Finding> {
     unknown_owner(cx, &mut out);
     outside_claim(cx, &mut out);
     unreachable(cx, &mut out);
+    super::sysctls::find(cx, &mut out);
+    super::implied::find(cx, &mut out);
     super::pathfindings::find(cx, &mut out);
     out.sort_by(|a, b| {
         a.severity
@@ -494,6 +516,13 @@ fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         },
                         if others.is_empty() {
                             "Nothing else uses this field today, but any software added later loses its bits here: write with a mask (`--set-xmark V/M`, nft `meta mark set meta mark & ~M | V`).".to_string()
+                        } else if group.iter().all(|u| value_write_site(cx, u)) {
+                            // A device or socket mark cannot be masked: only its value can move.
+                            format!(
+                                "The whole mark is set to a configured value here (WireGuard `FwMark` / `wg set IF fwmark`, a socket's SO_MARK, a tunnel's `fwmark`): choose a value without bits {} so that {} do not see their bits on these packets.",
+                                hex(other_bits),
+                                others.iter().map(|&o| cx.owner_id(o)).collect::<Vec<_>>().join(", ")
+                            )
                         } else {
                             format!(
                                 "Write only {id}'s bits with a mask, e.g. `-j MARK --set-xmark V/M` with M inside {}, so bits {} of {} survive.",

@@ -5,8 +5,10 @@
 
 mod findings;
 mod fix;
+mod implied;
 mod path;
 mod pathfindings;
+mod sysctls;
 mod usage;
 
 use serde::Serialize;

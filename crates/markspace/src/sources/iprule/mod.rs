@@ -31,8 +31,9 @@ mod json;
 mod text;
 
 pub(crate) use json::{detect as detect_json, parse as parse_json};
-pub(crate) use text::parse_line;
-pub(crate) use text::{detect as detect_text, is_listing, parse as parse_text, LineForm};
+pub(crate) use text::{detect as detect_text, parse as parse_text, LineForm};
+#[cfg(test)]
+pub(crate) use text::{is_listing, parse_line};
 
 use crate::model::{Field, MarkOp, MarkRead, ALL_BITS};
 use crate::source::Span;

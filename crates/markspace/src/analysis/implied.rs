@@ -1,0 +1,108 @@
+//! MS013 implied-write: a selector that requires bits to be set proves its owner's packets carry
+//! them, even when the write itself is invisible (eBPF, a kernel module, another netns).
+//!
+//! A read `(m & M) == V` (not inverted) only ever matches packets whose mark has the bits
+//! `V & M` set. If its owner writes none of those bits in any rule markspace can see, the write
+//! happens elsewhere — Cilium's eBPF writes its IPsec key index so its xfrm selector
+//! `mark 0x9e00/0xff00` matches, which sets kubelet's drop bit 0x8000 (cilium#8516). Another
+//! owner that reads those bits decides differently on these packets (error); one that only
+//! writes them may clear or set them under the selector (warning).
+
+use crate::model::{hex, Field, MarkOp, ReadTest};
+
+use super::findings::{Ctx, Finding, Severity};
+use super::usage::{fi, Use};
+
+/// Runs MS013.
+pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let owners = &cx.usage.owners;
+    for (a, owner) in owners.iter().enumerate() {
+        for field in Field::BOTH {
+            let f = fi(field);
+            let selectors: Vec<&Use> = cx
+                .usage
+                .uses
+                .iter()
+                .filter(|u| u.owner == a)
+                .filter(|u| match u.op {
+                    MarkOp::Read(r) => {
+                        r.field == field
+                            && !r.invert
+                            && matches!(r.test, ReadTest::Equals { value, mask } if value & mask & !owner.writes[f] != 0)
+                    }
+                    MarkOp::Write(_) => false,
+                })
+                .collect();
+            let implied = selectors.iter().fold(0u32, |acc, u| match u.op {
+                MarkOp::Read(r) => match r.test {
+                    ReadTest::Equals { value, mask } => acc | (value & mask & !owner.writes[f]),
+                    _ => acc,
+                },
+                MarkOp::Write(_) => acc,
+            });
+            if implied == 0 {
+                continue;
+            }
+            for (b, other) in owners.iter().enumerate() {
+                let shared = implied & other.used(field);
+                if b == a || shared == 0 {
+                    continue;
+                }
+                let reads = other.reads[f] & shared != 0;
+                let mut evidence = Vec::new();
+                let mut omitted = 0;
+                for u in selectors.iter().filter(|u| u.reads[f] & shared != 0) {
+                    if evidence.len() < 3 {
+                        evidence.push(cx.evidence_of(u));
+                    } else {
+                        omitted += 1;
+                    }
+                }
+                let before = evidence.len();
+                for u in cx
+                    .usage
+                    .uses
+                    .iter()
+                    .filter(|u| u.owner == b && (u.reads[f] | u.writes[f]) & shared != 0)
+                {
+                    let e = cx.evidence_of(u);
+                    if evidence.len() - before >= 3 {
+                        omitted += 1;
+                    } else if !evidence.contains(&e) {
+                        evidence.push(e);
+                    }
+                }
+                let (ia, ib) = (owner.id.as_str(), other.id.as_str());
+                out.push(Finding {
+                    code: "MS013",
+                    name: "implied-write",
+                    severity: if reads { Severity::Error } else { Severity::Warning },
+                    owners: vec![ia.to_string(), ib.to_string()],
+                    field,
+                    bits: shared,
+                    title: format!(
+                        "{ia}'s selectors only match packets carrying bits {} (written where markspace cannot see), and {ib} {} those bits",
+                        hex(shared),
+                        if reads { "tests" } else { "writes" }
+                    ),
+                    evidence,
+                    evidence_omitted: omitted,
+                    fix: format!(
+                        "Keep {ia}'s values out of bits {} used by {ib}: choose {ia}'s values (key index, node ID, mark) so that they never set them, or move {ib}'s bits.",
+                        hex(shared)
+                    ),
+                    incidents: cx
+                        .registry
+                        .incidents_for(&[ia, ib], field, shared)
+                        .map(|i| super::findings::IncidentRef {
+                            id: i.id.clone(),
+                            title: i.title.clone(),
+                            links: i.links.clone(),
+                        })
+                        .collect(),
+                    path: None,
+                });
+            }
+        }
+    }
+}
