@@ -383,3 +383,27 @@ COMMIT
             && steps[2]["owner"] == "tailscale"
     );
 }
+
+#[test]
+fn mark_for_policy_routing_set_after_the_routing_decision() {
+    let d = Dir::new();
+    let rules = d.file(
+        "iptables-save.txt",
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:MY-ROUTE - [0:0]\n-A FORWARD -j MY-ROUTE\n-A MY-ROUTE -s 10.1.0.0/16 -j MARK --set-xmark 0x100/0x100\nCOMMIT\n",
+    );
+    let iprule = d.file("ip-rule.txt", "0:\tfrom all lookup local\n100:\tfrom all fwmark 0x100/0x100 lookup 100\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n");
+    let r = run(&["audit", "--format", "json", &rules, &iprule]);
+    let j = r.json();
+    let late = findings(&j, "MS021");
+    check!(
+        r,
+        late.len() == 1 && late[0]["bits"] == "0x00000100" && late[0]["severity"] == "warning"
+    );
+    // The same write in mangle PREROUTING is in time.
+    let early = d.file(
+        "early.txt",
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:MY-ROUTE - [0:0]\n-A PREROUTING -j MY-ROUTE\n-A MY-ROUTE -s 10.1.0.0/16 -j MARK --set-xmark 0x100/0x100\nCOMMIT\n",
+    );
+    let r = run(&["audit", "--format", "json", &early, &iprule]);
+    check!(r, findings(&r.json(), "MS021").is_empty());
+}

@@ -11,7 +11,10 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Netns {
         let name = format!("ms-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         sh(&["ip", "netns", "add", &name]);
         sh(&[
             "ip", "netns", "exec", &name, "ip", "link", "set", "lo", "up",
@@ -237,6 +240,31 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert!(owner(&report, "kube-proxy").is_some(), "{report}");
     assert!(owner(&report, "kubelet").is_some(), "{report}");
+    // Tailscale's ip rules (5210 fwmark 0x80000/0xff0000, 5270 table 52) are attributed.
+    assert!(
+        owner(&report, "tailscale").is_some_and(|o| o["reads"]["mark"] == "0x00ff0000"),
+        "{report}"
+    );
+    // The xfrm policy's mark 0x9e00/0xff00 reads bit 0x8000, kubelet's drop bit: reported.
+    let bit15 = &report["bitmap"]["mark"][15]["readers"];
+    assert!(bit15.as_array().unwrap().len() >= 2, "{bit15}");
+    let implied = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "MS013");
+    assert!(
+        implied.is_some_and(|f| f["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "kubelet")
+            && u32::from_str_radix(f["bits"].as_str().unwrap().trim_start_matches("0x"), 16)
+                .unwrap()
+                & 0x8000
+                != 0),
+        "{report}"
+    );
 
     // audit --live does the same in one step, inside the namespace.
     let live = ns.exec(&[
