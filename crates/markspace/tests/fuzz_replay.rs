@@ -24,18 +24,37 @@ fn replay(target: &str, body: impl Fn(&[u8])) -> usize {
     n
 }
 
+/// The format each fuzz target parses (its name with dashes), or the whole audit.
+fn body(target: &str) -> impl Fn(&[u8]) + '_ {
+    move |data: &[u8]| match target {
+        "audit" => fuzzing::audit(data),
+        t => fuzzing::parse_format(&t.replace('_', "-"), data),
+    }
+}
+
 #[test]
 fn fuzz_inputs_replay_without_panic() {
-    let a = replay("audit", fuzzing::audit);
-    let s = replay("iptables_save", |d| {
-        fuzzing::parse_format("iptables-save", d)
-    });
-    let l = replay("iptables_list", |d| {
-        fuzzing::parse_format("iptables-list", d)
-    });
-    println!("fuzz replay: audit {a}, iptables_save {s}, iptables_list {l} inputs");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    let mut total = 0;
+    let mut report = Vec::new();
+    let mut targets: Vec<String> = fs::read_dir(&root)
+        .expect("fuzz/seeds exists")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    targets.sort();
+    for t in &targets {
+        let n = replay(t, body(t));
+        report.push(format!("{t} {n}"));
+        total += n;
+    }
+    println!("fuzz replay: {total} inputs ({})", report.join(", "));
     assert!(
-        a + s + l > 0,
+        targets.len() >= 14,
+        "a seed directory per fuzz target: {targets:?}"
+    );
+    assert!(
+        total >= targets.len(),
         "no fuzz inputs found under fuzz/seeds or fuzz/regressions"
     );
 }
