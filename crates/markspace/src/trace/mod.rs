@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
-use crate::packet::{CtState, Outcome, Packet, PathKind, Test};
+use crate::packet::{CtState, Flow, Outcome, Packet, PathKind, Test};
 use crate::registry::{Registry, RuleContext};
 use crate::ruleset::{ChainId, ChainType, Family, Hook, Origin, RuleId, Verdict};
 use crate::snapshot::Node;
@@ -151,6 +151,10 @@ struct Walker {
     frames: Vec<Frame>,
     state: MarkState,
     tracked: bool,
+    /// Whether a DNAT (REDIRECT…) / SNAT (MASQUERADE…) rule of this path rewrote the
+    /// connection (first packets only: conntrack's `DNAT` / `SNAT` states).
+    dnat: bool,
+    snat: bool,
     path: PathTrace,
     /// The mark when the current route-type chain started (re-route check).
     route_mark: Option<u32>,
@@ -247,6 +251,8 @@ pub fn trace(
         frames: Vec::new(),
         state: start,
         tracked: true,
+        dnat: false,
+        snat: false,
         path: PathTrace {
             steps: Vec::new(),
             verdict: "ACCEPT".into(),
@@ -343,11 +349,18 @@ fn run(
             let tests = conditions(node, rule_id);
             let mut assumed = Vec::new();
             let mut matched = true;
+            // The NAT of a later packet's connection happened on its first packet, unseen.
+            let first = p.state == CtState::New;
+            let flow = Flow {
+                tracked: w.tracked,
+                dnat: first.then_some(w.dnat),
+                snat: first.then_some(w.snat),
+            };
             for (k, t) in tests.iter().enumerate() {
                 let outcome = match w.forced.iter().find(|(r, i, _)| *r == rule_id && *i == k) {
                     Some((_, _, true)) => Outcome::Yes,
                     Some((_, _, false)) => Outcome::No,
-                    None => t.eval(p),
+                    None => t.eval(p, &flow),
                 };
                 match outcome {
                     Outcome::Yes => {}
@@ -514,7 +527,22 @@ fn run(
                         return if truncated { Run::Truncated } else { Run::Done };
                     }
                     _ => {
-                        // NAT targets accept the packet for this base chain.
+                        // NAT targets accept the packet for this base chain, and set the
+                        // connection's NAT state.
+                        let hook = w
+                            .frames
+                            .first()
+                            .and_then(|f| set.chain(f.chain).base)
+                            .map(|b| b.hook);
+                        match &**t {
+                            "DNAT" | "REDIRECT" | "dnat" | "redirect" => w.dnat = true,
+                            "SNAT" | "MASQUERADE" | "snat" | "masquerade" => w.snat = true,
+                            "NETMAP" if matches!(hook, Some(Hook::Prerouting | Hook::Output)) => {
+                                w.dnat = true
+                            }
+                            "NETMAP" => w.snat = true,
+                            _ => {}
+                        }
                         w.frames.clear();
                         end_base_chain(node, p, w);
                     }
@@ -534,7 +562,9 @@ fn run(
                 let table = set.table(chain.table);
                 // The pipeline holds base chains only.
                 let Some(base) = chain.base else { continue };
-                if base.kind == ChainType::Nat && p.state != CtState::New {
+                // NAT chains see the first packet of a tracked connection only
+                // (`nf_nat_inet_fn`: no conntrack entry, no NAT).
+                if base.kind == ChainType::Nat && (p.state != CtState::New || !w.tracked) {
                     continue;
                 }
                 w.path.steps.push(Step::Chain {
@@ -618,4 +648,87 @@ fn owner_of(node: &Node, registry: &Registry, id: RuleId) -> String {
             values: &[],
         })
         .owner
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::snapshot::NodeLoader;
+
+    fn node(rules: &str) -> Node {
+        let mut l = NodeLoader::new();
+        l.add_text("iptables-save.txt", rules.as_bytes().to_vec(), true)
+            .unwrap();
+        l.finish()
+    }
+
+    fn forward(node: &Node, dport: u16) -> PathTrace {
+        let p = Packet {
+            in_iface: Some("vc".into()),
+            out_iface: Some("vs".into()),
+            src: Some("10.0.1.2".parse().unwrap()),
+            dst: Some("192.168.7.7".parse().unwrap()),
+            proto: Some(17),
+            sport: Some(40000),
+            dport: Some(dport),
+            path: PathKind::Forward,
+            state: CtState::New,
+        };
+        let t = trace(
+            node,
+            &Registry::default(),
+            p,
+            MarkState::default(),
+            &Options::default(),
+        );
+        assert_eq!(t.paths.len(), 1);
+        t.paths.into_iter().next().unwrap()
+    }
+
+    /// Found by the trace differential test (scenario "raw, mangle and nat in priority
+    /// order"): `--ctstate DNAT` after a DNAT rule matched in nat PREROUTING; the trace took
+    /// the state as NEW only and dropped the packet by FORWARD's policy.
+    #[test]
+    fn dnat_state_after_a_dnat_rule() {
+        let n = node(
+            "*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 192.168.7.7/32 -p udp -m udp --dport 7000 -j DNAT --to-destination 192.168.2.2:5000
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT
+COMMIT
+",
+        );
+        assert_eq!(forward(&n, 7000).verdict, "ACCEPT");
+        assert_eq!(forward(&n, 7001).verdict, "DROP");
+    }
+
+    /// Found by the trace differential test (scenario "NOTRACK makes CONNMARK a no-op"): an
+    /// untracked packet is in state UNTRACKED (not NEW) and skips the nat chains.
+    #[test]
+    fn untracked_packets_skip_nat_and_are_untracked() {
+        let n = node(
+            "*raw
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -p udp -m udp --dport 5000 -j NOTRACK
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -j MARK --set-xmark 0x1000/0x1000
+COMMIT
+*mangle
+:FORWARD ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate UNTRACKED -j MARK --set-xmark 0x400/0x400
+-A FORWARD -m state --state NEW -j MARK --set-xmark 0x800/0x800
+COMMIT
+",
+        );
+        assert_eq!(forward(&n, 5000).mark, "0x00000400");
+        assert_eq!(forward(&n, 5001).mark, "0x00001800");
+    }
 }
