@@ -21,7 +21,9 @@ use crate::packet::{CtState, Flow, Outcome, Packet, PathKind, Test};
 use crate::registry::{Registry, RuleContext};
 use crate::ruleset::{ChainId, ChainType, Family, Hook, Origin, RuleId, Verdict};
 use crate::snapshot::Node;
-use crate::touchpoint::Subsystem;
+
+mod route;
+use route::route;
 
 /// How undecidable conditions are settled.
 #[derive(Clone, Debug, Default)]
@@ -577,7 +579,7 @@ fn run(
                     .then_some(w.state.mark);
                 w.frames.push(Frame { chain: c, next: 0 });
             }
-            Stage::Route(kind) => route(node, w, kind),
+            Stage::Route(kind) => route(node, p, w, kind),
         }
     }
 }
@@ -586,40 +588,9 @@ fn run(
 fn end_base_chain(node: &Node, p: &Packet, w: &mut Walker) {
     if let Some(m) = w.route_mark.take() {
         if m != w.state.mark && p.path == PathKind::Output {
-            route(node, w, "re-route");
+            route(node, p, w, "re-route");
         }
     }
-}
-
-/// A routing decision by the `ip rule` fwmark selectors of the snapshot, in priority order.
-fn route(node: &Node, w: &mut Walker, stage: &'static str) {
-    let mut rules: Vec<&crate::touchpoint::Touchpoint> = node
-        .touchpoints
-        .iter()
-        .filter(|t| t.subsystem == Subsystem::IpRule)
-        .collect();
-    rules.sort_by_key(|t| t.context.priority.unwrap_or(u32::MAX));
-    let mark = w.state.mark;
-    let chosen = rules.into_iter().find(|t| {
-        t.ops.iter().all(|op| match op {
-            MarkOp::Read(r) if r.field == Field::Mark => r.eval(mark).unwrap_or(false),
-            _ => true,
-        })
-    });
-    let (rule, table) = match chosen {
-        Some(t) => (
-            Some(node.sources.text(t.span).trim().to_string()),
-            t.context.table.clone().unwrap_or_else(|| "main".into()),
-        ),
-        None => (None, "main".into()),
-    };
-    w.path.table = Some(table.clone());
-    w.path.steps.push(Step::Route {
-        stage: stage.to_string(),
-        mark: hex(mark),
-        rule,
-        table,
-    });
 }
 
 fn where_of(node: &Node, rule: RuleId) -> String {
