@@ -120,8 +120,9 @@ struct Scenario {
     iptables: &'static str,
     /// `ip6tables-restore` input for the node (empty: none).
     ip6tables: &'static str,
-    /// Extra `ip -batch` commands for the node (policy routing).
+    /// Extra `ip -batch` commands for the node (policy routing), IPv4 and IPv6.
     node_ip: &'static str,
+    node_ip6: &'static str,
     checks: Vec<Check>,
 }
 
@@ -134,6 +135,7 @@ impl Scenario {
             iptables,
             ip6tables: "",
             node_ip: "",
+            node_ip6: "",
             checks: Vec::new(),
         }
     }
@@ -674,6 +676,62 @@ COMMIT
                 ..FWD
             },
         ]),
+        // 4c. Only the rule of the packet's family, with all its selectors, decides: an
+        //     `ip -6 rule`, a `from`, an `iif` and a `not from` rule ahead of the one that
+        //     matches. Table 200 is unreachable, so choosing it drops the packet.
+        Scenario {
+            server2: true,
+            node_ip: "route add 192.168.9.0/24 via 192.168.2.2 dev vs
+route add 192.168.9.0/24 via 192.168.3.2 dev vx table 100
+route add unreachable 192.168.9.0/24 table 200
+rule add from 192.168.99.0/24 fwmark 0x10/0xff lookup 200 priority 60
+rule add iif vs fwmark 0x10/0xff lookup 200 priority 70
+rule add not from 10.0.1.0/24 fwmark 0x10/0xff lookup 200 priority 75
+rule add fwmark 0x10/0xff lookup 100 priority 100
+",
+            node_ip6: "route add fd00:9::/64 via fd00:2::2 dev vs
+route add fd00:9::/64 via fd00:3::2 dev vx table 200
+rule add fwmark 0x10/0xff lookup 200 priority 50
+",
+            ip6tables: "*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i vc -p udp -m udp --dport 5000 -j MARK --set-xmark 0x10/0xff
+COMMIT
+",
+            ..Scenario::new(
+                "ip rule selectors and families (forward)",
+                "*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i vc -p udp -m udp --dport 5000 -j MARK --set-xmark 0x10/0xff
+COMMIT
+",
+            )
+        }
+        .checks(&[
+            Check {
+                label: "IPv4 marked: the fwmark rule at 100",
+                dst: "192.168.9.9",
+                oif: Some("vx"),
+                tables: TABLES,
+                ..FWD
+            },
+            Check {
+                label: "IPv6 marked: the ip -6 rule at 50",
+                src: "fd00:1::2",
+                dst: "fd00:9::9",
+                oif: Some("vx"),
+                tables: &[("vs", "main"), ("vx", "200")],
+                ..FWD
+            },
+        ]),
     ]
 }
 
@@ -682,7 +740,7 @@ COMMIT
 
 #[test]
 fn trace_agrees_with_the_kernel() {
-    differential(scenarios(), 10);
+    differential("k", scenarios(), 10);
 }
 
 // The trace's routing decision reads `ip rule` touchpoints, and the `ip rule` parser lives on
@@ -691,7 +749,7 @@ fn trace_agrees_with_the_kernel() {
 #[test]
 #[ignore = "needs the ip rule parser (merged later)"]
 fn trace_routing_by_mark_agrees_with_the_kernel() {
-    differential(routing_scenarios(), 2);
+    differential("r", routing_scenarios(), 3);
 }
 
 /// Not a test: when [`SEND_ENV`] is set (by [`Lab::send`], inside a namespace), sends one
@@ -712,7 +770,8 @@ fn udp_send_helper() {
         .unwrap();
 }
 
-fn differential(scenarios: Vec<Scenario>, at_least: usize) {
+/// Runs scenarios; `tag` keeps the namespace names of two tests apart.
+fn differential(tag: &str, scenarios: Vec<Scenario>, at_least: usize) {
     if !is_root() {
         eprintln!("trace differential SKIPPED: not root (CI runs as root)");
         return;
@@ -723,7 +782,7 @@ fn differential(scenarios: Vec<Scenario>, at_least: usize) {
     let mut agree = 0;
     let mut report = String::new();
     for (i, s) in scenarios.iter().enumerate() {
-        let lab = Lab::new(i, s);
+        let lab = Lab::new(&format!("{tag}{i}"), s);
         let mut ok = true;
         let mut lines = String::new();
         for c in &s.checks {
@@ -843,6 +902,13 @@ impl Ns {
             sh(&["ip", "-n", &self.name, "-batch", "-"], Some(batch));
         }
     }
+
+    /// `ip -6 -batch` commands in this namespace.
+    fn ip6(&self, batch: &str) {
+        if !batch.trim().is_empty() {
+            sh(&["ip", "-6", "-n", &self.name, "-batch", "-"], Some(batch));
+        }
+    }
 }
 
 /// One side of a veth link: interface, MAC, IPv4 and IPv6 address.
@@ -874,7 +940,7 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(index: usize, s: &Scenario) -> Lab {
+    fn new(id: &str, s: &Scenario) -> Lab {
         let pid = std::process::id();
         let mut hosts = vec![(Host::Node, "n"), (Host::Client, "c"), (Host::Server, "s")];
         if s.server2 {
@@ -882,7 +948,7 @@ impl Lab {
         }
         let nss: Vec<Ns> = hosts
             .into_iter()
-            .map(|(h, tag)| Ns::new(format!("ms-tr-{pid}-{index}{tag}"), h))
+            .map(|(h, tag)| Ns::new(format!("ms-tr-{pid}-{id}{tag}"), h))
             .collect();
         let node = &nss[0];
         node.exec(
@@ -989,6 +1055,7 @@ impl Lab {
         }
         let node = &nss[0];
         node.ip(s.node_ip);
+        node.ip6(s.node_ip6);
         node.exec(&["iptables-restore"], Some(s.iptables));
         if !s.ip6tables.is_empty() {
             node.exec(&["ip6tables-restore"], Some(s.ip6tables));
@@ -1001,6 +1068,10 @@ impl Lab {
             dir.file("ip6tables-save.txt", &v6);
         }
         dir.file("ip-rule.txt", &node.exec(&["ip", "rule", "show"], None));
+        dir.file(
+            "ip-6-rule.txt",
+            &node.exec(&["ip", "-6", "rule", "show"], None),
+        );
         Lab { nss, dir }
     }
 
