@@ -587,6 +587,41 @@ COMMIT
             dport: 7000,
             ..FWD
         }]),
+        // 13. Rules after a DNAT see the new destination: mangle PREROUTING (-150) the Service
+        //     address, mangle and filter FORWARD the endpoint's.
+        Scenario::new(
+            "rules after a DNAT see the endpoint",
+            "*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.96.0.10/32 -p udp -m udp --dport 53 -j MARK --set-xmark 0x100/0x100
+-A FORWARD -d 192.168.2.2/32 -p udp -m udp --dport 5000 -j MARK --set-xmark 0x7/0xff
+-A FORWARD -d 10.96.0.10/32 -j MARK --set-xmark 0x8000/0x8000
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.96.0.10/32 -p udp -m udp --dport 53 -j DNAT --to-destination 192.168.2.2:5000
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -d 192.168.2.2/32 -p udp -m udp --dport 5000 -j ACCEPT
+COMMIT
+",
+        )
+        .checks(&[Check {
+            label: "client -> 10.96.0.10:53 (DNAT to 192.168.2.2:5000)",
+            dst: "10.96.0.10",
+            dport: 53,
+            ..FWD
+        }]),
     ]
 }
 

@@ -3,7 +3,8 @@
 //! The pipeline follows the kernel (DESIGN §3, `net/netfilter/core.c` hook order, priorities from
 //! `include/uapi/linux/netfilter_ipv4.h`): for each hook the base chains of every table of the
 //! packet's family (iptables tables and nft chains alike) run in priority order; NAT chains run
-//! only for the first packet of a connection; the routing decision consults `ip rule` fwmark
+//! only for the first packet of a tracked connection, and a DNAT there rewrites the destination
+//! the later rules and the routing decision see; the routing decision consults `ip rule` fwmark
 //! selectors with the mark as it is at that point; on the output path a mark change in a route
 //! chain (iptables mangle OUTPUT, nft `type route`) re-routes.
 //!
@@ -12,6 +13,7 @@
 //! settles it. Forks are bounded ([`Options::max_paths`]); past the bound an undecided condition
 //! is taken as not matching, and the path says so.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -157,6 +159,9 @@ struct Walker {
     /// connection (first packets only: conntrack's `DNAT` / `SNAT` states).
     dnat: bool,
     snat: bool,
+    /// The destination after a DNAT of this path (address, port; `None`: not determined), for
+    /// the hooks after it.
+    dnat_to: Option<(Option<std::net::IpAddr>, Option<Option<u16>>)>,
     path: PathTrace,
     /// The mark when the current route-type chain started (re-route check).
     route_mark: Option<u32>,
@@ -255,6 +260,7 @@ pub fn trace(
         tracked: true,
         dnat: false,
         snat: false,
+        dnat_to: None,
         path: PathTrace {
             steps: Vec::new(),
             verdict: "ACCEPT".into(),
@@ -321,8 +327,11 @@ fn run(
     may_fork: bool,
 ) -> Run {
     let set = &node.ruleset;
+    let original = p;
     let mut truncated = false;
     loop {
+        // The packet as rewritten by a DNAT earlier on this path.
+        let p = &*seen(original, w);
         // Inside a chain: run its next rule.
         if let Some(frame) = w.frames.last().cloned() {
             let chain = set.chain(frame.chain);
@@ -537,7 +546,18 @@ fn run(
                             .and_then(|f| set.chain(f.chain).base)
                             .map(|b| b.hook);
                         match &**t {
-                            "DNAT" | "REDIRECT" | "dnat" | "redirect" => w.dnat = true,
+                            "DNAT" => {
+                                w.dnat = true;
+                                w.dnat_to = Some(crate::sources::iptables::conds::dnat_to(
+                                    node.sources.text(rule.span),
+                                ));
+                            }
+                            // The address of the input interface (unknown here).
+                            "REDIRECT" | "redirect" => {
+                                w.dnat = true;
+                                w.dnat_to = Some((None, Some(None)));
+                            }
+                            "dnat" => w.dnat = true,
                             "SNAT" | "MASQUERADE" | "snat" | "masquerade" => w.snat = true,
                             "NETMAP" if matches!(hook, Some(Hook::Prerouting | Hook::Output)) => {
                                 w.dnat = true
@@ -580,6 +600,21 @@ fn run(
                 w.frames.push(Frame { chain: c, next: 0 });
             }
             Stage::Route(kind) => route(node, p, w, kind),
+        }
+    }
+}
+
+/// The packet as the walker's rules see it: its destination rewritten by a DNAT of this path.
+fn seen<'a>(p: &'a Packet, w: &Walker) -> Cow<'a, Packet> {
+    match w.dnat_to {
+        None => Cow::Borrowed(p),
+        Some((dst, port)) => {
+            let mut q = p.clone();
+            q.dst = dst;
+            if let Some(port) = port {
+                q.dport = port;
+            }
+            Cow::Owned(q)
         }
     }
 }
@@ -677,6 +712,34 @@ COMMIT
         );
         assert_eq!(forward(&n, 7000).verdict, "ACCEPT");
         assert_eq!(forward(&n, 7001).verdict, "DROP");
+    }
+
+    /// Found by the trace differential test (scenario "rules after a DNAT see the endpoint"):
+    /// the hooks after nat PREROUTING match the DNATed destination, not the Service address.
+    #[test]
+    fn rules_after_a_dnat_see_the_new_destination() {
+        let n = node(
+            "*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -d 192.168.7.7/32 -p udp -m udp --dport 7000 -j DNAT --to-destination 192.168.2.2:5000
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+-A PREROUTING -d 192.168.7.7/32 -j MARK --set-xmark 0x100/0x100
+-A FORWARD -d 192.168.7.7/32 -j MARK --set-xmark 0x8000/0x8000
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -d 192.168.2.2/32 -p udp -m udp --dport 5000 -j ACCEPT
+COMMIT
+",
+        );
+        let p = forward(&n, 7000);
+        assert_eq!((&*p.verdict, &*p.mark), ("ACCEPT", "0x00000100"));
+        // Not DNATed: the original destination all the way.
+        let p = forward(&n, 7001);
+        assert_eq!((&*p.verdict, &*p.mark), ("DROP", "0x00008100"));
     }
 
     /// Found by the trace differential test (scenario "NOTRACK makes CONNMARK a no-op"): an
