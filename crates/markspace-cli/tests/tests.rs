@@ -8,3 +8,4 @@ mod audit;
 mod collect;
 mod examples;
 mod registry;
+mod trace_kernel;

@@ -151,6 +151,60 @@ pub enum Cond {
     Unknown(String),
 }
 
+/// What the walk knows of the packet's connection at a rule, beyond the packet itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Whether the packet has a conntrack entry (false after `NOTRACK` / `CT --notrack`).
+    pub tracked: bool,
+    /// Whether the connection's destination was rewritten (conntrack status `DNAT`, set by a
+    /// DNAT/REDIRECT rule in the first packet's nat chains); `None` when unknown (a later
+    /// packet: its connection's first packet is not in the trace).
+    pub dnat: Option<bool>,
+    /// The same for the source (`SNAT`: SNAT or MASQUERADE).
+    pub snat: Option<bool>,
+}
+
+impl Flow {
+    /// A tracked connection whose first packet this is, before any NAT rule.
+    pub fn new_connection() -> Flow {
+        Flow {
+            tracked: true,
+            dnat: Some(false),
+            snat: Some(false),
+        }
+    }
+}
+
+/// The conntrack state test of `-m conntrack --ctstate` / `-m state --state` (before `!`), as
+/// `xt_conntrack.c` / `xt_state.c` compute it: an untracked packet is `UNTRACKED` and nothing
+/// else; a tracked one is `NEW` or `ESTABLISHED` (a reply is `ESTABLISHED`), plus the virtual
+/// states `SNAT` / `DNAT` when its connection was NATed. `None` when a NAT state is asked and
+/// not known.
+fn ct_state(states: &[String], p: &Packet, flow: &Flow) -> Option<bool> {
+    if !flow.tracked {
+        return Some(states.iter().any(|s| s == "UNTRACKED"));
+    }
+    let have = match p.state {
+        CtState::New => "NEW",
+        CtState::Established | CtState::Reply => "ESTABLISHED",
+    };
+    let mut unknown = false;
+    for s in states {
+        let nat = match s.as_str() {
+            x if x == have => return Some(true),
+            "DNAT" => flow.dnat,
+            "SNAT" => flow.snat,
+            _ => Some(false),
+        };
+        match nat {
+            Some(true) => return Some(true),
+            Some(false) => {}
+            None => unknown = true,
+        }
+    }
+    (!unknown).then_some(false)
+}
+
 /// One condition with its `!`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Test {
@@ -185,9 +239,9 @@ fn in_ranges(ranges: &[(u16, u16)], port: Option<u16>) -> Option<bool> {
 }
 
 impl Test {
-    /// Tests the condition on a packet. A field the packet does not carry (no ports given, say)
-    /// makes the condition unknown rather than false.
-    pub fn eval(&self, p: &Packet) -> Outcome {
+    /// Tests the condition on a packet of a connection. A field the packet does not carry (no
+    /// ports given, say) makes the condition unknown rather than false.
+    pub fn eval(&self, p: &Packet, flow: &Flow) -> Outcome {
         let r: Option<bool> = match &self.cond {
             Cond::Proto(n) => p.proto.map(|x| x == *n),
             Cond::Src(c) => p.src.map(|a| c.contains(a)),
@@ -196,13 +250,10 @@ impl Test {
             Cond::OutIface(i) => iface_matches(i, p.out_iface.as_deref()),
             Cond::Sport(r) => in_ranges(r, p.sport),
             Cond::Dport(r) => in_ranges(r, p.dport),
-            Cond::CtState(states) => {
-                let have = match p.state {
-                    CtState::New => "NEW",
-                    CtState::Established | CtState::Reply => "ESTABLISHED",
-                };
-                Some(states.iter().any(|s| s == have))
-            }
+            Cond::CtState(states) => ct_state(states, p, flow),
+            // xt_conntrack: without a conntrack entry every test but the state fails, `!` or
+            // not.
+            Cond::CtDir(_) if !flow.tracked => return Outcome::No,
             Cond::CtDir(reply) => Some(*reply == (p.state == CtState::Reply)),
             Cond::AddrType { dst, types } => {
                 let local = match (dst, p.path) {
@@ -233,6 +284,7 @@ impl Test {
                     Cond::Sport(_) => "source port",
                     Cond::Dport(_) => "destination port",
                     Cond::AddrType { .. } => "addrtype",
+                    Cond::CtState(_) => "conntrack nat state",
                     _ => "condition",
                 }
                 .to_string(),
@@ -289,7 +341,7 @@ mod tests {
             path: PathKind::Forward,
             state: CtState::New,
         };
-        let t = |cond, invert| Test { cond, invert }.eval(&p);
+        let t = |cond, invert| Test { cond, invert }.eval(&p, &Flow::new_connection());
         assert_eq!(t(Cond::InIface("eth+".into()), false), Outcome::Yes);
         assert_eq!(t(Cond::InIface("eth+".into()), true), Outcome::No);
         assert_eq!(t(Cond::Dport(vec![(80, 80)]), false), Outcome::Yes);
@@ -298,5 +350,60 @@ mod tests {
             Outcome::Unknown(_)
         ));
         assert_eq!(t(Cond::CtState(vec!["NEW".into()]), false), Outcome::Yes);
+    }
+
+    #[test]
+    fn conntrack_states_of_untracked_and_nated_packets() {
+        let mut p = Packet {
+            in_iface: None,
+            out_iface: None,
+            src: None,
+            dst: None,
+            proto: Some(17),
+            sport: None,
+            dport: None,
+            path: PathKind::Forward,
+            state: CtState::New,
+        };
+        let states = |s: &[&str]| Cond::CtState(s.iter().map(|x| x.to_string()).collect());
+        let t = |cond, invert, p: &Packet, flow: &Flow| Test { cond, invert }.eval(p, flow);
+        let untracked = Flow {
+            tracked: false,
+            ..Flow::new_connection()
+        };
+        // After NOTRACK the state is UNTRACKED, never NEW (found by the trace differential test).
+        assert_eq!(t(states(&["NEW"]), false, &p, &untracked), Outcome::No);
+        assert_eq!(
+            t(states(&["UNTRACKED"]), false, &p, &untracked),
+            Outcome::Yes
+        );
+        assert_eq!(t(states(&["UNTRACKED"]), true, &p, &untracked), Outcome::No);
+        // --ctdir fails on an untracked packet even negated.
+        assert_eq!(t(Cond::CtDir(true), true, &p, &untracked), Outcome::No);
+        // DNAT is a virtual state: known on the first packet, unknown later.
+        let dnat = Flow {
+            dnat: Some(true),
+            ..Flow::new_connection()
+        };
+        assert_eq!(t(states(&["DNAT"]), false, &p, &dnat), Outcome::Yes);
+        assert_eq!(
+            t(states(&["DNAT"]), false, &p, &Flow::new_connection()),
+            Outcome::No
+        );
+        assert_eq!(t(states(&["SNAT", "NEW"]), false, &p, &dnat), Outcome::Yes);
+        p.state = CtState::Reply;
+        let later = Flow {
+            tracked: true,
+            dnat: None,
+            snat: None,
+        };
+        assert!(matches!(
+            t(states(&["DNAT"]), false, &p, &later),
+            Outcome::Unknown(_)
+        ));
+        assert_eq!(
+            t(states(&["DNAT", "ESTABLISHED"]), false, &p, &later),
+            Outcome::Yes
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! The pipeline follows the kernel (DESIGN §3, `net/netfilter/core.c` hook order, priorities from
 //! `include/uapi/linux/netfilter_ipv4.h`): for each hook the base chains of every table of the
 //! packet's family (iptables tables and nft chains alike) run in priority order; NAT chains run
-//! only for the first packet of a connection; the routing decision consults `ip rule` fwmark
+//! only for the first packet of a tracked connection, and a DNAT there rewrites the destination
+//! the later rules and the routing decision see; the routing decision consults `ip rule` fwmark
 //! selectors with the mark as it is at that point; on the output path a mark change in a route
 //! chain (iptables mangle OUTPUT, nft `type route`) re-routes.
 //!
@@ -12,16 +13,19 @@
 //! settles it. Forks are bounded ([`Options::max_paths`]); past the bound an undecided condition
 //! is taken as not matching, and the path says so.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
-use crate::packet::{CtState, Outcome, Packet, PathKind, Test};
+use crate::packet::{CtState, Flow, Outcome, Packet, PathKind, Test};
 use crate::registry::{Registry, RuleContext};
 use crate::ruleset::{ChainId, ChainType, Family, Hook, Origin, RuleId, Verdict};
 use crate::snapshot::Node;
-use crate::touchpoint::Subsystem;
+
+mod route;
+use route::route;
 
 /// How undecidable conditions are settled.
 #[derive(Clone, Debug, Default)]
@@ -151,6 +155,13 @@ struct Walker {
     frames: Vec<Frame>,
     state: MarkState,
     tracked: bool,
+    /// Whether a DNAT (REDIRECT…) / SNAT (MASQUERADE…) rule of this path rewrote the
+    /// connection (first packets only: conntrack's `DNAT` / `SNAT` states).
+    dnat: bool,
+    snat: bool,
+    /// The destination after a DNAT of this path (address, port; `None`: not determined), for
+    /// the hooks after it.
+    dnat_to: Option<(Option<std::net::IpAddr>, Option<Option<u16>>)>,
     path: PathTrace,
     /// The mark when the current route-type chain started (re-route check).
     route_mark: Option<u32>,
@@ -247,6 +258,9 @@ pub fn trace(
         frames: Vec::new(),
         state: start,
         tracked: true,
+        dnat: false,
+        snat: false,
+        dnat_to: None,
         path: PathTrace {
             steps: Vec::new(),
             verdict: "ACCEPT".into(),
@@ -313,8 +327,11 @@ fn run(
     may_fork: bool,
 ) -> Run {
     let set = &node.ruleset;
+    let original = p;
     let mut truncated = false;
     loop {
+        // The packet as rewritten by a DNAT earlier on this path.
+        let p = &*seen(original, w);
         // Inside a chain: run its next rule.
         if let Some(frame) = w.frames.last().cloned() {
             let chain = set.chain(frame.chain);
@@ -343,11 +360,18 @@ fn run(
             let tests = conditions(node, rule_id);
             let mut assumed = Vec::new();
             let mut matched = true;
+            // The NAT of a later packet's connection happened on its first packet, unseen.
+            let first = p.state == CtState::New;
+            let flow = Flow {
+                tracked: w.tracked,
+                dnat: first.then_some(w.dnat),
+                snat: first.then_some(w.snat),
+            };
             for (k, t) in tests.iter().enumerate() {
                 let outcome = match w.forced.iter().find(|(r, i, _)| *r == rule_id && *i == k) {
                     Some((_, _, true)) => Outcome::Yes,
                     Some((_, _, false)) => Outcome::No,
-                    None => t.eval(p),
+                    None => t.eval(p, &flow),
                 };
                 match outcome {
                     Outcome::Yes => {}
@@ -514,7 +538,33 @@ fn run(
                         return if truncated { Run::Truncated } else { Run::Done };
                     }
                     _ => {
-                        // NAT targets accept the packet for this base chain.
+                        // NAT targets accept the packet for this base chain, and set the
+                        // connection's NAT state.
+                        let hook = w
+                            .frames
+                            .first()
+                            .and_then(|f| set.chain(f.chain).base)
+                            .map(|b| b.hook);
+                        match &**t {
+                            "DNAT" => {
+                                w.dnat = true;
+                                w.dnat_to = Some(crate::sources::iptables::conds::dnat_to(
+                                    node.sources.text(rule.span),
+                                ));
+                            }
+                            // The address of the input interface (unknown here).
+                            "REDIRECT" | "redirect" => {
+                                w.dnat = true;
+                                w.dnat_to = Some((None, Some(None)));
+                            }
+                            "dnat" => w.dnat = true,
+                            "SNAT" | "MASQUERADE" | "snat" | "masquerade" => w.snat = true,
+                            "NETMAP" if matches!(hook, Some(Hook::Prerouting | Hook::Output)) => {
+                                w.dnat = true
+                            }
+                            "NETMAP" => w.snat = true,
+                            _ => {}
+                        }
                         w.frames.clear();
                         end_base_chain(node, p, w);
                     }
@@ -534,7 +584,9 @@ fn run(
                 let table = set.table(chain.table);
                 // The pipeline holds base chains only.
                 let Some(base) = chain.base else { continue };
-                if base.kind == ChainType::Nat && p.state != CtState::New {
+                // NAT chains see the first packet of a tracked connection only
+                // (`nf_nat_inet_fn`: no conntrack entry, no NAT).
+                if base.kind == ChainType::Nat && (p.state != CtState::New || !w.tracked) {
                     continue;
                 }
                 w.path.steps.push(Step::Chain {
@@ -547,7 +599,22 @@ fn run(
                     .then_some(w.state.mark);
                 w.frames.push(Frame { chain: c, next: 0 });
             }
-            Stage::Route(kind) => route(node, w, kind),
+            Stage::Route(kind) => route(node, p, w, kind),
+        }
+    }
+}
+
+/// The packet as the walker's rules see it: its destination rewritten by a DNAT of this path.
+fn seen<'a>(p: &'a Packet, w: &Walker) -> Cow<'a, Packet> {
+    match w.dnat_to {
+        None => Cow::Borrowed(p),
+        Some((dst, port)) => {
+            let mut q = p.clone();
+            q.dst = dst;
+            if let Some(port) = port {
+                q.dport = port;
+            }
+            Cow::Owned(q)
         }
     }
 }
@@ -556,40 +623,9 @@ fn run(
 fn end_base_chain(node: &Node, p: &Packet, w: &mut Walker) {
     if let Some(m) = w.route_mark.take() {
         if m != w.state.mark && p.path == PathKind::Output {
-            route(node, w, "re-route");
+            route(node, p, w, "re-route");
         }
     }
-}
-
-/// A routing decision by the `ip rule` fwmark selectors of the snapshot, in priority order.
-fn route(node: &Node, w: &mut Walker, stage: &'static str) {
-    let mut rules: Vec<&crate::touchpoint::Touchpoint> = node
-        .touchpoints
-        .iter()
-        .filter(|t| t.subsystem == Subsystem::IpRule)
-        .collect();
-    rules.sort_by_key(|t| t.context.priority.unwrap_or(u32::MAX));
-    let mark = w.state.mark;
-    let chosen = rules.into_iter().find(|t| {
-        t.ops.iter().all(|op| match op {
-            MarkOp::Read(r) if r.field == Field::Mark => r.eval(mark).unwrap_or(false),
-            _ => true,
-        })
-    });
-    let (rule, table) = match chosen {
-        Some(t) => (
-            Some(node.sources.text(t.span).trim().to_string()),
-            t.context.table.clone().unwrap_or_else(|| "main".into()),
-        ),
-        None => (None, "main".into()),
-    };
-    w.path.table = Some(table.clone());
-    w.path.steps.push(Step::Route {
-        stage: stage.to_string(),
-        mark: hex(mark),
-        rule,
-        table,
-    });
 }
 
 fn where_of(node: &Node, rule: RuleId) -> String {
@@ -618,4 +654,115 @@ fn owner_of(node: &Node, registry: &Registry, id: RuleId) -> String {
             values: &[],
         })
         .owner
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::snapshot::NodeLoader;
+
+    fn node(rules: &str) -> Node {
+        let mut l = NodeLoader::new();
+        l.add_text("iptables-save.txt", rules.as_bytes().to_vec(), true)
+            .unwrap();
+        l.finish()
+    }
+
+    fn forward(node: &Node, dport: u16) -> PathTrace {
+        let p = Packet {
+            in_iface: Some("vc".into()),
+            out_iface: Some("vs".into()),
+            src: Some("10.0.1.2".parse().unwrap()),
+            dst: Some("192.168.7.7".parse().unwrap()),
+            proto: Some(17),
+            sport: Some(40000),
+            dport: Some(dport),
+            path: PathKind::Forward,
+            state: CtState::New,
+        };
+        let t = trace(
+            node,
+            &Registry::default(),
+            p,
+            MarkState::default(),
+            &Options::default(),
+        );
+        assert_eq!(t.paths.len(), 1);
+        t.paths.into_iter().next().unwrap()
+    }
+
+    /// Found by the trace differential test (scenario "raw, mangle and nat in priority
+    /// order"): `--ctstate DNAT` after a DNAT rule matched in nat PREROUTING; the trace took
+    /// the state as NEW only and dropped the packet by FORWARD's policy.
+    #[test]
+    fn dnat_state_after_a_dnat_rule() {
+        let n = node(
+            "*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 192.168.7.7/32 -p udp -m udp --dport 7000 -j DNAT --to-destination 192.168.2.2:5000
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT
+COMMIT
+",
+        );
+        assert_eq!(forward(&n, 7000).verdict, "ACCEPT");
+        assert_eq!(forward(&n, 7001).verdict, "DROP");
+    }
+
+    /// Found by the trace differential test (scenario "rules after a DNAT see the endpoint"):
+    /// the hooks after nat PREROUTING match the DNATed destination, not the Service address.
+    #[test]
+    fn rules_after_a_dnat_see_the_new_destination() {
+        let n = node(
+            "*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -d 192.168.7.7/32 -p udp -m udp --dport 7000 -j DNAT --to-destination 192.168.2.2:5000
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+-A PREROUTING -d 192.168.7.7/32 -j MARK --set-xmark 0x100/0x100
+-A FORWARD -d 192.168.7.7/32 -j MARK --set-xmark 0x8000/0x8000
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -d 192.168.2.2/32 -p udp -m udp --dport 5000 -j ACCEPT
+COMMIT
+",
+        );
+        let p = forward(&n, 7000);
+        assert_eq!((&*p.verdict, &*p.mark), ("ACCEPT", "0x00000100"));
+        // Not DNATed: the original destination all the way.
+        let p = forward(&n, 7001);
+        assert_eq!((&*p.verdict, &*p.mark), ("DROP", "0x00008100"));
+    }
+
+    /// Found by the trace differential test (scenario "NOTRACK makes CONNMARK a no-op"): an
+    /// untracked packet is in state UNTRACKED (not NEW) and skips the nat chains.
+    #[test]
+    fn untracked_packets_skip_nat_and_are_untracked() {
+        let n = node(
+            "*raw
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -p udp -m udp --dport 5000 -j NOTRACK
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -j MARK --set-xmark 0x1000/0x1000
+COMMIT
+*mangle
+:FORWARD ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate UNTRACKED -j MARK --set-xmark 0x400/0x400
+-A FORWARD -m state --state NEW -j MARK --set-xmark 0x800/0x800
+COMMIT
+",
+        );
+        assert_eq!(forward(&n, 5000).mark, "0x00000400");
+        assert_eq!(forward(&n, 5001).mark, "0x00001800");
+    }
 }

@@ -201,6 +201,38 @@ pub fn conditions(line: &str) -> Vec<Test> {
     out
 }
 
+/// Where a `DNAT` rule sends the packet: `--to-destination ADDR[-ADDR][:PORT[-PORT]]`
+/// (`[v6]:port` for IPv6). Each part is `None` when the rule leaves it to a range (the kernel
+/// picks one) or does not give it; the outer `None` for the port means unchanged.
+pub fn dnat_to(line: &str) -> (Option<std::net::IpAddr>, Option<Option<u16>>) {
+    let Ok(tokens) = tokenize(line) else {
+        return (None, Some(None));
+    };
+    let words: Vec<&str> = tokens.iter().map(|t| t.text.as_ref()).collect();
+    let Some(to) = words
+        .iter()
+        .position(|w| *w == "--to-destination" || *w == "--to")
+        .and_then(|i| words.get(i + 1))
+    else {
+        return (None, Some(None));
+    };
+    // `[fd00::1]:80`, `[fd00::1]`, `10.0.0.1:80`, `10.0.0.1`, `:80`, `fd00::1`.
+    let (addr, port) = if let Some(rest) = to.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((a, p)) => (a, p.strip_prefix(':')),
+            None => (rest, None),
+        }
+    } else if to.matches(':').count() == 1 {
+        let (a, p) = to.split_once(':').unwrap_or((to, ""));
+        (a, Some(p))
+    } else {
+        (*to, None)
+    };
+    let addr = addr.parse().ok();
+    let port = port.map(|p| p.parse::<u16>().ok());
+    (addr, port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +290,33 @@ mod tests {
         assert_eq!(
             c[2].cond,
             Cond::CtState(vec!["RELATED".into(), "ESTABLISHED".into()])
+        );
+    }
+
+    #[test]
+    fn dnat_destinations() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        let d = |l: &str| dnat_to(l);
+        assert_eq!(
+            d("-A X -p udp -j DNAT --to-destination 192.168.2.2:5000"),
+            (ip("192.168.2.2"), Some(Some(5000)))
+        );
+        assert_eq!(
+            d("-A X -j DNAT --to-destination 10.0.0.1"),
+            (ip("10.0.0.1"), None)
+        );
+        assert_eq!(
+            d("-A X -j DNAT --to-destination [fd00::1]:80"),
+            (ip("fd00::1"), Some(Some(80)))
+        );
+        assert_eq!(
+            d("-A X -j DNAT --to-destination fd00::1"),
+            (ip("fd00::1"), None)
+        );
+        // Ranges: the kernel chooses.
+        assert_eq!(
+            d("-A X -p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.9:80-90"),
+            (None, Some(None))
         );
     }
 }
