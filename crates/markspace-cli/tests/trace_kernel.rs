@@ -778,11 +778,8 @@ fn trace_agrees_with_the_kernel() {
     differential("k", scenarios(), 10);
 }
 
-// The trace's routing decision reads `ip rule` touchpoints, and the `ip rule` parser lives on
-// another branch: until it is merged, `ip rule show` is skipped as an unknown file and every
-// packet routes by `main`. Un-ignore when `markspace audit` reports an `ip-rule` format.
+// The trace's routing decision reads the `ip rule` touchpoints of the dumped `ip rule show`.
 #[test]
-#[ignore = "needs the ip rule parser (merged later)"]
 fn trace_routing_by_mark_agrees_with_the_kernel() {
     differential("r", routing_scenarios(), 3);
 }
