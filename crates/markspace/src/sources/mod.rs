@@ -5,6 +5,7 @@
 //! returning diagnostics. Reading files and directories lives in [`crate::snapshot`].
 
 pub mod iptables;
+pub mod nft;
 
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::RulesetBuilder;
@@ -48,6 +49,18 @@ pub const ALL: &[Format] = &[
         description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
         detect: iptables::listing::detect,
         parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
+    },
+    Format {
+        name: "nft-json",
+        description: "nft -j list ruleset (libnftables JSON)",
+        detect: nft::json::detect,
+        parse: |text, id, name, sink| nft::json::parse(text, id, name, &mut sink.ruleset),
+    },
+    Format {
+        name: "nft-text",
+        description: "nft list ruleset output (also -a, with counters) or nft scripts (add rule …)",
+        detect: nft::text::detect,
+        parse: |text, id, name, sink| nft::text::parse(text, id, name, &mut sink.ruleset),
     },
 ];
 
