@@ -191,4 +191,4 @@ pub(crate) fn ipv6_from_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod conformance_tests;
+pub(crate) mod conformance_tests;

@@ -391,6 +391,8 @@ fn statement(v: &Value) -> Stmt {
 /// Expressions nested anywhere in a JSON value (for statements markspace does not model).
 fn children(v: &Value) -> Vec<Expr> {
     match v {
+        // A one-member object may itself be an expression (`{"map": …}`).
+        Value::Object(o) if o.len() == 1 => vec![expr(v)],
         Value::Object(o) => o.values().map(expr).collect(),
         Value::Array(a) => a.iter().map(expr).collect(),
         _ => Vec::new(),

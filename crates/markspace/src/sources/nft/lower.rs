@@ -89,6 +89,11 @@ impl Lin {
         }
     }
 
+    /// Whether the value depends on exactly one mark field (unshifted or shifted).
+    pub(crate) fn single_field(&self) -> bool {
+        matches!(self.terms[..], [t] if t.src.field().is_some())
+    }
+
     fn is_const(&self) -> bool {
         self.terms.is_empty()
     }

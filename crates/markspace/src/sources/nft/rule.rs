@@ -134,6 +134,8 @@ struct Parser<'t, 'a> {
     bad_number: Option<(usize, String, bool)>,
     /// The text of the last constant word or string parsed (an interface name).
     last_value: Option<String>,
+    /// The last bare word read as a constant, and where (a mark has no symbolic values).
+    last_symbol: Option<(usize, &'a str)>,
 }
 
 type R<T> = Result<T, RuleError>;
@@ -147,12 +149,14 @@ pub(crate) fn parse_rule(tokens: &[Token<'_>], end: usize) -> R<Vec<Stmt>> {
         last_key: None,
         bad_number: None,
         last_value: None,
+        last_symbol: None,
     };
     let mut out = Vec::new();
     while p.i < p.toks.len() {
         let before = p.i;
         p.bad_number = None;
         p.last_value = None;
+        p.last_symbol = None;
         p.statement(&mut out)?;
         if p.i == before {
             // Nothing consumed (a stray token): skip it, keep it opaque.
@@ -330,8 +334,19 @@ impl<'t, 'a> Parser<'t, 'a> {
         let op = match &t.tok {
             Tok::Word("set") => {
                 self.i += 1;
+                let at = self.offset();
                 let value = self.expr()?;
                 self.check_number("set to")?;
+                if matches!(left, Expr::Mark(_)) && matches!(value, Expr::Set(_)) {
+                    return Err(RuleError {
+                        offset: at,
+                        message: "a mark set to a set of values".to_string(),
+                        hint: Some(
+                            "a mark is set to one value: a number, an expression, or a map lookup `KEY map { … }`"
+                                .to_string(),
+                        ),
+                    });
+                }
                 out.push(match left {
                     Expr::Mark(MarkSrc::Meta) => Stmt::SetMark {
                         field: Field::Mark,
@@ -388,6 +403,21 @@ impl<'t, 'a> Parser<'t, 'a> {
     ) -> R<()> {
         if left.has_mark() {
             self.check_number("compared with")?;
+            let single_mark = super::lower::exact(&left).is_some_and(|l| l.single_field());
+            if let (true, Expr::Data(v), Some((offset, word))) =
+                (single_mark, &right, self.last_symbol)
+            {
+                if v.is_empty() {
+                    return Err(RuleError {
+                        offset,
+                        message: format!("mark compared with `{word}`, which is not a number"),
+                        hint: Some(
+                            "a mark is a 32-bit number: write it in decimal or 0x hexadecimal"
+                                .to_string(),
+                        ),
+                    });
+                }
+            }
         }
         if let (Some("iifname" | "oifname" | "iif" | "oif"), RelOp::Eq) = (key, op) {
             if let Expr::Data(v) = &right {
@@ -645,6 +675,7 @@ impl<'t, 'a> Parser<'t, 'a> {
                 }
                 if rhs {
                     self.last_value = Some(w.to_string());
+                    self.last_symbol = Some((t.start, w));
                     return Ok(Expr::data(vec![]));
                 }
                 self.selector(w)
@@ -763,6 +794,12 @@ impl<'t, 'a> Parser<'t, 'a> {
             "ct" => {
                 if self.word().is_some_and(|d| d == "original" || d == "reply") {
                     self.i += 1;
+                    if self.at_word("mark") {
+                        return self.err(
+                            "`ct mark` has no direction",
+                            Some("the connmark belongs to the connection: write `ct mark`"),
+                        );
+                    }
                 }
                 if self.word().is_some_and(|f| f == "ip" || f == "ip6") {
                     self.i += 1;
