@@ -84,10 +84,6 @@ fn element_ranges(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
-fn line_of(text: &str, offset: usize) -> u32 {
-    1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset.min(text.len())]).count() as u32
-}
-
 /// Reads one input into the builder.
 pub(crate) fn parse(
     text: &str,
@@ -147,8 +143,13 @@ pub(crate) fn parse(
         vec![(0, 0); items.len()]
     };
     let mut nft = NftBuild::new(b, source);
+    // Line numbers counted incrementally: the elements are in text order.
+    let (mut line, mut counted) = (1u32, 0usize);
     for (item, (start, end)) in items.iter().zip(ranges) {
-        let line = line_of(text, start);
+        if start >= counted {
+            line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted..start]).count() as u32;
+            counted = start;
+        }
         let first_line_end = memchr::memchr(b'\n', &text.as_bytes()[start..end.max(start)])
             .map_or(end, |n| start + n);
         let span = Span {

@@ -427,6 +427,20 @@ fn single_value(right: &Expr) -> Option<u32> {
 pub(crate) fn lower_match(left: &Expr, op: RelOp, right: &Expr, ops: &mut Vec<MarkOp>) {
     let invert = op == RelOp::Ne;
     if let Some(lin) = exact(left) {
+        // Every bit masked or forced away (`mark | 0xffffffff == 0xffffffff`): a constant
+        // comparison, always or never true, that still loads the mark.
+        if lin.terms.is_empty() && op != RelOp::Order && !right.has_mark() {
+            let mut field = None;
+            left.walk(&mut |e| {
+                if let Expr::Mark(src) = e {
+                    field = field.or(src.field());
+                }
+            });
+            if let (Some(field), Some(v)) = (field, single_value(right)) {
+                ops.push(MarkOp::Read(equality(field, &lin, v, invert)));
+                return;
+            }
+        }
         if let [t] = lin.terms[..] {
             if let (Some(field), false) = (t.src.field(), right.has_mark()) {
                 let pre = t.src_mask();
@@ -438,6 +452,10 @@ pub(crate) fn lower_match(left: &Expr, op: RelOp, right: &Expr, ops: &mut Vec<Ma
                         } else {
                             ALL_BITS << (32 - (*len).min(32))
                         };
+                        // The value is compared unmasked. nft masks a prefix typed by hand
+                        // (`0x12345678/20` is loaded as `0x12345000/20`), so a listed prefix
+                        // with host bits comes from a rule that never matches (`mark & 0 ==
+                        // 0x400` lists as `meta mark 0x00000400/0`), and is kept so.
                         let masked = lin.clone().and_or(Lin::constant(p), false);
                         (masked, single_value(v))
                     }

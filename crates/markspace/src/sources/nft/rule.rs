@@ -102,13 +102,12 @@ fn is_statement(w: &str) -> bool {
     STATEMENTS.contains(&w)
 }
 
-/// Parses a number as nft does (`mpz_set_str(…, 0)`: `0x` hex, `0b` binary, leading `0` octal,
-/// else decimal). `Err(true)` when it is a number too large for 32 bits.
-fn parse_num(w: &str) -> Result<u32, bool> {
+/// Parses a number as nft does (its scanner's decimal and `0x` hexadecimal numbers, converted
+/// with base 0, so a leading `0` is octal: `010` is 8). `Err(true)` when it is a number too
+/// large for 32 bits.
+pub(crate) fn parse_num(w: &str) -> Result<u32, bool> {
     let (digits, radix) = if let Some(h) = w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
         (h, 16)
-    } else if let Some(b) = w.strip_prefix("0b").or_else(|| w.strip_prefix("0B")) {
-        (b, 2)
     } else if w.len() > 1 && w.starts_with('0') {
         (&w[1..], 8)
     } else {
@@ -212,10 +211,9 @@ impl<'t, 'a> Parser<'t, 'a> {
 
     fn statement(&mut self, out: &mut Vec<Stmt>) -> R<()> {
         let Some(w) = self.word() else {
-            // A value where a statement should be (`{`, a string): read it as an expression.
-            let e = self.expr()?;
-            out.push(Stmt::Other(vec![e]));
-            return Ok(());
+            // `(meta mark & 0xff) == 1`, or a value where a statement should be (`{`, a
+            // string): an expression statement.
+            return self.expression_statement(out);
         };
         match w {
             "accept" | "drop" | "continue" | "return" => {
