@@ -176,8 +176,17 @@ fn attribution_recognises_real_nft_rules() {
         "nft attribution failures:\n{}",
         failures.join("\n")
     );
-    for id in ["kube-proxy", "tailscale", "mullvad", "wireguard", "firewalld"] {
-        assert!(recognised.contains(id), "{id} not recognised from its nft rules");
+    for id in [
+        "kube-proxy",
+        "tailscale",
+        "mullvad",
+        "wireguard",
+        "firewalld",
+    ] {
+        assert!(
+            recognised.contains(id),
+            "{id} not recognised from its nft rules"
+        );
     }
 }
 

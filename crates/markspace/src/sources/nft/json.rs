@@ -291,6 +291,7 @@ fn object(item: &Value, span: Span, nft: &mut NftBuild<'_>, diags: &mut Vec<Diag
     }
 }
 
+#[cfg(test)]
 /// A rule's statement list, as the conformance tests read it.
 pub(crate) fn statements(v: &Value) -> Vec<Stmt> {
     match v {

@@ -430,6 +430,7 @@ fn verdicts_in(item: &[Token<'_>]) -> Vec<VerdictAst> {
     out
 }
 
+#[cfg(test)]
 /// A single rule line as the registry quotes it: plain statements, or an `add rule FAMILY
 /// TABLE CHAIN …` command (whose table and chain are returned).
 pub(crate) fn parse_rule_line(
