@@ -52,3 +52,38 @@ fn cilium_with_kube_proxy_attributes_both() {
     check!(r, owner(&j, "kube-proxy").is_some());
     check!(r, r.code == 0 || r.code == 1);
 }
+
+#[test]
+fn nft_only_node_shows_tailscale_endianness_bug_and_mullvad_whole_mark() {
+    let r = run(&[
+        "audit",
+        "--format",
+        "json",
+        &example("nft-tailscale-mullvad"),
+    ]);
+    check!(r, r.code == 1);
+    let j = r.json();
+    let bits = |f: &serde_json::Value| {
+        u32::from_str_radix(f["bits"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    check!(
+        r,
+        owner(&j, "tailscale").is_some_and(|o| o["writes"]["mark"] == "0x0000ff00")
+    );
+    check!(
+        r,
+        findings(&j, "MS008")
+            .into_iter()
+            .any(|f| f["owners"][0] == "tailscale" && bits(f) == 0x0000_ff00)
+    );
+    check!(
+        r,
+        findings(&j, "MS001").into_iter().any(|f| bits(f) == 0x4000)
+    );
+    check!(
+        r,
+        findings(&j, "MS003")
+            .into_iter()
+            .any(|f| f["owners"][0] == "mullvad" && f["severity"] == "error")
+    );
+}

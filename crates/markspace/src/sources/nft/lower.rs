@@ -16,7 +16,9 @@
 //!   itself, or a [`WriteOp::Copy`] from the other field (one per source term, then a constant
 //!   xor when there is one); anything else (maps, `jhash`, `numgen`, payload) is a
 //!   [`WriteOp::DataDependent`] write of the bits that may differ from the old value, found by a
-//!   per-bit abstract evaluation (each bit 0, 1, unchanged or unknown).
+//!   per-bit abstract evaluation (each bit 0, 1, unchanged or unknown). A plain map lookup
+//!   (`meta mark set ip daddr map { … : 0x1 }`) replaces the whole mark — bits no value has are
+//!   cleared — so it writes all 32 bits; `meta mark | <map>` writes only the bits of its values.
 //! - `E == V` with `E` over one mark becomes `(x & mask) == value` ([`ReadTest::Equals`]),
 //!   shifts and xors moved to the constant side; a value no field can give keeps a bit outside
 //!   the mask so the analysis reports it as never matching. Ranges, sets of several values,
@@ -705,7 +707,7 @@ mod tests {
     fn matches_agree_with_direct_evaluation() {
         let mut rng = Rng(0x1234_5678_9abc_def1);
         for _ in 0..4000 {
-            let src = if rng.next() % 2 == 0 { mark() } else { ct() };
+            let src = if rng.next() & 1 == 0 { mark() } else { ct() };
             let mut e = src;
             for _ in 0..rng.next() % 4 {
                 let op = match rng.next() % 5 {
@@ -727,12 +729,12 @@ mod tests {
                 ctmark: rng.word(),
                 skmark: 0,
             };
-            let v = if rng.next() % 2 == 0 {
+            let v = if rng.next() & 1 == 0 {
                 eval(&e, &s)
             } else {
                 rng.word()
             };
-            let op = if rng.next() % 2 == 0 {
+            let op = if rng.next() & 1 == 0 {
                 RelOp::Eq
             } else {
                 RelOp::Ne

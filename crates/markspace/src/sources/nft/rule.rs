@@ -917,10 +917,11 @@ impl<'t, 'a> Parser<'t, 'a> {
                     {
                         break;
                     }
-                    if taken == 2 && !matches!(p, "exthdr" | "ipsec" | "osf") {
-                        if !self.toks[self.i - 2].is("option") {
-                            break;
-                        }
+                    if taken == 2
+                        && !matches!(p, "exthdr" | "ipsec" | "osf")
+                        && !self.toks[self.i - 2].is("option")
+                    {
+                        break;
                     }
                     self.i += 1;
                     taken += 1;

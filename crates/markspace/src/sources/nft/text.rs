@@ -16,7 +16,9 @@ use crate::source::{SourceId, Span};
 use super::ast::VerdictAst;
 use super::build::NftBuild;
 use super::lex::{lex, Tok, Token};
-use super::lower::{lower, Lowered};
+use super::lower::lower;
+#[cfg(test)]
+use super::lower::Lowered;
 use super::rule::{parse_rule, RuleError};
 
 /// Whether a text looks like nft ruleset text or an nft script (first meaningful line).
@@ -430,12 +432,14 @@ fn verdicts_in(item: &[Token<'_>]) -> Vec<VerdictAst> {
     out
 }
 
+/// The family, table and chain of an `add rule` command.
+#[cfg(test)]
+pub(crate) type RuleTarget = (Family, String, String);
+
 #[cfg(test)]
 /// A single rule line as the registry quotes it: plain statements, or an `add rule FAMILY
 /// TABLE CHAIN …` command (whose table and chain are returned).
-pub(crate) fn parse_rule_line(
-    line: &str,
-) -> Result<(Lowered, Option<(Family, String, String)>), RuleError> {
+pub(crate) fn parse_rule_line(line: &str) -> Result<(Lowered, Option<RuleTarget>), RuleError> {
     let lexed = lex(line);
     let toks = &lexed.tokens;
     let w = words(toks);
