@@ -325,3 +325,40 @@ fn nft_shell_dumps_parse_and_agree() {
         failures.join("\n")
     );
 }
+
+/// Truncated and corrupted dumps give diagnostics, never a panic.
+#[test]
+fn nft_damaged_dumps_do_not_panic() {
+    let dir = nft_dir().join("shell-dumps");
+    let mut inputs = 0;
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus not found ({e})")) {
+        let path = entry.expect("readable").path();
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let len = text.len();
+        for k in 1..24 {
+            let cut = len * k / 24;
+            let mut damaged: Vec<String> = Vec::new();
+            if let Some(prefix) = text.get(..cut) {
+                damaged.push(prefix.to_string());
+            }
+            for junk in ["{", "}", "\"", "(", "meta mark set", ":", "[", "0x"] {
+                if text.is_char_boundary(cut) {
+                    damaged.push(format!("{}{junk}{}", &text[..cut], &text[cut..]));
+                }
+            }
+            for d in damaged {
+                inputs += 1;
+                let mut b = RulesetBuilder::new();
+                let _ = super::text::parse(&d, SourceId(0), "x", &mut b);
+                let _ = b.finish();
+                let mut b = RulesetBuilder::new();
+                let _ = super::json::parse(&d, SourceId(0), "x", &mut b);
+                let _ = b.finish();
+            }
+        }
+    }
+    println!("nft damaged inputs: {inputs} truncated or corrupted dumps read without a panic");
+    assert!(inputs > 1000);
+}
