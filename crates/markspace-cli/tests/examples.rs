@@ -74,3 +74,38 @@ fn tailscale_mark_survives_masquerade_and_calico_accept_shadows_it() {
     // kube-proxy clears its bit after MASQUERADE: no MS022 for it.
     check!(r, !survives.iter().any(|f| f["owners"][0] == "kube-proxy"));
 }
+
+#[test]
+fn nft_only_node_shows_tailscale_endianness_bug_and_mullvad_whole_mark() {
+    let r = run(&[
+        "audit",
+        "--format",
+        "json",
+        &example("nft-tailscale-mullvad"),
+    ]);
+    check!(r, r.code == 1);
+    let j = r.json();
+    let bits = |f: &serde_json::Value| {
+        u32::from_str_radix(f["bits"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    check!(
+        r,
+        owner(&j, "tailscale").is_some_and(|o| o["writes"]["mark"] == "0x0000ff00")
+    );
+    check!(
+        r,
+        findings(&j, "MS008")
+            .into_iter()
+            .any(|f| f["owners"][0] == "tailscale" && bits(f) == 0x0000_ff00)
+    );
+    check!(
+        r,
+        findings(&j, "MS001").into_iter().any(|f| bits(f) == 0x4000)
+    );
+    check!(
+        r,
+        findings(&j, "MS003")
+            .into_iter()
+            .any(|f| f["owners"][0] == "mullvad" && f["severity"] == "error")
+    );
+}

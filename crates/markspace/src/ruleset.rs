@@ -241,12 +241,24 @@ pub enum Verdict {
     /// Leave this base chain with the packet accepted by a terminating extension
     /// (MASQUERADE, DNAT, TPROXY, NFQUEUE, REJECT…); the name is the target's.
     Terminal(Box<str>),
+    /// One of several verdicts chosen by a map lookup (nft `vmap`); when no element matches,
+    /// the next rule runs. Jumps and gotos in it are reachability edges.
+    Map(Box<[Verdict]>),
 }
 
 impl Verdict {
     /// Whether the verdict ends the traversal of the current base chain.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Verdict::Accept | Verdict::Drop | Verdict::Terminal(_))
+    }
+
+    /// The chains a verdict jumps or goes to, including every chain of a verdict map.
+    pub fn targets(&self) -> Vec<ChainId> {
+        match self {
+            Verdict::Jump(c) | Verdict::Goto(c) => vec![*c],
+            Verdict::Map(options) => options.iter().flat_map(Verdict::targets).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -308,6 +320,9 @@ pub struct Table {
     /// ruleset as `iptables-save` and as `iptables -L`, as in sosreports and sysdumps): this copy
     /// is left out of the analysis.
     pub duplicate_of: Option<TableId>,
+    /// True when the table was read from `nft` output (text or JSON), also when iptables-nft
+    /// manages it (`origin` then says [`Origin::IptablesNft`]).
+    pub nft_listing: bool,
 }
 
 /// The whole model of all netfilter inputs.
@@ -387,6 +402,7 @@ impl RulesetBuilder {
             chains: Vec::new(),
             complete: false,
             duplicate_of: None,
+            nft_listing: false,
         });
         id
     }
@@ -474,6 +490,16 @@ impl RulesetBuilder {
         id
     }
 
+    /// Detaches a base chain from its hook (a chain of a dormant nft table).
+    pub fn clear_base(&mut self, chain: ChainId) {
+        self.set.chains[chain.0 as usize].base = None;
+    }
+
+    /// Replaces the verdict of a rule (an nft verdict map resolved once its map is known).
+    pub fn set_verdict(&mut self, rule: RuleId, verdict: Verdict) {
+        self.set.rules[rule.0 as usize].verdict = verdict;
+    }
+
     /// Number of rules so far.
     pub fn rule_count(&self) -> usize {
         self.set.rules.len()
@@ -482,6 +508,8 @@ impl RulesetBuilder {
     /// Resolves reachability and returns the model.
     pub fn finish(mut self) -> Ruleset {
         compute_hooks(&mut self.set);
+        // Twins first: dropping rules renumbers them.
+        drop_iptables_twins(&mut self.set);
         mark_duplicates(&mut self.set);
         self.set
     }
@@ -540,6 +568,76 @@ fn mark_duplicates(set: &mut Ruleset) {
     }
 }
 
+/// The iptables table names (`iptables/nft.c`, `xtables_ipv4`…), which iptables-nft creates as
+/// nf_tables tables of the same name.
+const IPTABLES_TABLES: [&str; 6] = ["filter", "nat", "mangle", "raw", "security", "broute"];
+
+/// Removes the rules that one node's inputs show twice: an `nft list ruleset` of a node whose
+/// iptables-nft tables are also given as `iptables-save`. An nft-listed table is a twin of an
+/// iptables-listed table of the same family and iptables name from another input; the rules of
+/// its chains that the iptables table also has are dropped, so each rule is counted once (the
+/// iptables form is kept: nft prints xtables extensions without their parameters in JSON and
+/// translates some of them lossily in text). Chains only nft shows (native chains added to the
+/// shared table, like Tailscale's in nftables mode) stay. Runs after reachability, so they keep
+/// the hooks the dropped copies reached them from.
+fn drop_iptables_twins(set: &mut Ruleset) {
+    let mut drop_chain = vec![false; set.chains.len()];
+    let mut any = false;
+    for nft in &set.tables {
+        if !nft.nft_listing
+            || !matches!(
+                nft.family,
+                Family::Ip | Family::Ip6 | Family::Arp | Family::Bridge
+            )
+            || !IPTABLES_TABLES.contains(&&*nft.name)
+        {
+            continue;
+        }
+        let twins: Vec<&Table> = set
+            .tables
+            .iter()
+            .filter(|t| {
+                !t.nft_listing
+                    && t.source != nft.source
+                    && t.family == nft.family
+                    && t.name == nft.name
+                    && t.origin != Origin::IptablesLegacy
+            })
+            .collect();
+        for c in &nft.chains {
+            let name = &set.chains[c.0 as usize].name;
+            let in_twin = twins.iter().any(|t| {
+                t.chains
+                    .iter()
+                    .any(|tc| set.chains[tc.0 as usize].name == *name)
+            });
+            if in_twin {
+                drop_chain[c.0 as usize] = true;
+                any = true;
+            }
+        }
+    }
+    if !any {
+        return;
+    }
+    let mut new_id = vec![None; set.rules.len()];
+    let mut kept = Vec::with_capacity(set.rules.len());
+    for (i, rule) in std::mem::take(&mut set.rules).into_iter().enumerate() {
+        if !drop_chain[rule.chain.0 as usize] {
+            new_id[i] = Some(RuleId(kept.len() as u32));
+            kept.push(rule);
+        }
+    }
+    set.rules = kept;
+    for chain in &mut set.chains {
+        chain.rules = chain
+            .rules
+            .iter()
+            .filter_map(|r| new_id[r.0 as usize])
+            .collect();
+    }
+}
+
 /// Marks every chain with the hooks of the base chains that reach it, by a depth-first walk over
 /// jumps and gotos from each base chain. Iterative, so deep or cyclic jump graphs cannot overflow
 /// the stack; each (chain, hook) pair is visited once, so the walk is linear in rules × hooks.
@@ -558,9 +656,16 @@ fn compute_hooks(set: &mut Ruleset) {
             }
             chain.hooks.insert(hook);
             for rule in &set.chains[id.0 as usize].rules {
-                if let Verdict::Jump(to) | Verdict::Goto(to) = set.rules[rule.0 as usize].verdict {
-                    if !set.chains[to.0 as usize].hooks.contains(hook) {
-                        stack.push(to);
+                let verdict = &set.rules[rule.0 as usize].verdict;
+                let targets = match verdict {
+                    Verdict::Map(vs) => vs.iter().collect(),
+                    v => vec![v],
+                };
+                for v in targets {
+                    if let Verdict::Jump(to) | Verdict::Goto(to) = v {
+                        if !set.chains[to.0 as usize].hooks.contains(hook) {
+                            stack.push(*to);
+                        }
                     }
                 }
             }

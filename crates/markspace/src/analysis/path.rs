@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::model::{hex, Field, MarkOp};
 use crate::packet::PathKind;
-use crate::ruleset::{Hook, Ruleset, Verdict};
+use crate::ruleset::{Hook, Ruleset};
 
 use super::findings::Ctx;
 use super::usage::{fi, Site, Use};
@@ -89,7 +89,13 @@ pub(crate) fn traversal_order(set: &Ruleset, hook: Hook) -> Vec<u32> {
                 order[rule.0 as usize] = counter;
                 counter += 1;
             }
-            if let Verdict::Jump(to) | Verdict::Goto(to) = set.rules[rule.0 as usize].verdict {
+            // Verdict-map targets are entered in map order, after plain jumps' single target.
+            for to in set.rules[rule.0 as usize]
+                .verdict
+                .targets()
+                .into_iter()
+                .rev()
+            {
                 if !entered[to.0 as usize] {
                     entered[to.0 as usize] = true;
                     stack.push((to.0, 0));

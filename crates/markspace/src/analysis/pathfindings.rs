@@ -28,7 +28,7 @@ fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
         };
         *idx += 1;
         out.push(rule);
-        if let Verdict::Jump(to) | Verdict::Goto(to) = set.rule(rule).verdict {
+        for to in set.rule(rule).verdict.targets().into_iter().rev() {
             if !entered[to.0 as usize] {
                 entered[to.0 as usize] = true;
                 stack.push((to, 0));

@@ -1,6 +1,7 @@
 //! Naming the owner of a rule from its signatures.
 //!
-//! Strongest first: an exact chain name, a comment (substring or prefix), an nft table name, the
+//! Strongest first: an exact chain name, a comment (substring or prefix), an nft table name or
+//! table name prefix (only for native nft tables), the
 //! longest matching chain prefix, the chain the rule jumps to (a rule in a builtin chain
 //! that jumps into `KUBE-POSTROUTING` is kube-proxy's), an interface it matches, and last a
 //! distinctive mark value. Only rules with mark operations are
@@ -58,6 +59,7 @@ pub(crate) struct Matcher {
     comments: Vec<(String, usize)>,
     comment_prefixes: Vec<(String, usize)>,
     tables: HashMap<String, usize>,
+    table_prefixes: Vec<(String, usize)>,
     devices: Vec<(String, usize)>,
     values: HashMap<u32, usize>,
     /// `ip rule` priority ranges (inclusive) and tables.
@@ -112,6 +114,8 @@ impl Matcher {
                 let name = t.rsplit(' ').next().unwrap_or(t);
                 m.tables.entry(name.to_string()).or_insert(i);
             }
+            m.table_prefixes
+                .extend(sig.table_prefixes.iter().map(|p| (p.clone(), i)));
         }
         for (i, s) in software.iter().enumerate() {
             m.devices.extend(
@@ -158,6 +162,8 @@ impl Matcher {
         m.comments
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         m.comment_prefixes
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        m.table_prefixes
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         m
     }
@@ -276,6 +282,12 @@ impl Matcher {
                 self.tables
                     .get(ctx.table)
                     .map(|i| (*i, "table", ctx.table.to_string()))
+                    .or_else(|| {
+                        self.table_prefixes
+                            .iter()
+                            .find(|(p, _)| ctx.table.starts_with(p.as_str()))
+                            .map(|(p, i)| (*i, "table-prefix", p.clone()))
+                    })
             })
             .or_else(|| {
                 self.prefixes

@@ -180,6 +180,11 @@ pub struct Claim {
     /// False when unverified.
     #[serde(default = "yes")]
     pub verified: bool,
+    /// True when the claim records bits a bug used (Tailscale's nftables endianness bug before
+    /// 1.98.2): kept as knowledge, for incidents and decoding, but not part of what the software
+    /// is meant to use, so its bits do not count as claimed.
+    #[serde(default)]
+    pub bug: bool,
 }
 
 /// One segment of a number spread over mark bits.
@@ -275,9 +280,13 @@ pub struct Signatures {
     /// Prefixes of rule comments.
     #[serde(default)]
     pub comment_prefixes: Vec<String>,
-    /// nft table names.
+    /// nft table names (`"kube-proxy"`, or with the family: `"inet mullvad"`).
     #[serde(default)]
     pub tables: Vec<String>,
+    /// nft table name prefixes, for tables named after an interface (`"wg-quick-"` matches
+    /// wg-quick's `wg-quick-wg0`, `wg-quick-mullvad`).
+    #[serde(default)]
+    pub table_prefixes: Vec<String>,
     /// `ip rule` priorities or ranges (`"5210-5270"`).
     #[serde(default)]
     pub ip_rule_priorities: Vec<String>,
@@ -400,11 +409,12 @@ pub struct Software {
 }
 
 impl Software {
-    /// The union of the bits its claims occupy in one netfilter field (see [`Claim::occupied`]).
+    /// The union of the bits its claims occupy in one netfilter field (see [`Claim::occupied`]),
+    /// claims that describe bugs left out.
     pub fn claimed(&self, field: crate::model::Field) -> u32 {
         self.claims
             .iter()
-            .filter(|c| c.kind.field() == field)
+            .filter(|c| c.kind.field() == field && !c.bug)
             .fold(0, |acc, c| acc | c.occupied())
     }
 }

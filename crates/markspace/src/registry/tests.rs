@@ -111,6 +111,104 @@ fn attribution_recognises_real_rules() {
     }
 }
 
+/// Attribution of one nft rule line inside its `family table` and a chain no software names
+/// (or the chain of an `add rule FAMILY TABLE CHAIN …` command).
+fn attribute_nft(reg: &Registry, table: &str, line: &str) -> Result<String, String> {
+    let (lowered, command) =
+        crate::sources::nft::text::parse_rule_line(line).map_err(|e| e.message)?;
+    let (table, chain) = match &command {
+        Some((_, t, c)) => (t.as_str(), c.as_str()),
+        None => (table.rsplit(' ').next().unwrap_or(table), "markspace-test"),
+    };
+    if lowered.ops.is_empty() {
+        return Err("no mark operation".to_string());
+    }
+    let jump = match &lowered.verdict {
+        Some(crate::sources::nft::lower::RuleVerdict::One(
+            crate::sources::nft::ast::VerdictAst::Jump(c)
+            | crate::sources::nft::ast::VerdictAst::Goto(c),
+        )) => Some(c.as_str()),
+        _ => None,
+    };
+    let interfaces: Vec<&str> = lowered.interfaces.iter().map(String::as_str).collect();
+    let values = crate::analysis::constant_values(&lowered.ops);
+    let ctx = RuleContext {
+        table,
+        nft: true,
+        chain,
+        comment: lowered.comment.as_deref(),
+        jump,
+        interfaces: &interfaces,
+        values: &values,
+    };
+    Ok(reg.attribute(&ctx).owner)
+}
+
+#[test]
+fn attribution_recognises_real_nft_rules() {
+    let reg = registry();
+    let mut recognised = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for sw in &reg.software {
+        for rule in sw.rules.iter().filter(|r| r.format == "nft") {
+            let line = rule.text.trim();
+            checked += 1;
+            match attribute_nft(&reg, &rule.table, line) {
+                Ok(owner) if owner == sw.id || !rule.recognisable => {
+                    recognised.insert(sw.id.clone());
+                }
+                Ok(owner) => failures.push(format!(
+                    "{}: `{line}` in table {} attributed to {owner}",
+                    sw.id, rule.table
+                )),
+                Err(e) => failures.push(format!("{}: `{line}`: {e}", sw.id)),
+            }
+        }
+    }
+    println!(
+        "attribution: {checked} real nft rule lines checked, {} software recognised: {}",
+        recognised.len(),
+        recognised.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    assert!(
+        failures.is_empty(),
+        "nft attribution failures:\n{}",
+        failures.join("\n")
+    );
+    for id in [
+        "kube-proxy",
+        "tailscale",
+        "mullvad",
+        "wireguard",
+        "firewalld",
+    ] {
+        assert!(
+            recognised.contains(id),
+            "{id} not recognised from its nft rules"
+        );
+    }
+}
+
+#[test]
+fn wg_quick_tables_are_recognised_by_prefix() {
+    let reg = registry();
+    let owner = attribute_nft(
+        &reg,
+        "ip wg-quick-mullvad0",
+        "meta l4proto udp meta mark set ct mark",
+    );
+    assert_eq!(owner.as_deref(), Ok("wireguard"));
+}
+
+#[test]
+fn bug_claims_are_not_claimed() {
+    let reg = registry();
+    let ts = reg.get("tailscale").expect("tailscale entry");
+    assert!(ts.claims.iter().any(|c| c.bug && c.bits.0 == 0x0000_ff00));
+    assert_eq!(ts.claimed(crate::model::Field::Mark) & 0x0000_ff00, 0);
+}
+
 #[test]
 fn unmatched_rules_are_unknown() {
     let reg = registry();

@@ -119,6 +119,7 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
             && sig.comments.is_empty()
             && sig.comment_prefixes.is_empty()
             && sig.tables.is_empty()
+            && sig.table_prefixes.is_empty()
             && sig.ip_rule_priorities.is_empty()
             && sig.ip_rule_tables.is_empty()
             && sig.programs.is_empty()

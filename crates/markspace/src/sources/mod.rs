@@ -10,6 +10,7 @@ pub(crate) mod iplink;
 pub(crate) mod iprule;
 pub mod iptables;
 pub(crate) mod ipvs;
+pub mod nft;
 pub(crate) mod ovs;
 pub(crate) mod ss;
 pub(crate) mod sysctl;
@@ -60,6 +61,18 @@ pub const ALL: &[Format] = &[
         description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
         detect: iptables::listing::detect,
         parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
+    },
+    Format {
+        name: "nft-json",
+        description: "nft -j list ruleset (libnftables JSON)",
+        detect: nft::json::detect,
+        parse: |text, id, name, sink| nft::json::parse(text, id, name, &mut sink.ruleset),
+    },
+    Format {
+        name: "nft-text",
+        description: "nft list ruleset output (also -a, with counters) or nft scripts (add rule …)",
+        detect: nft::text::detect,
+        parse: |text, id, name, sink| nft::text::parse(text, id, name, &mut sink.ruleset),
     },
     Format {
         name: "ip-rule",

@@ -240,6 +240,7 @@ fn verdict_name(v: &Verdict, node: &Node) -> String {
         Verdict::Jump(c) => format!("jump {}", node.ruleset.chain(*c).name),
         Verdict::Goto(c) => format!("goto {}", node.ruleset.chain(*c).name),
         Verdict::Terminal(t) => t.to_string(),
+        Verdict::Map(options) => format!("verdict map of {}", options.len()),
     }
 }
 
@@ -506,6 +507,16 @@ fn run(
             }
             match &rule.verdict {
                 Verdict::Continue => {}
+                Verdict::Map(_) => {
+                    // The key of an nft verdict map is not kept in the model: the walk goes
+                    // on as if no element matched, and says so.
+                    w.path.steps.push(Step::Note {
+                        text: format!(
+                            "verdict map at {} not evaluated: taken as no element matching",
+                            where_of(node, rule_id)
+                        ),
+                    });
+                }
                 Verdict::Jump(c) => w.frames.push(Frame { chain: *c, next: 0 }),
                 Verdict::Goto(c) => {
                     w.frames.pop();

@@ -1,0 +1,561 @@
+//! `nft list ruleset` text (`src/rule.c` printers), as printed, pasted or saved as a script.
+//!
+//! Read: `table FAMILY NAME { … }` blocks with `chain`, `set`, `map` and other named objects;
+//! chain headers `type filter hook prerouting priority mangle; policy accept;` (named
+//! priorities and `mangle - 5` arithmetic, bridge priorities differ); rules one per line (a set
+//! or map may continue over several lines inside its braces), with `# handle N` comments of
+//! `nft -a`; `# Warning: table ip filter is managed by iptables-nft, do not touch!` lines; and
+//! nft script commands (`add table`, `add chain`, `add|insert rule`, `add element`, `flush`,
+//! `define`…). Unknown objects and statements are skipped or kept opaque; text that is not nft
+//! is an error naming its line and column.
+
+use crate::diagnostic::Diagnostic;
+use crate::ruleset::{BaseChain, Family, RulesetBuilder, TableId};
+use crate::source::{SourceId, Span};
+
+use super::ast::VerdictAst;
+use super::build::NftBuild;
+use super::lex::{lex, Tok, Token};
+use super::lower::lower;
+#[cfg(test)]
+use super::lower::Lowered;
+use super::rule::{parse_rule, RuleError};
+
+/// Whether a text looks like nft ruleset text or an nft script (first meaningful line).
+pub(crate) fn detect(text: &str) -> bool {
+    for line in text.lines().take(200) {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with('$') {
+            continue;
+        }
+        let mut words = l.split_whitespace();
+        let first = words.next().unwrap_or("");
+        let second = words.next().unwrap_or("");
+        return match first {
+            "table" => l.ends_with('{') || l.contains('{'),
+            "add" | "create" | "insert" => {
+                matches!(
+                    second,
+                    "table" | "chain" | "rule" | "set" | "map" | "element"
+                )
+            }
+            "flush" => matches!(second, "ruleset" | "table" | "chain"),
+            "define" => l.contains('='),
+            _ => false,
+        };
+    }
+    false
+}
+
+/// What the current `{ … }` block is.
+#[derive(Clone, Debug)]
+enum Ctx {
+    Table(TableId, Family),
+    Chain(TableId, Family, String),
+    Set(TableId, String),
+    Skip,
+}
+
+/// Reads one input into the builder.
+pub(crate) fn parse(
+    text: &str,
+    source: SourceId,
+    _name: &str,
+    b: &mut RulesetBuilder,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let lexed = lex(text);
+    let mut nft = NftBuild::new(b, source);
+    let span_at = |line: u32, start: usize| Span {
+        source,
+        line,
+        start: start as u32,
+        len: 1,
+    };
+    for u in &lexed.unclosed {
+        diags.push(
+            Diagnostic::error(span_at(u.line, u.start), "string without a closing quote")
+                .with_hint("close the string with `\"`"),
+        );
+    }
+    for c in &lexed.comments {
+        if let Some((family, name)) = managed_warning(c.text) {
+            nft.managed(family, name);
+        }
+    }
+    let toks = &lexed.tokens;
+    let mut stack: Vec<(Ctx, usize, u32)> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        match t.tok {
+            Tok::Newline | Tok::Semi => {
+                i += 1;
+                continue;
+            }
+            Tok::Close('}') => {
+                if stack.pop().is_none() {
+                    diags.push(
+                        Diagnostic::error(span_at(t.line, t.start), "`}` closes no block")
+                            .with_hint("remove it, or add the `table … {` it closes"),
+                    );
+                }
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let ctx = stack.last().map(|(c, _, _)| c.clone());
+        let blocks = matches!(ctx, None | Some(Ctx::Table(..)) | Some(Ctx::Skip));
+        // One item: up to a newline or `;` outside brackets, a `}` closing the block, or a `{`
+        // opening a block.
+        let mut j = i;
+        let mut depth = 0usize;
+        let mut opens = false;
+        while j < toks.len() {
+            match toks[j].tok {
+                Tok::Newline | Tok::Semi if depth == 0 => break,
+                Tok::Close('}') if depth == 0 => break,
+                Tok::Open('{') if depth == 0 && blocks => {
+                    opens = true;
+                    break;
+                }
+                Tok::Open(_) => depth += 1,
+                Tok::Close(_) => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            j += 1;
+        }
+        let item = &toks[i..j];
+        let end = toks.get(j).map_or(text.len(), |t| t.start);
+        let line_span = line_span(text, source, &toks[i]);
+        let opened = match ctx {
+            None => top_item(item, end, opens, line_span, &mut nft, &mut diags),
+            Some(Ctx::Table(table, family)) => Some(table_item(item, table, family, &mut nft)),
+            Some(Ctx::Chain(table, family, ref chain)) => {
+                chain_item(
+                    item, end, table, family, chain, line_span, &mut nft, &mut diags,
+                );
+                None
+            }
+            Some(Ctx::Set(table, ref set)) => {
+                let verdicts = verdicts_in(item);
+                if !verdicts.is_empty() {
+                    nft.vmap(table, set, verdicts);
+                }
+                None
+            }
+            Some(Ctx::Skip) => Some(Ctx::Skip),
+        };
+        if opens {
+            stack.push((opened.unwrap_or(Ctx::Skip), toks[j].start, toks[j].line));
+            j += 1;
+        }
+        i = j.max(i + 1);
+    }
+    for (ctx, start, line) in stack {
+        if let Ctx::Table(table, _) | Ctx::Chain(table, _, _) = ctx {
+            nft.unlisted(table);
+        }
+        diags.push(
+            Diagnostic::warning(
+                span_at(line, start),
+                "input ends inside this block; read as truncated",
+            )
+            .with_hint(
+                "the rest of the ruleset is missing; paste the whole `nft list ruleset` output",
+            ),
+        );
+    }
+    nft.finish();
+    diags
+}
+
+/// The span of a rule: its first line from its first token.
+fn line_span(text: &str, source: SourceId, first: &Token<'_>) -> Span {
+    let end = memchr::memchr(b'\n', &text.as_bytes()[first.start..])
+        .map_or(text.len(), |n| first.start + n);
+    let line = text[first.start..end].trim_end();
+    Span {
+        source,
+        line: first.line,
+        start: first.start as u32,
+        len: line.len() as u32,
+    }
+}
+
+/// `Warning: table ip filter is managed by iptables-nft, do not touch!`
+fn managed_warning(comment: &str) -> Option<(Family, &str)> {
+    let rest = comment.trim().strip_prefix("Warning: table ")?;
+    let mut w = rest.split_whitespace();
+    let family = super::family(w.next()?)?;
+    let name = w.next()?;
+    rest.contains("managed by iptables-nft")
+        .then_some((family, name))
+}
+
+fn words<'a>(item: &'a [Token<'a>]) -> Vec<&'a str> {
+    item.iter()
+        .map_while(|t| match t.tok {
+            Tok::Word(w) => Some(w),
+            Tok::Str(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `[family] name` at the start of a word list: (family, name, words used).
+fn family_and_name<'w>(w: &[&'w str]) -> Option<(Family, &'w str, usize)> {
+    match (w.first().and_then(|f| super::family(f)), w.get(1)) {
+        (Some(f), Some(n)) => Some((f, n, 2)),
+        _ => w.first().map(|n| (Family::Ip, *n, 1)),
+    }
+}
+
+fn top_item(
+    item: &[Token<'_>],
+    end: usize,
+    opens: bool,
+    span: Span,
+    nft: &mut NftBuild<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Ctx> {
+    let w = words(item);
+    let (cmd, rest) = match w.first() {
+        Some(&"table") => ("table", &w[1..]),
+        Some(&("add" | "create" | "insert" | "replace")) => {
+            (w.get(1).copied().unwrap_or(""), &w[2.min(w.len())..])
+        }
+        Some(
+            &("flush" | "delete" | "destroy" | "list" | "reset" | "define" | "include"
+            | "undefine" | "redefine" | "describe" | "monitor" | "export" | "import" | "rename"),
+        ) => return None,
+        Some(w0) if w0.starts_with('$') || w0.contains('@') || *w0 == "sudo" || *w0 == "nft" => {
+            return None
+        }
+        _ => {
+            let at = item.first().map_or(span.start, |t| t.start as u32);
+            diags.push(
+                Diagnostic::error(
+                    Span { start: at, len: 1, ..span },
+                    "not nft ruleset syntax",
+                )
+                .with_hint(
+                    "expected `nft list ruleset` output (`table FAMILY NAME { … }`) or nft commands (`add rule …`)",
+                ),
+            );
+            return None;
+        }
+    };
+    let insert = w.first() == Some(&"insert");
+    match cmd {
+        "table" => {
+            let (family, name, _) = family_and_name(rest)?;
+            let table = nft.table(family, name);
+            if opens {
+                nft.listed(table);
+            }
+            Some(Ctx::Table(table, family))
+        }
+        "chain" => {
+            let (family, table_name, used) = family_and_name(rest)?;
+            let chain = rest.get(used)?;
+            let table = nft.table(family, table_name);
+            nft.chain(table, chain, None);
+            Some(Ctx::Chain(table, family, chain.to_string()))
+        }
+        "set" | "map" => {
+            let (family, table_name, used) = family_and_name(rest)?;
+            let set = rest.get(used)?;
+            let table = nft.table(family, table_name);
+            Some(Ctx::Set(table, set.to_string()))
+        }
+        "element" => {
+            let (family, table_name, used) = family_and_name(rest)?;
+            let set = rest.get(used)?;
+            let table = nft.table(family, table_name);
+            let verdicts = verdicts_in(item);
+            if !verdicts.is_empty() {
+                nft.vmap(table, set, verdicts);
+            }
+            None
+        }
+        "rule" => {
+            let (family, table_name, used) = family_and_name(rest)?;
+            let chain = rest.get(used)?;
+            let mut skip = 2 + used + 1;
+            if matches!(w.get(skip), Some(&("position" | "index" | "handle"))) {
+                skip += 2;
+            }
+            let table = nft.table(family, table_name);
+            let body = token_index_after_words(item, skip);
+            match parse_rule(&item[body..], end) {
+                Ok(stmts) => nft.rule(table, chain, span, lower(&stmts), insert, diags),
+                Err(e) => diags.push(rule_error(span, e)),
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The index of the token after the first `n` words (or strings).
+fn token_index_after_words(item: &[Token<'_>], n: usize) -> usize {
+    n.min(item.len())
+}
+
+fn table_item(item: &[Token<'_>], table: TableId, family: Family, nft: &mut NftBuild<'_>) -> Ctx {
+    let w = words(item);
+    match w.as_slice() {
+        ["chain", name, ..] => {
+            nft.chain(table, name, None);
+            Ctx::Chain(table, family, name.to_string())
+        }
+        ["set" | "map", name, ..] => Ctx::Set(table, name.to_string()),
+        ["flags", flags @ ..] => {
+            if flags.contains(&"dormant") || item.iter().any(|t| t.is("dormant")) {
+                nft.dormant(table);
+            }
+            Ctx::Skip
+        }
+        _ => Ctx::Skip,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chain_item(
+    item: &[Token<'_>],
+    end: usize,
+    table: TableId,
+    family: Family,
+    chain: &str,
+    span: Span,
+    nft: &mut NftBuild<'_>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let w = words(item);
+    match w.first().copied() {
+        Some("type") => {
+            // type T hook H [device D] priority P
+            let kind = w
+                .get(1)
+                .map_or(crate::ruleset::ChainType::Filter, |k| super::chain_type(k));
+            let hook = w
+                .iter()
+                .position(|x| *x == "hook")
+                .and_then(|p| w.get(p + 1))
+                .and_then(|h| super::hook(h));
+            let prio_text: Vec<&str> = item
+                .iter()
+                .skip_while(|t| !t.is("priority"))
+                .skip(1)
+                .map_while(|t| match t.tok {
+                    Tok::Word(x) => Some(x),
+                    Tok::Op("+") => Some("+"),
+                    _ => None,
+                })
+                .collect();
+            let priority = super::priority(family, &prio_text.join(" "));
+            match (hook, priority) {
+                (Some(hook), Some(priority)) => {
+                    nft.chain(
+                        table,
+                        chain,
+                        Some(BaseChain {
+                            hook,
+                            priority,
+                            kind,
+                        }),
+                    );
+                }
+                (None, _) => diags.push(
+                    Diagnostic::warning(span, "base chain without a known hook; read as a regular chain")
+                        .with_hint("hooks are prerouting, input, forward, output, postrouting, ingress, egress"),
+                ),
+                (Some(_), None) => diags.push(
+                    Diagnostic::warning(span, format!("unknown chain priority `{}`; read as a regular chain", prio_text.join(" ")))
+                        .with_hint("priorities are numbers or raw, mangle, dstnat, filter, security, srcnat (bridge: dstnat, filter, out, srcnat), optionally `+ N` / `- N`"),
+                ),
+            }
+        }
+        Some("policy") => {
+            if let Some(p) = w.get(1) {
+                nft.policy(table, chain, p);
+            }
+        }
+        Some("comment" | "devices" | "flags" | "device") if w.len() <= 3 => {}
+        _ => match parse_rule(item, end) {
+            Ok(stmts) => nft.rule(table, chain, span, lower(&stmts), false, diags),
+            Err(e) => diags.push(rule_error(span, e)),
+        },
+    }
+}
+
+fn rule_error(span: Span, e: RuleError) -> Diagnostic {
+    let mut d = Diagnostic::error(
+        Span {
+            start: e.offset as u32,
+            len: 1,
+            ..span
+        },
+        e.message,
+    );
+    if let Some(h) = e.hint {
+        d = d.with_hint(h);
+    }
+    d
+}
+
+/// Verdicts of map elements in an item (`… : jump CHAIN`, `: accept`).
+fn verdicts_in(item: &[Token<'_>]) -> Vec<VerdictAst> {
+    let mut out = Vec::new();
+    for (k, t) in item.iter().enumerate() {
+        if !t.is(":") {
+            continue;
+        }
+        let next = item.get(k + 1).and_then(Token::word);
+        let arg = item.get(k + 2).and_then(|t| match t.tok {
+            Tok::Word(w) => Some(w.to_string()),
+            Tok::Str(s) => Some(s.to_string()),
+            _ => None,
+        });
+        out.push(match (next, arg) {
+            (Some("jump"), Some(c)) => VerdictAst::Jump(c),
+            (Some("goto"), Some(c)) => VerdictAst::Goto(c),
+            (Some("accept"), _) => VerdictAst::Accept,
+            (Some("drop"), _) => VerdictAst::Drop,
+            (Some("return"), _) => VerdictAst::Return,
+            (Some("continue"), _) => VerdictAst::Continue,
+            _ => continue,
+        });
+    }
+    out
+}
+
+/// The family, table and chain of an `add rule` command.
+#[cfg(test)]
+pub(crate) type RuleTarget = (Family, String, String);
+
+#[cfg(test)]
+/// A single rule line as the registry quotes it: plain statements, or an `add rule FAMILY
+/// TABLE CHAIN …` command (whose table and chain are returned).
+pub(crate) fn parse_rule_line(line: &str) -> Result<(Lowered, Option<RuleTarget>), RuleError> {
+    let lexed = lex(line);
+    let toks = &lexed.tokens;
+    let w = words(toks);
+    if matches!(w.first(), Some(&("add" | "insert"))) && w.get(1) == Some(&"rule") {
+        let rest = &w[2..];
+        if let Some((family, table, used)) = family_and_name(rest) {
+            if let Some(chain) = rest.get(used) {
+                let stmts = parse_rule(&toks[2 + used + 1..], line.len())?;
+                return Ok((
+                    lower(&stmts),
+                    Some((family, table.to_string(), chain.to_string())),
+                ));
+            }
+        }
+    }
+    let stmts = parse_rule(toks, line.len())?;
+    Ok((lower(&stmts), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MarkOp, MarkWrite};
+    use crate::ruleset::{Hook, Origin, Verdict};
+
+    fn read(text: &str) -> (crate::ruleset::Ruleset, Vec<Diagnostic>) {
+        let mut b = RulesetBuilder::new();
+        let d = parse(text, SourceId(0), "x", &mut b);
+        (b.finish(), d)
+    }
+
+    const LISTING: &str = r#"# Warning: table ip mangle is managed by iptables-nft, do not touch!
+table ip mangle { # handle 3
+	chain PREROUTING { # handle 1
+		type filter hook prerouting priority mangle - 5; policy accept;
+		counter packets 0 bytes 0 meta mark set mark or 0x4000 # handle 2
+	}
+}
+table inet t {
+	map m {
+		type mark : verdict
+		elements = { 0x00000000 : jump a,
+			     0x00000001 : goto b }
+	}
+
+	chain c {
+		type filter hook input priority filter; policy drop;
+		meta mark >> 8 & 0xf vmap @m
+		iifname "wg0" meta mark set meta mark & 0xffff04ff | 0x00000400 comment "x"
+	}
+
+	chain a {
+		ct mark set ct mark and 0xffff0000 or meta mark and 0xffff
+	}
+
+	chain b {
+	}
+}
+"#;
+
+    #[test]
+    fn reads_a_listing() {
+        let (set, diags) = read(LISTING);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(set.tables.len(), 2);
+        assert_eq!(set.tables[0].origin, Origin::IptablesNft);
+        assert_eq!(set.tables[1].origin, Origin::Nftables);
+        let pre = &set.chains[0];
+        assert_eq!(pre.base.map(|b| b.priority), Some(-155));
+        let c = set
+            .chains
+            .iter()
+            .find(|c| &*c.name == "c")
+            .expect("chain c");
+        assert_eq!(c.policy, Some(Verdict::Drop));
+        let a = set
+            .chains
+            .iter()
+            .find(|c| &*c.name == "a")
+            .expect("chain a");
+        assert!(a.hooks.contains(Hook::Input), "vmap @m jumps to a");
+        let r = set.rule(c.rules[1]);
+        assert_eq!(
+            r.ops,
+            vec![MarkOp::Write(MarkWrite::constant(
+                crate::model::Field::Mark,
+                0xffff_00ff,
+                0x400
+            ))]
+        );
+        assert_eq!(r.comment.as_deref(), Some("x"));
+        assert_eq!(r.interfaces, vec![Box::from("wg0")]);
+        assert_eq!(set.rules.len(), 4);
+    }
+
+    #[test]
+    fn errors_point_at_the_column() {
+        let (_, d) = read("table ip t {\n\tchain c {\n\t\tmeta mark 0x1zz accept\n\t}\n}\n");
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].span.line, 3);
+        assert_eq!(
+            d[0].span.start as usize,
+            "table ip t {\n\tchain c {\n\t\tmeta mark ".len()
+        );
+        let (_, d) = read("table ip t {\nfoo\n}\n}\n");
+        assert_eq!(d.len(), 1, "{d:?}");
+    }
+
+    #[test]
+    fn scripts() {
+        let (set, d) = read("add table ip wg-quick-wg0\nadd chain ip wg-quick-wg0 premangle { type filter hook prerouting priority mangle; }\nadd rule ip wg-quick-wg0 premangle meta l4proto udp meta mark set ct mark\n");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(set.rules.len(), 1);
+        assert!(set.tables[0].complete);
+        assert!(detect("add table ip x\n"));
+        assert!(detect("# comment\ntable inet x {\n"));
+        assert!(!detect("*filter\n:INPUT ACCEPT [0:0]\n"));
+    }
+}
