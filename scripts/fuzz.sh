@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS each (default 120) and prints executions and time per
+# Runs every fuzz target (or the TARGETs named after SECONDS) for SECONDS each (default 120) and prints executions and time per
 # target. cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 enables them on the stable
 # toolchain. The shared conformance corpus, when present, is read (never copied) as an extra
 # starting corpus. A crash stops the script with libFuzzer's report and the input in
@@ -7,10 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-120}
+shift || true
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 shared=../../shared/corpus
-targets=$(sed -n 's/^name = "\(.*\)"/\1/p' Cargo.toml | grep -v '^markspace-fuzz$')
+targets=${*:-$(sed -n 's/^name = "\(.*\)"/\1/p' Cargo.toml | grep -v '^markspace-fuzz$')}
 cargo fuzz build
 printf '%-16s %12s %8s %s\n' target executions seconds result
 for t in $targets; do

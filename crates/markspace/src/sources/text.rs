@@ -200,7 +200,16 @@ pub(crate) fn line_of(text: &str, offset: usize) -> (u32, usize) {
 /// The span of the line holding `needle` inside `text[range]` (or of the range's first line):
 /// how a record that spans several lines (pretty JSON, xfrm) points at the line that matters.
 pub(crate) fn span_in(source: SourceId, text: &str, range: (usize, usize), needle: &str) -> Span {
-    let (s, e) = range;
+    // Callers compute ranges in bytes (`end - 1` of a JSON element): move them onto character
+    // boundaries so no slice below can split a UTF-8 character (found by the ip_rule_json fuzzer).
+    let floor = |mut i: usize| {
+        i = i.min(text.len());
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let (s, e) = (floor(range.0), floor(range.1));
     let at = text
         .get(s..e)
         .and_then(|t| t.find(needle))
@@ -208,9 +217,9 @@ pub(crate) fn span_in(source: SourceId, text: &str, range: (usize, usize), needl
     let (line, line_start) = line_of(text, at);
     let line_end = memchr::memchr(b'\n', &text.as_bytes()[line_start..])
         .map_or(text.len(), |i| line_start + i);
-    let from = line_start.max(s);
-    let to = line_end.min(e).max(from);
-    let piece = &text[from..to];
+    let from = floor(line_start.max(s));
+    let to = floor(line_end.min(e)).max(from);
+    let piece = text.get(from..to).unwrap_or("");
     let lead = piece.len() - piece.trim_start().len();
     Span {
         source,
