@@ -170,6 +170,26 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
     ]);
     // tc actions need kernel modules this machine may lack; a qdisc is enough to be read.
     ns.exec(&["tc", "qdisc", "add", "dev", "lo", "clsact"]);
+    // A native nft table that writes a whole mark (Mullvad's), beside the iptables-nft tables.
+    ns.exec_stdin(
+        &["nft", "-f", "-"],
+        "table inet mullvad {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority -199; policy accept;\n\t\tiifname \"wg0-mullvad\" meta mark set 0x6d6f6c65\n\t}\n}\n",
+    );
+    // A socket with SO_MARK (36) held open while collecting: `ss -e` shows its fwmark.
+    let mut socket = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", "-c"])
+        .arg("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET,36,0x80000)\ns.bind(('127.0.0.1',41641))\nprint('ready',flush=True)\ntime.sleep(30)")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(socket.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
     let before = state(&ns);
 
     let d = Dir::new();
@@ -177,6 +197,8 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
     let snap_s = snap.display().to_string();
     ns.exec(&[env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap_s]);
     let after = state(&ns);
+    let _ = socket.kill();
+    let _ = socket.wait();
     assert_eq!(before, after, "collect changed the node");
 
     let manifest: serde_json::Value =
@@ -229,6 +251,16 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
         "iptables-nft tables are left to iptables-save: {tables:?}"
     );
     assert!(snap.join("iptables-save.txt").exists());
+    assert!(
+        tables
+            .iter()
+            .any(|t| t["table"] == "mullvad" && t["listed"] == true),
+        "{tables:?}"
+    );
+    assert!(snap.join("nft-inet-mullvad.json").exists());
+    assert!(std::fs::read_to_string(snap.join("ss.txt"))
+        .unwrap()
+        .contains("fwmark:0x80000"));
     assert!(snap.join("xfrm-policy.txt").exists());
 
     // The snapshot audits like any directory.
@@ -245,6 +277,14 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
         owner(&report, "tailscale").is_some_and(|o| o["reads"]["mark"] == "0x00ff0000"),
         "{report}"
     );
+    // The native nft table is read and attributed, and its whole-mark write reported.
+    assert!(
+        owner(&report, "mullvad").is_some_and(|o| o["writes"]["mark"] == "0xffffffff"),
+        "{report}"
+    );
+    // The socket's SO_MARK 0x80000 is a whole write at the socket.
+    let socket_mark = &report["bitmap"]["mark"][19]["writers"];
+    assert!(!socket_mark.as_array().unwrap().is_empty(), "{socket_mark}");
     // The xfrm policy's mark 0x9e00/0xff00 reads bit 0x8000, kubelet's drop bit: reported.
     let bit15 = &report["bitmap"]["mark"][15]["readers"];
     assert!(bit15.as_array().unwrap().len() >= 2, "{bit15}");
