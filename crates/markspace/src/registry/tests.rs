@@ -323,3 +323,37 @@ fn touchpoint_attribution_by_device_process_pattern() {
     };
     assert_eq!(who(Subsystem::Bpf, prog, &[]), "cilium");
 }
+
+/// The field's acceptance bar: attribution recognises at least 25 software from rule lines they
+/// really install, across iptables, nft and `ip rule` forms (only lines whose owner is right).
+#[test]
+fn at_least_25_software_recognised_from_their_own_rules() {
+    let reg = registry();
+    let mut recognised = std::collections::BTreeSet::new();
+    for sw in &reg.software {
+        for rule in sw.rules.iter().filter(|r| r.recognisable) {
+            let line = rule.text.trim();
+            let owner = match rule.format.as_str() {
+                "iptables" if line.starts_with("-A") || line.starts_with("-I") => {
+                    attribute_iptables(&reg, &rule.table, line)
+                }
+                "nft" => attribute_nft(&reg, &rule.table, line).ok(),
+                "ip-rule" => attribute_ip_rule(&reg, line).ok(),
+                _ => None,
+            };
+            if owner.as_deref() == Some(sw.id.as_str()) {
+                recognised.insert(sw.id.clone());
+            }
+        }
+    }
+    println!(
+        "attribution: {} software recognised from their own iptables, nft and ip rule lines: {}",
+        recognised.len(),
+        recognised.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    assert!(
+        recognised.len() >= 25,
+        "only {} software recognised",
+        recognised.len()
+    );
+}
