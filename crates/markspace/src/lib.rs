@@ -21,6 +21,8 @@ pub mod collect;
 pub mod diagnostic;
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod generate;
 pub mod model;
 pub mod packet;
 pub mod registry;
