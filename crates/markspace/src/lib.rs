@@ -18,6 +18,8 @@
 
 pub mod analysis;
 pub mod diagnostic;
+#[doc(hidden)]
+pub mod generate;
 pub mod model;
 pub mod registry;
 pub mod report;
