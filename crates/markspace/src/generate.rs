@@ -171,7 +171,7 @@ impl Service {
                 _ => ("grpc", 9090, 9090),
             }
         };
-        let lb = index % 25 == 0;
+        let lb = index.is_multiple_of(25);
         Service {
             index,
             ns: format!("ns-{}", index / 40),
@@ -182,9 +182,11 @@ impl Service {
             target_port,
             cluster_ip: Ip(SERVICE_CIDR_BASE + 1 + index as u32),
             endpoints: if index % 101 == 100 { 0 } else { endpoints },
-            node_port: (index % 5 == 0).then(|| 30000 + (index % 2768) as u16),
+            node_port: index
+                .is_multiple_of(5)
+                .then(|| 30000 + (index % 2768) as u16),
             lb_ip: lb.then(|| Ip(LB_BASE + 1 + index as u32)),
-            firewall: lb && index % 50 == 0,
+            firewall: lb && index.is_multiple_of(50),
             hash: base32(index as u64, 16),
         }
     }

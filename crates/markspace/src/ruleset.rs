@@ -4,8 +4,10 @@
 //! every chain, the set of hooks from whose base chains it is reachable. The analysis never sees
 //! any input syntax, only this model.
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
 use serde::Serialize;
 
 use crate::model::MarkOp;
@@ -251,22 +253,67 @@ impl Verdict {
 }
 
 /// One rule.
+///
+/// Most rules of a large node touch no mark (kube-proxy's DNAT and jump rules), so a rule is
+/// small (56 bytes) and its mark operations and attribution labels sit behind one pointer that
+/// is `None` for those rules: a million-rule model costs little more than its input text.
 #[derive(Clone, Debug)]
 pub struct Rule {
     /// The chain it belongs to.
     pub chain: ChainId,
     /// The rule's line in its input.
     pub span: Span,
-    /// Its mark operations in kernel order (matches, then the target).
-    pub ops: Vec<MarkOp>,
     /// What happens to the packet afterwards.
     pub verdict: Verdict,
+    /// Mark operations and labels; `None` when the rule has no mark operation.
+    marks: Option<Box<RuleMarks>>,
+}
+
+/// The mark operations of a rule and what attribution reads from it.
+#[derive(Clone, Debug)]
+struct RuleMarks {
+    ops: Vec<MarkOp>,
+    labels: RuleLabels,
+}
+
+/// What attribution reads from a rule besides its chain and verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleLabels {
     /// The text of its `comment` match(es), unescaped.
     pub comment: Option<Box<str>>,
     /// The target or verdict name as written (`MARK`, `ACCEPT`, a chain name).
     pub target: Option<Box<str>>,
-    /// Interfaces the rule matches (`-i`/`-o`, nft `iifname`/`oifname`), for attribution.
+    /// Interfaces the rule matches (`-i`/`-o`, nft `iifname`/`oifname`).
     pub interfaces: Vec<Box<str>>,
+}
+
+impl Rule {
+    /// A rule. Only rules with mark operations are attributed, so the labels of a rule without
+    /// any are not kept (parsers may pass `RuleLabels::default()` for those and save the copies).
+    pub fn new(
+        chain: ChainId,
+        span: Span,
+        verdict: Verdict,
+        ops: Vec<MarkOp>,
+        labels: RuleLabels,
+    ) -> Rule {
+        Rule {
+            chain,
+            span,
+            verdict,
+            marks: (!ops.is_empty()).then(|| Box::new(RuleMarks { ops, labels })),
+        }
+    }
+
+    /// Its mark operations in kernel order (matches, then the target).
+    pub fn ops(&self) -> &[MarkOp] {
+        self.marks.as_ref().map_or(&[], |m| &m.ops)
+    }
+
+    /// Its comment, target name and interfaces (kept for rules with mark operations only).
+    pub fn labels(&self) -> Option<&RuleLabels> {
+        self.marks.as_ref().map(|m| &m.labels)
+    }
 }
 
 /// One chain.
@@ -350,7 +397,20 @@ impl Ruleset {
 #[derive(Debug, Default)]
 pub struct RulesetBuilder {
     set: Ruleset,
-    chain_index: HashMap<(TableId, Box<str>), ChainId>,
+    /// Chain ids by (table, name). The table holds only ids and compares against the chains'
+    /// own names, so a lookup takes a `&str` and allocates nothing and no name is stored twice:
+    /// parsers look up the chain of every rule and of every jump target, and a large node has
+    /// tens of thousands of chains.
+    chain_index: HashTable<ChainId>,
+}
+
+/// The hash of a chain's (table, name) in the index. Fx, because chain names are short and the
+/// inputs are the operator's own files.
+fn chain_hash(table: TableId, name: &str) -> u64 {
+    let mut h = FxHasher::default();
+    table.hash(&mut h);
+    name.hash(&mut h);
+    h.finish()
 }
 
 impl RulesetBuilder {
@@ -391,24 +451,40 @@ impl RulesetBuilder {
 
     /// The chain of this name in the table, created (undeclared) if it is new.
     pub fn chain(&mut self, table: TableId, name: &str) -> ChainId {
-        if let Some(id) = self.chain_index.get(&(table, Box::from(name))) {
-            return *id;
+        let hash = chain_hash(table, name);
+        if let Some(id) = self.find_chain(hash, table, name) {
+            return id;
         }
         let id = ChainId(self.set.chains.len() as u32);
-        let table_name = self.set.tables[table.0 as usize].name.clone();
+        let t = &self.set.tables[table.0 as usize];
+        let base =
+            BaseChain::iptables_builtin(&t.name, name).filter(|_| t.origin != Origin::Nftables);
         self.set.chains.push(Chain {
             table,
             name: name.into(),
-            base: BaseChain::iptables_builtin(&table_name, name)
-                .filter(|_| self.set.tables[table.0 as usize].origin != Origin::Nftables),
+            base,
             policy: None,
             rules: Vec::new(),
             declared: false,
             hooks: HookSet::EMPTY,
         });
         self.set.tables[table.0 as usize].chains.push(id);
-        self.chain_index.insert((table, name.into()), id);
+        let chains = &self.set.chains;
+        self.chain_index.insert_unique(hash, id, |c| {
+            let c = &chains[c.0 as usize];
+            chain_hash(c.table, &c.name)
+        });
         id
+    }
+
+    fn find_chain(&self, hash: u64, table: TableId, name: &str) -> Option<ChainId> {
+        let chains = &self.set.chains;
+        self.chain_index
+            .find(hash, |c| {
+                let c = &chains[c.0 as usize];
+                c.table == table && *c.name == *name
+            })
+            .copied()
     }
 
     /// Declares a chain (a `:CHAIN POLICY` line, `-N`, `-P` or a listing header).
@@ -429,8 +505,7 @@ impl RulesetBuilder {
 
     /// Whether the table has a declared chain of this name.
     pub fn is_declared(&self, table: TableId, name: &str) -> bool {
-        self.chain_index
-            .get(&(table, Box::from(name)))
+        self.find_chain(chain_hash(table, name), table, name)
             .is_some_and(|id| self.set.chains[id.0 as usize].declared)
     }
 
@@ -507,20 +582,18 @@ mod tests {
     use super::*;
 
     fn rule(chain: ChainId, verdict: Verdict) -> Rule {
-        Rule {
-            chain,
-            span: Span {
-                source: SourceId(0),
-                line: 1,
-                start: 0,
-                len: 0,
-            },
-            ops: Vec::new(),
-            verdict,
-            comment: None,
-            target: None,
-            interfaces: Vec::new(),
-        }
+        let span = Span {
+            source: SourceId(0),
+            line: 1,
+            start: 0,
+            len: 0,
+        };
+        Rule::new(chain, span, verdict, Vec::new(), RuleLabels::default())
+    }
+
+    #[test]
+    fn rules_stay_small() {
+        assert!(std::mem::size_of::<Rule>() <= 56);
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     let mut usage = Usage::default();
     let mut attributions: Vec<(Site, Attribution)> = Vec::new();
     for (i, rule) in set.rules.iter().enumerate() {
-        if rule.ops.is_empty() {
+        if rule.ops().is_empty() {
             continue;
         }
         let id = RuleId(i as u32);
@@ -128,13 +128,18 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
             _ => None,
         };
-        let interfaces: Vec<&str> = rule.interfaces.iter().map(|i| &**i).collect();
-        let values = constant_values(&rule.ops);
+        let labels = rule.labels();
+        let interfaces: Vec<&str> = labels
+            .map_or(&[][..], |l| &l.interfaces)
+            .iter()
+            .map(|i| &**i)
+            .collect();
+        let values = constant_values(rule.ops());
         let ctx = RuleContext {
             table: &table.name,
             nft: table.origin == Origin::Nftables,
             chain: &chain.name,
-            comment: rule.comment.as_deref(),
+            comment: labels.and_then(|l| l.comment.as_deref()),
             jump,
             interfaces: &interfaces,
             values: &values,
@@ -175,9 +180,9 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         let (ops, hooks) = match site {
             Site::Rule(id) => {
                 let rule = set.rule(id);
-                (&rule.ops, set.chain(rule.chain).hooks)
+                (rule.ops(), set.chain(rule.chain).hooks)
             }
-            Site::Touchpoint(i) => (&node.touchpoints[i].ops, HookSet::EMPTY),
+            Site::Touchpoint(i) => (&node.touchpoints[i].ops[..], HookSet::EMPTY),
         };
         let owner = index[&attr.owner];
         let o = &mut usage.owners[owner];

@@ -177,7 +177,7 @@ impl Report {
             .ruleset
             .rules
             .iter()
-            .filter(|r| !r.ops.is_empty())
+            .filter(|r| !r.ops().is_empty())
             .count();
         Report {
             version: VERSION,
