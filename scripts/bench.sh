@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Times `markspace audit` against the tools people use, on the same generated inputs, in one run.
+#
+#   bash scripts/bench.sh                 # sizes 10000 100000 230000 700000 (iptables-save lines)
+#   SIZES="10000 100000" bash scripts/bench.sh
+#
+# For each size it generates a kube-proxy node (`gen-node`, from `markspace::generate`), then:
+#   - markspace: `markspace audit --format json` (release build), the whole command;
+#   - baseline: `iptables-restore --test` on the same file, inside a throwaway network namespace
+#     (so it starts from an empty ruleset and touches nothing on the host);
+#   - nftables: kube-proxy's nftables mode for the same services, `nft -c -f` in the namespace
+#     against `markspace audit` on the text and on `nft -j list ruleset` JSON; skipped with a
+#     note while markspace does not read nftables input.
+# Times come from hyperfine (installed with apt-get when missing and root), peak RSS from
+# `/usr/bin/time -v`. It ends with a Markdown table for the README and the machine it ran on.
+# Needs root (network namespaces), iptables and nftables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZES=${SIZES:-"10000 100000 230000 700000"}
+WORK=${WORK:-$(mktemp -d /tmp/markspace-bench.XXXXXX)}
+mkdir -p "$WORK"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+NS=markspace-bench-$$
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need hyperfine || [ ! -x /usr/bin/time ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing hyperfine and time"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine time >/dev/null ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine time >/dev/null; }
+    fi
+fi
+need hyperfine || { echo "bench.sh: hyperfine is required (apt-get install hyperfine)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench.sh: /usr/bin/time is required (apt-get install time)" >&2; exit 2; }
+for tool in ip iptables-restore nft python3; do
+    need "$tool" || { echo "bench.sh: $tool is required" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (network namespaces)" >&2; exit 2; }
+
+echo "== building (release)"
+cargo build --release -j2 -q -p markspace-cli -p markspace --example gen-node
+MS=$CARGO_TARGET_DIR/release/markspace
+GEN=$CARGO_TARGET_DIR/release/examples/gen-node
+
+ip netns add "$NS"
+trap 'ip netns delete "$NS" 2>/dev/null || true' EXIT
+IN_NS=(ip netns exec "$NS")
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+# peak RSS in KiB of a command (its output discarded)
+rss() { /usr/bin/time -f %M -o "$WORK/rss" "$@" >/dev/null 2>&1 || true; cat "$WORK/rss"; }
+# mean and stddev in seconds from a hyperfine JSON export
+stats() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(r["mean"], r["stddev"] or 0, len(r["times"]))' "$1"; }
+
+nft_note=""
+for n in $SIZES; do
+    ipt=$WORK/kube-proxy-$n.txt
+    nftf=$WORK/kube-proxy-$n.nft
+    "$GEN" iptables --lines "$n" >"$ipt"
+    "$GEN" nft --lines "$n" >"$nftf"
+    lines=$(wc -l <"$ipt")
+    bytes=$(stat -c %s "$ipt")
+    echo "== $n: $lines lines, $bytes bytes"
+
+    # The baselines must accept the generated input, or the comparison means nothing.
+    "${IN_NS[@]}" iptables-restore --test "$ipt" ||
+        { echo "bench.sh: iptables-restore --test rejected $ipt" >&2; exit 1; }
+    "$MS" audit --format json --fail-on never "$ipt" >/dev/null
+
+    # Few runs of the slow baseline on large inputs; markspace gets at least ten.
+    if [ "$n" -ge 200000 ]; then base_runs=3; else base_runs=5; fi
+    hyperfine -N -w 2 -m 10 --export-json "$WORK/ms-$n.json" \
+        "$MS audit --format json --fail-on never $ipt" >/dev/null
+    hyperfine -N -w 1 -r "$base_runs" --export-json "$WORK/ipt-$n.json" \
+        "ip netns exec $NS iptables-restore --test $ipt" >/dev/null
+    read -r ms_mean ms_sd ms_n < <(stats "$WORK/ms-$n.json")
+    read -r b_mean b_sd b_n < <(stats "$WORK/ipt-$n.json")
+    ms_rss=$(rss "$MS" audit --format json --fail-on never "$ipt")
+    b_rss=$(rss "${IN_NS[@]}" iptables-restore --test "$ipt")
+    printf 'iptables\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tiptables-restore --test\n' \
+        "$n" "$lines" "$bytes" "$ms_mean" "$ms_sd" "$ms_n" "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
+
+    # nftables: the same services in kube-proxy's nftables mode.
+    "${IN_NS[@]}" nft -c -f "$nftf" || { echo "bench.sh: nft -c rejected $nftf" >&2; exit 1; }
+    if ! "$MS" audit --format json --fail-on never "$nftf" >/dev/null 2>"$WORK/nft-err"; then
+        nft_note="nftables: skipped: this markspace does not read nftables input ($(head -n1 "$WORK/nft-err"))"
+        continue
+    fi
+    nlines=$(wc -l <"$nftf")
+    nbytes=$(stat -c %s "$nftf")
+    hyperfine -N -w 2 -m 10 --export-json "$WORK/msn-$n.json" \
+        "$MS audit --format json --fail-on never $nftf" >/dev/null
+    hyperfine -N -w 1 -r "$base_runs" --export-json "$WORK/nft-$n.json" \
+        "ip netns exec $NS nft -c -f $nftf" >/dev/null
+    read -r ms_mean ms_sd ms_n < <(stats "$WORK/msn-$n.json")
+    read -r b_mean b_sd b_n < <(stats "$WORK/nft-$n.json")
+    ms_rss=$(rss "$MS" audit --format json --fail-on never "$nftf")
+    b_rss=$(rss "${IN_NS[@]}" nft -c -f "$nftf")
+    printf 'nft\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tnft -c -f\n' \
+        "$n" "$nlines" "$nbytes" "$ms_mean" "$ms_sd" "$ms_n" "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
+    # The JSON form, converted by the real nft: load the text, list it back.
+    json=$WORK/kube-proxy-$n.json
+    "${IN_NS[@]}" nft -f "$nftf"
+    "${IN_NS[@]}" nft -j list ruleset >"$json"
+    "${IN_NS[@]}" nft flush ruleset
+    if "$MS" audit --format json --fail-on never "$json" >/dev/null 2>&1; then
+        hyperfine -N -w 2 -m 10 --export-json "$WORK/msj-$n.json" \
+            "$MS audit --format json --fail-on never $json" >/dev/null
+        read -r ms_mean ms_sd ms_n < <(stats "$WORK/msj-$n.json")
+        ms_rss=$(rss "$MS" audit --format json --fail-on never "$json")
+        printf 'nft-json\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tnft -c -f (text)\n' \
+            "$n" "$(wc -l <"$json")" "$(stat -c %s "$json")" "$ms_mean" "$ms_sd" "$ms_n" \
+            "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
+    fi
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+echo
+python3 - "$RESULTS" "$(nproc)" "$cpu" "$mem" "$(uname -r)" "$load_start" "$load_end" \
+    "$(iptables --version)" "$(nft --version)" "$(hyperfine --version)" <<'EOF'
+import sys
+path, nproc, cpu, mem, kernel, load0, load1, ipt, nft, hf = sys.argv[1:]
+rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
+def ms(s): return f"{float(s) * 1000:.1f} ms"
+def t(mean, sd): return f"{ms(mean)} ± {float(sd) * 1000:.1f}"
+def mib(kib): return f"{int(kib) / 1024:.0f} MiB"
+print(f"Machine: {nproc} cores, {cpu}, {mem}, Linux {kernel}; {ipt}, {nft}, {hf}.")
+print(f"Load average (1, 5, 15 min): {load0} at the start, {load1} at the end.")
+print()
+print("| input | lines | size | markspace audit | baseline | baseline time | speed-up | markspace peak RSS | RSS / input | baseline peak RSS |")
+print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+for kind, n, lines, size, m, msd, mn, b, bsd, bn, mr, br, base in rows:
+    name = {"iptables": "kube-proxy iptables-save", "nft": "kube-proxy nftables (text)",
+            "nft-json": "kube-proxy nftables (`nft -j`)"}[kind]
+    ratio = float(b) / float(m)
+    print(f"| {name} | {int(lines):,} | {int(size) / 1e6:.1f} MB | {t(m, msd)} | `{base}` | "
+          f"{t(b, bsd)} | **{ratio:.1f}×** | {mib(mr)} | {int(mr) * 1024 / int(size):.2f}× | {mib(br)} |")
+print()
+print("Time per MB of input (linearity):")
+for kind, n, lines, size, m, *_ in rows:
+    print(f"  {kind:9} {int(lines):>9,} lines: markspace {float(m) * 1000 / (int(size) / 1e6):.2f} ms/MB")
+print()
+print("Ratios (baseline time / markspace time):")
+for kind, n, lines, size, m, msd, mn, b, *_ , base in rows:
+    print(f"  {kind:9} {int(lines):>9,} lines: {float(b) / float(m):.1f}x faster than {base}")
+EOF
+if [ -n "$nft_note" ]; then
+    echo
+    echo "$nft_note"
+fi
+echo
+echo "inputs and hyperfine exports: $WORK"
