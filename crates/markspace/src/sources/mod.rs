@@ -5,6 +5,7 @@
 //! returning diagnostics. Reading files and directories lives in [`crate::snapshot`].
 
 pub mod iptables;
+pub(crate) mod lines;
 
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::RulesetBuilder;
