@@ -58,6 +58,8 @@ RESULTS=$WORK/results.tsv
 
 # peak RSS in KiB of a command (its output discarded)
 rss() { /usr/bin/time -f %M -o "$WORK/rss" "$@" >/dev/null 2>&1 || true; cat "$WORK/rss"; }
+# the rule count of a markspace JSON report on stdin
+rules_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["rules"])'; }
 # mean and stddev in seconds from a hyperfine JSON export
 stats() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(r["mean"], r["stddev"] or 0, len(r["times"]))' "$1"; }
 
@@ -81,7 +83,7 @@ for n in $SIZES; do
     # The baselines must accept the generated input, or the comparison means nothing.
     "${IN_NS[@]}" iptables-restore --test "$ipt" ||
         { echo "bench.sh: iptables-restore --test rejected $ipt" >&2; exit 1; }
-    "$MS" audit --format json --fail-on never "$ipt" >/dev/null
+    rules=$("$MS" audit --format json --fail-on never "$ipt" | rules_of)
 
     # Few runs of the slow baseline on large inputs; markspace gets at least ten.
     if [ "$n" -ge 200000 ]; then base_runs=3; else base_runs=5; fi
@@ -93,8 +95,8 @@ for n in $SIZES; do
     read -r b_mean b_sd b_n < <(stats "$WORK/ipt-$n.json")
     ms_rss=$(rss "$MS" audit --format json --fail-on never "$ipt")
     b_rss=$(rss "${IN_NS[@]}" iptables-restore --test "$ipt")
-    printf 'iptables\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tiptables-restore --test\n' \
-        "$n" "$lines" "$bytes" "$ms_mean" "$ms_sd" "$ms_n" "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
+    printf 'iptables\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tiptables-restore --test\n' \
+        "$n" "$lines" "$rules" "$bytes" "$ms_mean" "$ms_sd" "$ms_n" "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
 
     # nftables: the same services in kube-proxy's nftables mode.
     if [ -n "$nft_note" ] || [ "$n" -gt "$NFT_MAX_LINES" ]; then
@@ -102,6 +104,7 @@ for n in $SIZES; do
     fi
     "${IN_NS[@]}" nft -c -f "$nftf" || { echo "bench.sh: nft -c rejected $nftf" >&2; exit 1; }
     nlines=$(wc -l <"$nftf")
+    nrules=$("$MS" audit --format json --fail-on never "$nftf" | rules_of)
     nbytes=$(stat -c %s "$nftf")
     hyperfine -N -w 2 -m 10 --export-json "$WORK/msn-$n.json" \
         "$MS audit --format json --fail-on never $nftf" >/dev/null
@@ -111,8 +114,8 @@ for n in $SIZES; do
     read -r b_mean b_sd b_n < <(stats "$WORK/nft-$n.json")
     ms_rss=$(rss "$MS" audit --format json --fail-on never "$nftf")
     b_rss=$(rss "${IN_NS[@]}" nft -c -f "$nftf")
-    printf 'nft\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tnft -c -f\n' \
-        "$n" "$nlines" "$nbytes" "$ms_mean" "$ms_sd" "$ms_n" "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
+    printf 'nft\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tnft -c -f\n' \
+        "$n" "$nlines" "$nrules" "$nbytes" "$ms_mean" "$ms_sd" "$ms_n" "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
     # The JSON form, converted by the real nft: load the text, list it back.
     json=$WORK/kube-proxy-$n.json
     "${IN_NS[@]}" nft -f "$nftf"
@@ -123,8 +126,8 @@ for n in $SIZES; do
             "$MS audit --format json --fail-on never $json" >/dev/null
         read -r ms_mean ms_sd ms_n < <(stats "$WORK/msj-$n.json")
         ms_rss=$(rss "$MS" audit --format json --fail-on never "$json")
-        printf 'nft-json\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tnft -c -f (text)\n' \
-            "$n" "$(wc -l <"$json")" "$(stat -c %s "$json")" "$ms_mean" "$ms_sd" "$ms_n" \
+        printf 'nft-json\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tnft -c -f (text)\n' \
+            "$n" "$(wc -l <"$json")" "$nrules" "$(stat -c %s "$json")" "$ms_mean" "$ms_sd" "$ms_n" \
             "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
     fi
 done
@@ -144,21 +147,21 @@ def mib(kib): return f"{int(kib) / 1024:.0f} MiB"
 print(f"Machine: {nproc} cores, {cpu}, {mem}, Linux {kernel}; {ipt}, {nft}, {hf}.")
 print(f"Load average (1, 5, 15 min): {load0} at the start, {load1} at the end.")
 print()
-print("| input | lines | size | markspace audit | baseline | baseline time | speed-up | markspace peak RSS | RSS / input | baseline peak RSS |")
-print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
-for kind, n, lines, size, m, msd, mn, b, bsd, bn, mr, br, base in rows:
+print("| input | lines | rules | size | markspace audit | baseline | baseline time | speed-up | markspace peak RSS | RSS / input | baseline peak RSS |")
+print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+for kind, n, lines, rules, size, m, msd, mn, b, bsd, bn, mr, br, base in rows:
     name = {"iptables": "kube-proxy iptables-save", "nft": "kube-proxy nftables (text)",
             "nft-json": "kube-proxy nftables (`nft -j`)"}[kind]
     ratio = float(b) / float(m)
-    print(f"| {name} | {int(lines):,} | {int(size) / 1e6:.1f} MB | {t(m, msd)} | `{base}` | "
+    print(f"| {name} | {int(lines):,} | {int(rules):,} | {int(size) / 1e6:.1f} MB | {t(m, msd)} | `{base}` | "
           f"{t(b, bsd)} | **{ratio:.1f}×** | {mib(mr)} | {int(mr) * 1024 / int(size):.2f}× | {mib(br)} |")
 print()
 print("Time per MB of input (linearity):")
-for kind, n, lines, size, m, *_ in rows:
+for kind, n, lines, rules, size, m, *_ in rows:
     print(f"  {kind:9} {int(lines):>9,} lines: markspace {float(m) * 1000 / (int(size) / 1e6):.2f} ms/MB")
 print()
 print("Ratios (baseline time / markspace time):")
-for kind, n, lines, size, m, msd, mn, b, *_ , base in rows:
+for kind, n, lines, rules, size, m, msd, mn, b, *_ , base in rows:
     print(f"  {kind:9} {int(lines):>9,} lines: {float(b) / float(m):.1f}x faster than {base}")
 EOF
 if [ -n "$nft_note" ]; then
