@@ -385,6 +385,23 @@ impl MarkOp {
     }
 }
 
+/// The constants a rule compares or writes (the values of equality tests and the non-zero xor
+/// of constant writes), for attribution by distinctive value.
+pub fn constant_values(ops: &[MarkOp]) -> Vec<u32> {
+    ops.iter()
+        .filter_map(|op| match op {
+            MarkOp::Read(r) => match r.test {
+                ReadTest::Equals { value, .. } => Some(value),
+                _ => None,
+            },
+            MarkOp::Write(w) => match w.op {
+                WriteOp::Const { xor, .. } if xor != 0 => Some(xor),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
 /// Formats a mark value as the reports do: `0x0000c000`.
 pub fn hex(value: u32) -> String {
     format!("0x{value:08x}")

@@ -13,10 +13,10 @@ mod usage;
 
 use serde::Serialize;
 
+#[cfg(test)]
+pub(crate) use crate::model::constant_values;
 pub use findings::{EvidenceItem, Finding, IncidentRef, Severity};
 pub use path::{PathEvidence, PathStep};
-#[cfg(test)]
-pub(crate) use usage::constant_values;
 pub use usage::{Owner, Site, Usage, Use};
 
 use crate::model::Field;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::model::{CopySource, Field, MarkOp};
-use crate::registry::{Attribution, Registry, RuleContext, UNKNOWN};
-use crate::ruleset::{HookSet, Origin, RuleId, Verdict};
+use crate::registry::{Attribution, Registry, UNKNOWN};
+use crate::ruleset::{HookSet, RuleId};
 use crate::snapshot::Node;
 
 /// Where a mark operation sits.
@@ -92,22 +92,6 @@ fn src_field(src: CopySource) -> Option<Field> {
     }
 }
 
-/// The constants a rule compares or writes, for value signatures.
-pub(crate) fn constant_values(ops: &[MarkOp]) -> Vec<u32> {
-    ops.iter()
-        .filter_map(|op| match op {
-            MarkOp::Read(r) => match r.test {
-                crate::model::ReadTest::Equals { value, .. } => Some(value),
-                _ => None,
-            },
-            MarkOp::Write(w) => match w.op {
-                crate::model::WriteOp::Const { xor, .. } if xor != 0 => Some(xor),
-                _ => None,
-            },
-        })
-        .collect()
-}
-
 /// Collects and attributes every mark operation of rules and touchpoints.
 pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     let set = &node.ruleset;
@@ -125,30 +109,13 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             usage.unreachable.push(id);
             continue;
         }
-        let chain = set.chain(rule.chain);
-        let table = set.table(chain.table);
-        let jump = match &rule.verdict {
-            Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
-            _ => None,
-        };
-        let interfaces: Vec<&str> = rule.interfaces.iter().map(|i| &**i).collect();
-        let values = constant_values(&rule.ops);
-        let ctx = RuleContext {
-            table: &table.name,
-            nft: table.origin == Origin::Nftables,
-            chain: &chain.name,
-            comment: rule.comment.as_deref(),
-            jump,
-            interfaces: &interfaces,
-            values: &values,
-        };
-        attributions.push((Site::Rule(id), registry.attribute(&ctx)));
+        attributions.push((Site::Rule(id), registry.attribute_rule(set, id)));
     }
     for (i, tp) in node.touchpoints.iter().enumerate() {
         if tp.ops.is_empty() {
             continue;
         }
-        let values = constant_values(&tp.ops);
+        let values = crate::model::constant_values(&tp.ops);
         attributions.push((
             Site::Touchpoint(i),
             registry.attribute_touchpoint(tp.subsystem, &tp.context, &values),

@@ -129,6 +129,34 @@ impl Registry {
         self.matcher.attribute(&self.software, ctx)
     }
 
+    /// Names the owner of a rule of a ruleset: the one way the audit and `trace` build a rule's
+    /// attribution context (table, chain, comment, jump target, interfaces, constant values).
+    pub fn attribute_rule(
+        &self,
+        set: &crate::ruleset::Ruleset,
+        id: crate::ruleset::RuleId,
+    ) -> Attribution {
+        use crate::ruleset::{Origin, Verdict};
+        let rule = set.rule(id);
+        let chain = set.chain(rule.chain);
+        let table = set.table(chain.table);
+        let jump = match &rule.verdict {
+            Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
+            _ => None,
+        };
+        let interfaces: Vec<&str> = rule.interfaces.iter().map(|i| &**i).collect();
+        let values = crate::model::constant_values(&rule.ops);
+        self.attribute(&RuleContext {
+            table: &table.name,
+            nft: table.origin == Origin::Nftables,
+            chain: &chain.name,
+            comment: rule.comment.as_deref(),
+            jump,
+            interfaces: &interfaces,
+            values: &values,
+        })
+    }
+
     /// Names the owner of a touchpoint outside netfilter (ip rule, xfrm, tc, socket…).
     pub fn attribute_touchpoint(
         &self,

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
 use crate::packet::{CtState, Flow, Outcome, Packet, PathKind, Test};
-use crate::registry::{Registry, RuleContext};
+use crate::registry::Registry;
 use crate::ruleset::{ChainId, ChainType, Family, Hook, Origin, RuleId, Verdict};
 use crate::snapshot::Node;
 
@@ -487,7 +487,7 @@ fn run(
             if show {
                 let table = set.rule_table(rule);
                 let chain = set.chain(rule.chain);
-                let owner = owner_of(node, registry, rule_id);
+                let owner = registry.attribute_rule(&node.ruleset, rule_id).owner;
                 w.path.steps.push(Step::Rule {
                     file: node.sources.name(rule.span).to_string(),
                     line: rule.span.line,
@@ -642,29 +642,6 @@ fn end_base_chain(node: &Node, p: &Packet, w: &mut Walker) {
 fn where_of(node: &Node, rule: RuleId) -> String {
     let r = node.ruleset.rule(rule);
     format!("{}:{}", node.sources.name(r.span), r.span.line)
-}
-
-fn owner_of(node: &Node, registry: &Registry, id: RuleId) -> String {
-    let set = &node.ruleset;
-    let rule = set.rule(id);
-    let chain = set.chain(rule.chain);
-    let table = set.table(chain.table);
-    let jump = match &rule.verdict {
-        Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
-        _ => None,
-    };
-    let interfaces: Vec<&str> = rule.interfaces.iter().map(|i| &**i).collect();
-    registry
-        .attribute(&RuleContext {
-            table: &table.name,
-            nft: table.origin == Origin::Nftables,
-            chain: &chain.name,
-            comment: rule.comment.as_deref(),
-            jump,
-            interfaces: &interfaces,
-            values: &[],
-        })
-        .owner
 }
 
 #[cfg(test)]
