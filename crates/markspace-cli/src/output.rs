@@ -22,22 +22,19 @@ pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Whether to colour stdout.
 pub(crate) fn use_color(choice: Color) -> bool {
-    match choice {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
-        }
-    }
+    color_for(choice, io::stdout().is_terminal())
 }
 
 /// Whether to colour stderr.
 pub(crate) fn stderr_color(choice: Color) -> bool {
+    color_for(choice, io::stderr().is_terminal())
+}
+
+/// `auto` colours a terminal unless `NO_COLOR` is set (non-empty).
+fn color_for(choice: Color, terminal: bool) -> bool {
     match choice {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
-        }
+        Color::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::model::{hex, CopySource, Field, MarkOp, WriteOp, ALL_BITS};
 use crate::registry::{Registry, UNKNOWN};
-use crate::ruleset::Ruleset;
+use crate::ruleset::{RuleId, Ruleset};
 use crate::source::SourceMap;
 
 use super::fix;
@@ -76,6 +76,16 @@ pub struct IncidentRef {
     pub title: String,
     /// Links.
     pub links: Vec<String>,
+}
+
+impl From<&crate::registry::Incident> for IncidentRef {
+    fn from(i: &crate::registry::Incident) -> Self {
+        IncidentRef {
+            id: i.id.clone(),
+            title: i.title.clone(),
+            links: i.links.clone(),
+        }
+    }
 }
 
 /// One finding.
@@ -136,40 +146,47 @@ impl Ctx<'_> {
         &self.usage.owners[i].id
     }
 
-    pub(super) fn evidence_of(&self, u: &Use) -> EvidenceItem {
-        let (span, text) = match u.site {
-            Site::Rule(id) => {
-                let rule = self.set.rule(id);
-                let text = self.sources.text(rule.span).trim();
-                let table = self.set.rule_table(rule);
-                let text =
-                    if text.starts_with("-A") || text.starts_with("-I") || text.starts_with('[') {
-                        text.to_string()
-                    } else {
-                        format!(
-                            "[{} {}] {}",
-                            table.name,
-                            self.set.chain(rule.chain).name,
-                            text
-                        )
-                    };
-                (rule.span, text)
-            }
-            Site::Touchpoint(i) => {
-                let tp = &self.node.touchpoints[i];
-                let text = format!(
-                    "[{}] {}",
-                    tp.subsystem.as_str(),
-                    self.sources.text(tp.span).trim()
-                );
-                (tp.span, text)
-            }
+    /// Evidence for a rule: its file, line and text (prefixed with its table and chain when the
+    /// line does not say them, as nft rule lines do not).
+    pub(super) fn rule_evidence(&self, id: RuleId, owner: &str) -> EvidenceItem {
+        let rule = self.set.rule(id);
+        let text = self.sources.text(rule.span).trim();
+        let text = if text.starts_with("-A") || text.starts_with("-I") || text.starts_with('[') {
+            text.to_string()
+        } else {
+            let table = self.set.rule_table(rule);
+            format!(
+                "[{} {}] {}",
+                table.name,
+                self.set.chain(rule.chain).name,
+                text
+            )
         };
         EvidenceItem {
-            file: self.sources.name(span).to_string(),
-            line: Some(span.line),
+            file: self.sources.name(rule.span).to_string(),
+            line: Some(rule.span.line),
             text,
-            owner: self.owner_id(u.owner).to_string(),
+            owner: owner.to_string(),
+        }
+    }
+
+    pub(super) fn evidence_of(&self, u: &Use) -> EvidenceItem {
+        let owner = self.owner_id(u.owner);
+        match u.site {
+            Site::Rule(id) => self.rule_evidence(id, owner),
+            Site::Touchpoint(i) => {
+                let tp = &self.node.touchpoints[i];
+                EvidenceItem {
+                    file: self.sources.name(tp.span).to_string(),
+                    line: Some(tp.span.line),
+                    text: format!(
+                        "[{}] {}",
+                        tp.subsystem.as_str(),
+                        self.sources.text(tp.span).trim()
+                    ),
+                    owner: owner.to_string(),
+                }
+            }
         }
     }
 
@@ -210,14 +227,10 @@ impl Ctx<'_> {
         *omitted += picked.len().saturating_sub(EVIDENCE_PER_OWNER);
     }
 
-    fn incidents(&self, owners: &[&str], field: Field, bits: u32) -> Vec<IncidentRef> {
+    pub(super) fn incidents(&self, owners: &[&str], field: Field, bits: u32) -> Vec<IncidentRef> {
         self.registry
             .incidents_for(owners, field, bits)
-            .map(|i| IncidentRef {
-                id: i.id.clone(),
-                title: i.title.clone(),
-                links: i.links.clone(),
-            })
+            .map(IncidentRef::from)
             .collect()
     }
 }
@@ -824,15 +837,7 @@ fn unreachable(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         .unreachable
         .iter()
         .take(EVIDENCE_PER_OWNER)
-        .map(|r| {
-            let rule = cx.set.rule(*r);
-            EvidenceItem {
-                file: cx.sources.name(rule.span).to_string(),
-                line: Some(rule.span.line),
-                text: cx.sources.text(rule.span).trim().to_string(),
-                owner: UNKNOWN.to_string(),
-            }
-        })
+        .map(|r| cx.rule_evidence(*r, UNKNOWN))
         .collect();
     let field = if fields[0] != 0 {
         Field::Mark

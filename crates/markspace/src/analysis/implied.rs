@@ -91,15 +91,7 @@ pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         "Keep {ia}'s values out of bits {} used by {ib}: choose {ia}'s values (key index, node ID, mark) so that they never set them, or move {ib}'s bits.",
                         hex(shared)
                     ),
-                    incidents: cx
-                        .registry
-                        .incidents_for(&[ia, ib], field, shared)
-                        .map(|i| super::findings::IncidentRef {
-                            id: i.id.clone(),
-                            title: i.title.clone(),
-                            links: i.links.clone(),
-                        })
-                        .collect(),
+                    incidents: cx.incidents(&[ia, ib], field, shared),
                     path: None,
                 });
             }

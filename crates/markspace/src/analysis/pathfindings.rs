@@ -11,7 +11,7 @@ use crate::registry::UNKNOWN;
 use crate::ruleset::{ChainId, ChainType, Hook, RuleId, Verdict};
 use crate::touchpoint::Subsystem;
 
-use super::findings::{Ctx, EvidenceItem, Finding, Severity};
+use super::findings::{Ctx, Finding, Severity};
 use super::usage::{fi, Site};
 
 /// Rules of one base chain in traversal order (jumps entered once, at their first jump).
@@ -45,16 +45,6 @@ fn owner_of_rule(cx: &Ctx<'_>, rule: RuleId) -> Option<usize> {
         .iter()
         .find(|u| u.site == Site::Rule(rule))
         .map(|u| u.owner)
-}
-
-fn evidence(cx: &Ctx<'_>, rule: RuleId, owner: &str) -> EvidenceItem {
-    let r = cx.set.rule(rule);
-    EvidenceItem {
-        file: cx.sources.name(r.span).to_string(),
-        line: Some(r.span.line),
-        text: cx.sources.text(r.span).trim().to_string(),
-        owner: owner.to_string(),
-    }
 }
 
 /// Runs the path findings.
@@ -152,13 +142,13 @@ fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         table.name,
                         chain.name,
                     ),
-                    evidence: vec![evidence(cx, rule, ia), evidence(cx, later, ib)],
+                    evidence: vec![cx.rule_evidence(rule, ia), cx.rule_evidence(later, ib)],
                     evidence_omitted: 0,
                     fix: format!(
                         "Make sure {ib}'s rule runs before {ia}'s ACCEPT for the packets it must see (insert it earlier in {} {}, or in a base chain of lower priority), or narrow the ACCEPT.",
                         table.name, chain.name
                     ),
-                    incidents: cx.registry.incidents_for(&[ia, ib], field, bits).map(|i| super::findings::IncidentRef { id: i.id.clone(), title: i.title.clone(), links: i.links.clone() }).collect(),
+                    incidents: cx.incidents(&[ia, ib], field, bits),
                     path: None,
                 });
             }
@@ -219,7 +209,7 @@ fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 hex(written),
                 hooks.join(", ")
             ),
-            evidence: vec![evidence(cx, id, &id_s)],
+            evidence: vec![cx.rule_evidence(id, &id_s)],
             evidence_omitted: 0,
             fix: "Set marks meant for policy routing in mangle PREROUTING (forwarded and incoming packets) or mangle OUTPUT / an nft `type route` chain (local packets), where the routing decision still sees them.".to_string(),
             incidents: Vec::new(),
@@ -282,9 +272,9 @@ fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         None
                     }
                 });
-            let mut evidence_rows = vec![evidence(cx, rule, &owner.id)];
+            let mut evidence_rows = vec![cx.rule_evidence(rule, &owner.id)];
             if let Some(s) = setter {
-                evidence_rows.insert(0, evidence(cx, s, &owner.id));
+                evidence_rows.insert(0, cx.rule_evidence(s, &owner.id));
             }
             out.push(Finding {
                 code: "MS022",
@@ -310,7 +300,7 @@ fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     .incidents
                     .iter()
                     .filter(|i| i.software.iter().any(|s| s == &owner.id) && i.kind.field() == field && i.bits.0 & kept != 0 && (i.mechanism.contains("twice") || i.title.contains("twice") || i.mechanism.contains("re-enter")))
-                    .map(|i| super::findings::IncidentRef { id: i.id.clone(), title: i.title.clone(), links: i.links.clone() })
+                    .map(super::findings::IncidentRef::from)
                     .collect(),
                 path: None,
             });

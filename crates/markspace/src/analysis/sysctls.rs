@@ -207,11 +207,7 @@ fn src_valid_mark_forced(
             i.id == "tailscale-src-valid-mark-policy-routing"
                 && i.software.iter().any(|sw| owners.contains(sw))
         })
-        .map(|i| IncidentRef {
-            id: i.id.clone(),
-            title: i.title.clone(),
-            links: i.links.clone(),
-        })
+        .map(IncidentRef::from)
         .collect();
     let several = owners.len() >= 2;
     out.push(Finding {
