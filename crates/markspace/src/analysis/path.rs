@@ -76,34 +76,42 @@ pub(crate) fn traversal_order(set: &Ruleset, hook: Hook) -> Vec<u32> {
     bases.sort();
     let mut counter = 0u32;
     for (_, base) in bases {
-        entered[base as usize] = true;
-        let mut stack: Vec<(u32, usize)> = vec![(base, 0)];
-        while let Some((chain, idx)) = stack.last_mut() {
-            let rules = &set.chains[*chain as usize].rules;
-            let Some(rule) = rules.get(*idx) else {
-                stack.pop();
-                continue;
-            };
-            *idx += 1;
+        walk_base_chain(set, crate::ruleset::ChainId(base), &mut entered, |rule| {
             if order[rule.0 as usize] == u32::MAX {
                 order[rule.0 as usize] = counter;
                 counter += 1;
             }
-            // Verdict-map targets are entered in map order, after plain jumps' single target.
-            for to in set.rules[rule.0 as usize]
-                .verdict
-                .targets()
-                .into_iter()
-                .rev()
-            {
-                if !entered[to.0 as usize] {
-                    entered[to.0 as usize] = true;
-                    stack.push((to.0, 0));
-                }
+        });
+    }
+    order
+}
+
+/// Visits the rules a base chain runs, in order: each rule of a chain in turn, a jump's target
+/// (every chain of a verdict map, in map order) at the jump, each chain entered once (`entered`
+/// is shared across base chains by callers that walk several). Iterative, so deep jump graphs
+/// cannot overflow the stack.
+pub(crate) fn walk_base_chain(
+    set: &Ruleset,
+    base: crate::ruleset::ChainId,
+    entered: &mut [bool],
+    mut visit: impl FnMut(crate::ruleset::RuleId),
+) {
+    entered[base.0 as usize] = true;
+    let mut stack = vec![(base, 0usize)];
+    while let Some((chain, idx)) = stack.last_mut() {
+        let Some(rule) = set.chain(*chain).rules.get(*idx).copied() else {
+            stack.pop();
+            continue;
+        };
+        *idx += 1;
+        visit(rule);
+        for to in set.rule(rule).verdict.targets().into_iter().rev() {
+            if !entered[to.0 as usize] {
+                entered[to.0 as usize] = true;
+                stack.push((to, 0));
             }
         }
     }
-    order
 }
 
 /// Ordering key of a use at a hook of a path.

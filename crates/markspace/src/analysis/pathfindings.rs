@@ -16,25 +16,9 @@ use super::usage::{fi, Site};
 
 /// Rules of one base chain in traversal order (jumps entered once, at their first jump).
 fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
-    let set = cx.set;
     let mut out = Vec::new();
-    let mut entered = vec![false; set.chains.len()];
-    entered[base.0 as usize] = true;
-    let mut stack = vec![(base, 0usize)];
-    while let Some((chain, idx)) = stack.last_mut() {
-        let Some(rule) = set.chain(*chain).rules.get(*idx).copied() else {
-            stack.pop();
-            continue;
-        };
-        *idx += 1;
-        out.push(rule);
-        for to in set.rule(rule).verdict.targets().into_iter().rev() {
-            if !entered[to.0 as usize] {
-                entered[to.0 as usize] = true;
-                stack.push((to, 0));
-            }
-        }
-    }
+    let mut entered = vec![false; cx.set.chains.len()];
+    super::path::walk_base_chain(cx.set, base, &mut entered, |rule| out.push(rule));
     out
 }
 
