@@ -5,7 +5,10 @@
 //! any input syntax, only this model.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
 use serde::Serialize;
 
 use crate::model::MarkOp;
@@ -263,22 +266,80 @@ impl Verdict {
 }
 
 /// One rule.
+///
+/// Most rules of a large node touch no mark (kube-proxy's DNAT and jump rules), so a rule is
+/// small (56 bytes) and its mark operations and attribution labels sit behind one pointer that
+/// is `None` for those rules: a million-rule model costs little more than its input text.
 #[derive(Clone, Debug)]
 pub struct Rule {
     /// The chain it belongs to.
     pub chain: ChainId,
     /// The rule's line in its input.
     pub span: Span,
-    /// Its mark operations in kernel order (matches, then the target).
-    pub ops: Vec<MarkOp>,
     /// What happens to the packet afterwards.
     pub verdict: Verdict,
+    /// Mark operations and labels; `None` when the rule has no mark operation.
+    marks: Option<Box<RuleMarks>>,
+}
+
+/// The mark operations of a rule and what attribution reads from it.
+#[derive(Clone, Debug)]
+struct RuleMarks {
+    ops: Vec<MarkOp>,
+    labels: RuleLabels,
+}
+
+/// What attribution reads from a rule besides its chain and verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleLabels {
     /// The text of its `comment` match(es), unescaped.
     pub comment: Option<Box<str>>,
     /// The target or verdict name as written (`MARK`, `ACCEPT`, a chain name).
     pub target: Option<Box<str>>,
-    /// Interfaces the rule matches (`-i`/`-o`, nft `iifname`/`oifname`), for attribution.
+    /// Interfaces the rule matches (`-i`/`-o`, nft `iifname`/`oifname`).
     pub interfaces: Vec<Box<str>>,
+}
+
+impl Rule {
+    /// A rule. The labels are kept behind the same pointer as the mark operations, allocated only
+    /// when there is either (parsers may pass `RuleLabels::default()` for rules whose labels
+    /// attribution does not need, and save the copies).
+    pub fn new(
+        chain: ChainId,
+        span: Span,
+        verdict: Verdict,
+        ops: Vec<MarkOp>,
+        labels: RuleLabels,
+    ) -> Rule {
+        Rule {
+            chain,
+            span,
+            verdict,
+            marks: (!ops.is_empty() || labels != RuleLabels::default())
+                .then(|| Box::new(RuleMarks { ops, labels })),
+        }
+    }
+
+    /// Its mark operations in kernel order (matches, then the target).
+    pub fn ops(&self) -> &[MarkOp] {
+        self.marks.as_ref().map_or(&[], |m| &m.ops)
+    }
+
+    /// Its comment, target name and interfaces, when the parser kept them (always for rules
+    /// with mark operations).
+    pub fn labels(&self) -> Option<&RuleLabels> {
+        self.marks.as_ref().map(|m| &m.labels)
+    }
+
+    /// The target or verdict name as written, when the parser kept it.
+    pub fn target(&self) -> Option<&str> {
+        self.labels().and_then(|l| l.target.as_deref())
+    }
+
+    /// The text of its `comment` match(es), when the parser kept it.
+    pub fn comment(&self) -> Option<&str> {
+        self.labels().and_then(|l| l.comment.as_deref())
+    }
 }
 
 /// One chain.
@@ -376,7 +437,20 @@ impl Ruleset {
 #[derive(Debug, Default)]
 pub struct RulesetBuilder {
     set: Ruleset,
-    chain_index: HashMap<(TableId, Box<str>), ChainId>,
+    /// Chain ids by (table, name). The table holds only ids and compares against the chains'
+    /// own names, so a lookup takes a `&str` and allocates nothing and no name is stored twice:
+    /// parsers look up the chain of every rule and of every jump target, and a large node has
+    /// tens of thousands of chains.
+    chain_index: HashTable<ChainId>,
+}
+
+/// The hash of a chain's (table, name) in the index. Fx, because chain names are short and the
+/// inputs are the operator's own files.
+fn chain_hash(table: TableId, name: &str) -> u64 {
+    let mut h = FxHasher::default();
+    table.hash(&mut h);
+    name.hash(&mut h);
+    h.finish()
 }
 
 impl RulesetBuilder {
@@ -419,24 +493,40 @@ impl RulesetBuilder {
 
     /// The chain of this name in the table, created (undeclared) if it is new.
     pub fn chain(&mut self, table: TableId, name: &str) -> ChainId {
-        if let Some(id) = self.chain_index.get(&(table, Box::from(name))) {
-            return *id;
+        let hash = chain_hash(table, name);
+        if let Some(id) = self.find_chain(hash, table, name) {
+            return id;
         }
         let id = ChainId(self.set.chains.len() as u32);
-        let table_name = self.set.tables[table.0 as usize].name.clone();
+        let t = &self.set.tables[table.0 as usize];
+        let base =
+            BaseChain::iptables_builtin(&t.name, name).filter(|_| t.origin != Origin::Nftables);
         self.set.chains.push(Chain {
             table,
             name: name.into(),
-            base: BaseChain::iptables_builtin(&table_name, name)
-                .filter(|_| self.set.tables[table.0 as usize].origin != Origin::Nftables),
+            base,
             policy: None,
             rules: Vec::new(),
             declared: false,
             hooks: HookSet::EMPTY,
         });
         self.set.tables[table.0 as usize].chains.push(id);
-        self.chain_index.insert((table, name.into()), id);
+        let chains = &self.set.chains;
+        self.chain_index.insert_unique(hash, id, |c| {
+            let c = &chains[c.0 as usize];
+            chain_hash(c.table, &c.name)
+        });
         id
+    }
+
+    fn find_chain(&self, hash: u64, table: TableId, name: &str) -> Option<ChainId> {
+        let chains = &self.set.chains;
+        self.chain_index
+            .find(hash, |c| {
+                let c = &chains[c.0 as usize];
+                c.table == table && *c.name == *name
+            })
+            .copied()
     }
 
     /// Declares a chain (a `:CHAIN POLICY` line, `-N`, `-P` or a listing header).
@@ -455,10 +545,14 @@ impl RulesetBuilder {
         id
     }
 
+    /// Whether the chain is a base chain (so far: `set_base` and `clear_base` may change it).
+    pub fn is_base(&self, chain: ChainId) -> bool {
+        self.set.chains[chain.0 as usize].base.is_some()
+    }
+
     /// Whether the table has a declared chain of this name.
     pub fn is_declared(&self, table: TableId, name: &str) -> bool {
-        self.chain_index
-            .get(&(table, Box::from(name)))
+        self.find_chain(chain_hash(table, name), table, name)
             .is_some_and(|id| self.set.chains[id.0 as usize].declared)
     }
 
@@ -537,9 +631,9 @@ fn mark_duplicates(set: &mut Ruleset) {
                 let mut h = DefaultHasher::new();
                 for r in &chain.rules {
                     let rule = &set.rules[r.0 as usize];
-                    rule.ops.hash(&mut h);
-                    rule.target.hash(&mut h);
-                    rule.comment.hash(&mut h);
+                    rule.ops().hash(&mut h);
+                    rule.target().hash(&mut h);
+                    rule.comment().hash(&mut h);
                     if let Verdict::Jump(to) | Verdict::Goto(to) = rule.verdict {
                         set.chains[to.0 as usize].name.hash(&mut h);
                     }
@@ -678,20 +772,18 @@ mod tests {
     use super::*;
 
     fn rule(chain: ChainId, verdict: Verdict) -> Rule {
-        Rule {
-            chain,
-            span: Span {
-                source: SourceId(0),
-                line: 1,
-                start: 0,
-                len: 0,
-            },
-            ops: Vec::new(),
-            verdict,
-            comment: None,
-            target: None,
-            interfaces: Vec::new(),
-        }
+        let span = Span {
+            source: SourceId(0),
+            line: 1,
+            start: 0,
+            len: 0,
+        };
+        Rule::new(chain, span, verdict, Vec::new(), RuleLabels::default())
+    }
+
+    #[test]
+    fn rules_stay_small() {
+        assert!(std::mem::size_of::<Rule>() <= 56);
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn ops_of(args: &str) -> Vec<MarkOp> {
         "{args}: {:?}",
         node.diagnostics
     );
-    node.ruleset.rules[0].ops.clone()
+    node.ruleset.rules[0].ops().to_vec()
 }
 
 fn state(mark: u32, ctmark: u32) -> MarkState {

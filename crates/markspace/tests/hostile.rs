@@ -52,7 +52,7 @@ fn ten_megabyte_line_is_handled() {
         load("long.txt", text.into_bytes()).expect("loads")
     });
     assert!(node.diagnostics.is_empty());
-    assert_eq!(node.ruleset.rules[0].ops.len(), 1);
+    assert_eq!(node.ruleset.rules[0].ops().len(), 1);
 }
 
 #[test]

@@ -521,7 +521,7 @@ fn chains_ops(set: &Ruleset) -> HashMap<String, Vec<Vec<MarkOp>>> {
         let ops = chain
             .rules
             .iter()
-            .map(|r| set.rule(*r).ops.clone())
+            .map(|r| set.rule(*r).ops().to_vec())
             .collect();
         out.insert(chain.name.to_string(), ops);
     }

@@ -392,7 +392,10 @@ fn chains_ops(set: &Ruleset) -> HashMap<String, Vec<Vec<MarkOp>>> {
         .map(|c| {
             (
                 c.name.to_string(),
-                c.rules.iter().map(|r| set.rule(*r).ops.clone()).collect(),
+                c.rules
+                    .iter()
+                    .map(|r| set.rule(*r).ops().to_vec())
+                    .collect(),
             )
         })
         .collect()

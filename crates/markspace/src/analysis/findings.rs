@@ -824,7 +824,7 @@ fn unreachable(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
     let mut fields = [0u32; 2];
     for r in &cx.usage.unreachable {
-        for op in &cx.set.rule(*r).ops {
+        for op in cx.set.rule(*r).ops() {
             let f = op.field();
             fields[fi(f)] |= match op {
                 MarkOp::Read(r) => r.bits(),

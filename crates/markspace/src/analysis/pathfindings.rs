@@ -89,18 +89,18 @@ fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 let writes = cx
                     .set
                     .rule(later)
-                    .ops
+                    .ops()
                     .iter()
                     .any(|op| matches!(op, MarkOp::Write(_)));
                 if !writes {
                     continue;
                 }
-                let connmark = cx.set.rule(later).ops.iter().any(|op| matches!(op, MarkOp::Write(w) if w.field == Field::CtMark || w.is_connmark_copy()));
+                let connmark = cx.set.rule(later).ops().iter().any(|op| matches!(op, MarkOp::Write(w) if w.field == Field::CtMark || w.is_connmark_copy()));
                 reported.push((a, b));
                 let field = cx
                     .set
                     .rule(later)
-                    .ops
+                    .ops()
                     .first()
                     .map_or(Field::Mark, MarkOp::field);
                 let bits = cx

@@ -98,7 +98,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     let mut usage = Usage::default();
     let mut attributions: Vec<(Site, Attribution)> = Vec::new();
     for (i, rule) in set.rules.iter().enumerate() {
-        if rule.ops.is_empty() {
+        if rule.ops().is_empty() {
             continue;
         }
         let id = RuleId(i as u32);
@@ -145,9 +145,9 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         let (ops, hooks) = match site {
             Site::Rule(id) => {
                 let rule = set.rule(id);
-                (&rule.ops, set.chain(rule.chain).hooks)
+                (rule.ops(), set.chain(rule.chain).hooks)
             }
-            Site::Touchpoint(i) => (&node.touchpoints[i].ops, HookSet::EMPTY),
+            Site::Touchpoint(i) => (&node.touchpoints[i].ops[..], HookSet::EMPTY),
         };
         let owner = index[&attr.owner];
         let o = &mut usage.owners[owner];

@@ -144,13 +144,18 @@ impl Registry {
             Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
             _ => None,
         };
-        let interfaces: Vec<&str> = rule.interfaces.iter().map(|i| &**i).collect();
-        let values = crate::model::constant_values(&rule.ops);
+        let labels = rule.labels();
+        let interfaces: Vec<&str> = labels
+            .map_or(&[][..], |l| &l.interfaces)
+            .iter()
+            .map(|i| &**i)
+            .collect();
+        let values = crate::model::constant_values(rule.ops());
         self.attribute(&RuleContext {
             table: &table.name,
             nft: table.origin == Origin::Nftables,
             chain: &chain.name,
-            comment: rule.comment.as_deref(),
+            comment: rule.comment(),
             jump,
             interfaces: &interfaces,
             values: &values,

@@ -184,7 +184,7 @@ impl Report {
             .ruleset
             .rules
             .iter()
-            .filter(|r| !r.ops.is_empty() && !node.ruleset.is_duplicate(r))
+            .filter(|r| !r.ops().is_empty() && !node.ruleset.is_duplicate(r))
             .count();
         let duplicate_tables = node
             .ruleset

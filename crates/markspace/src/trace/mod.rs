@@ -427,7 +427,7 @@ fn run(
             // Mark operations, in kernel order.
             let before = w.state;
             if matched {
-                for op in &rule.ops {
+                for op in rule.ops() {
                     match op {
                         MarkOp::Read(r) => {
                             let value = match r.field {
@@ -477,13 +477,13 @@ fn run(
                 }
             }
             let notrack = matched
-                && (rule.target.as_deref() == Some("NOTRACK")
-                    || (rule.target.as_deref() == Some("CT")
+                && (rule.target() == Some("NOTRACK")
+                    || (rule.target() == Some("CT")
                         && node.sources.text(rule.span).contains("--notrack")));
             if notrack {
                 w.tracked = false;
             }
-            let show = matched || !rule.ops.is_empty();
+            let show = matched || !rule.ops().is_empty();
             if show {
                 let table = set.rule_table(rule);
                 let chain = set.chain(rule.chain);

@@ -127,14 +127,13 @@ pub(crate) fn parse(
                 let verdict = verdict_of(b, t, r.target, false, None);
                 push_rule(
                     b,
-                    t,
                     c,
                     span,
                     r.ops,
                     verdict,
-                    r.comment,
+                    r.comment.as_deref(),
                     r.target,
-                    r.interfaces,
+                    &r.interfaces,
                     None,
                 );
             }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use crate::model::MarkOp;
 use crate::ruleset::{
-    BaseChain, ChainId, Family, Hook, Origin, Rule, RulesetBuilder, TableId, Verdict,
+    BaseChain, ChainId, Family, Hook, Origin, Rule, RuleLabels, RulesetBuilder, TableId, Verdict,
 };
 use crate::source::{SourceId, Span};
 
@@ -114,10 +114,11 @@ pub(crate) fn verdict_of(
     if let Some(v) = simple_verdict(name) {
         return v;
     }
-    if rule::TERMINAL_TARGETS.contains(&name) {
-        return Verdict::Terminal(name.into());
-    }
-    if rule::KNOWN_TARGETS.contains(&name) {
+    // Every terminal target is a known one.
+    if rule::is_known_target(name) {
+        if rule::TERMINAL_TARGETS.contains(&name) {
+            return Verdict::Terminal(name.into());
+        }
         return Verdict::Continue;
     }
     let chain = b.chain(table, name);
@@ -139,32 +140,38 @@ fn simple_verdict(name: &str) -> Option<Verdict> {
 }
 
 /// Appends one parsed rule.
+///
+/// The comment, target name and interfaces serve attribution and `trace`. They are copied for
+/// rules with mark operations, rules of base chains (whose owner often shows only in a comment
+/// or an interface) and rules whose target neither ends nor leaves the chain (`NOTRACK`, `CT`,
+/// `LOG`: `trace` reads their names). The rest, a million-rule node's DNAT and jump rules in
+/// chains named after their owner, keep none: copying them would cost more than the rest of
+/// the parse.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn push_rule(
+pub(crate) fn push_rule<I: AsRef<str>>(
     b: &mut RulesetBuilder,
-    table: TableId,
     chain: ChainId,
     span: Span,
     ops: Vec<MarkOp>,
     verdict: Verdict,
-    comment: Option<String>,
+    comment: Option<&str>,
     target: Option<&str>,
-    interfaces: Vec<Box<str>>,
+    interfaces: &[I],
     position: Option<usize>,
 ) {
-    b.push_rule(
-        Rule {
-            chain,
-            span,
-            ops,
-            verdict,
-            comment: comment.map(String::into_boxed_str),
+    let keep = !ops.is_empty()
+        || b.is_base(chain)
+        || (matches!(verdict, Verdict::Continue) && target.is_some());
+    let labels = if !keep {
+        RuleLabels::default()
+    } else {
+        RuleLabels {
+            comment: comment.map(Box::from),
             target: target.map(Box::from),
-            interfaces,
-        },
-        position,
-    );
-    let _ = table;
+            interfaces: interfaces.iter().map(|i| Box::from(i.as_ref())).collect(),
+        }
+    };
+    b.push_rule(Rule::new(chain, span, verdict, ops, labels), position);
 }
 
 /// Guesses the table from a file name such as sosreport's `iptables_-t_mangle_-nvL`.

@@ -95,8 +95,8 @@ pub(crate) struct ParsedRule<'a> {
     pub(crate) goto: bool,
     /// A verdict implied by a target's options (ebtables `--mark-target`).
     pub(crate) target_verdict: Option<&'static str>,
-    /// The comments, joined.
-    pub(crate) comment: Option<String>,
+    /// The comments, joined (borrowed from the line when there is one).
+    pub(crate) comment: Option<Cow<'a, str>>,
     /// An address with `:` was seen (the rule is IPv6).
     pub(crate) ipv6: bool,
     /// Interfaces of `-i`/`-o`.
@@ -218,6 +218,27 @@ pub(crate) const KNOWN_TARGETS: &[&str] = &[
     "ulog",
 ];
 
+/// The length of the longest name in a list.
+const fn longest(names: &[&str]) -> usize {
+    let mut i = 0;
+    let mut max = 0;
+    while i < names.len() {
+        if names[i].len() > max {
+            max = names[i].len();
+        }
+        i += 1;
+    }
+    max
+}
+
+/// Whether a `-j` name is a target extension rather than a user chain. The length test first,
+/// because most jumps of a large node go to long chain names (`KUBE-SEP-…`) that would otherwise
+/// be compared with every name of the list.
+pub(crate) fn is_known_target(name: &str) -> bool {
+    const LONGEST: usize = longest(KNOWN_TARGETS);
+    name.len() <= LONGEST && KNOWN_TARGETS.contains(&name)
+}
+
 /// Targets that end the traversal of the base chain (they return an absolute verdict).
 pub(crate) const TERMINAL_TARGETS: &[&str] = &[
     "CLUSTERIP",
@@ -238,36 +259,39 @@ pub(crate) const TERMINAL_TARGETS: &[&str] = &[
     "snat",
 ];
 
-/// Generic options of iptables that take one argument.
-const GENERIC_ONE_ARG: &[&str] = &[
-    "-s",
-    "--source",
-    "--src",
-    "-d",
-    "--destination",
-    "--dst",
-    "-i",
-    "--in-interface",
-    "-o",
-    "--out-interface",
-    "-p",
-    "--protocol",
-    "--logical-in",
-    "--logical-out",
-    "--h-length",
-    "--opcode",
-    "--h-type",
-    "--proto-type",
-    "--source-mac",
-    "--destination-mac",
-    "--src-mac",
-    "--dst-mac",
-    "-w",
-    "--wait",
-    "--modprobe",
-    "-W",
-    "--wait-interval",
-];
+/// Generic options of iptables that take one argument. A `match` rather than a list to search,
+/// because every word of every rule is checked against it.
+fn is_generic_one_arg(word: &str) -> bool {
+    matches!(
+        word,
+        "-s" | "--source"
+            | "--src"
+            | "-d"
+            | "--destination"
+            | "--dst"
+            | "-i"
+            | "--in-interface"
+            | "-o"
+            | "--out-interface"
+            | "-p"
+            | "--protocol"
+            | "--logical-in"
+            | "--logical-out"
+            | "--h-length"
+            | "--opcode"
+            | "--h-type"
+            | "--proto-type"
+            | "--source-mac"
+            | "--destination-mac"
+            | "--src-mac"
+            | "--dst-mac"
+            | "-w"
+            | "--wait"
+            | "--modprobe"
+            | "-W"
+            | "--wait-interval"
+    )
+}
 
 /// Parses the words of one rule line.
 pub(crate) fn parse_rule<'a>(
@@ -290,7 +314,8 @@ struct RuleParser<'t, 'a> {
     pos: usize,
     dialect: Dialect,
     out: ParsedRule<'a>,
-    proto: Option<(String, bool)>,
+    /// `-p` and whether it was negated, lowercase.
+    proto: Option<(Cow<'a, str>, bool)>,
 }
 
 /// The extension whose options are being read.
@@ -500,7 +525,7 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 }
                 _ => {}
             }
-            if GENERIC_ONE_ARG.contains(&word) {
+            if is_generic_one_arg(word) {
                 let mut value = self.arg(tok)?;
                 // arptables/old iptables: `-s ! 1.2.3.4`
                 if value.text == "!" {
@@ -513,7 +538,13 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                         self.out.ipv6 = true;
                     }
                     "-p" | "--protocol" => {
-                        self.proto = Some((value.text.to_ascii_lowercase(), invert));
+                        let p = &value.text;
+                        let lower = if p.bytes().any(|b| b.is_ascii_uppercase()) {
+                            Cow::Owned(p.to_ascii_lowercase())
+                        } else {
+                            p.clone()
+                        };
+                        self.proto = Some((lower, invert));
                     }
                     "-i" | "--in-interface" | "-o" | "--out-interface" => {
                         self.out.interfaces.push(value.text.clone());
@@ -597,10 +628,11 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 let arg = self.arg(tok)?;
                 match &mut self.out.comment {
                     Some(c) => {
+                        let c = c.to_mut();
                         c.push(' ');
                         c.push_str(&arg.text);
                     }
-                    None => self.out.comment = Some(arg.text.clone().into_owned()),
+                    None => self.out.comment = Some(arg.text.clone()),
                 }
             }
             (MatchKind::Socket, "--restore-skmark") => {
@@ -938,7 +970,7 @@ impl<'t, 'a> RuleParser<'t, 'a> {
             }
             TargetKind::Tproxy => {
                 match &self.proto {
-                    Some((p, false)) if matches!(p.as_str(), "tcp" | "udp" | "6" | "17") => {}
+                    Some((p, false)) if matches!(p.as_ref(), "tcp" | "udp" | "6" | "17") => {}
                     _ => {
                         return Err(ArgError::new(
                             st.offset,
@@ -1054,6 +1086,15 @@ mod tests {
 
     fn w(field: Field, keep: u32, xor: u32) -> MarkOp {
         MarkOp::Write(MarkWrite::constant(field, keep, xor))
+    }
+
+    #[test]
+    fn terminal_targets_are_known_targets() {
+        for t in TERMINAL_TARGETS {
+            assert!(is_known_target(t), "{t}");
+        }
+        assert!(!is_known_target("KUBE-MARK-MASQ"));
+        assert!(is_known_target("TCPOPTSTRIP"));
     }
 
     #[test]

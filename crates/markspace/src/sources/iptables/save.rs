@@ -5,12 +5,14 @@
 //! lines (`$ sudo iptables -t nat -S | grep ts-` sets the table for what follows) and command
 //! lines (`iptables -t mangle -A X -j MARK …`).
 
+use std::borrow::Cow;
+
 use crate::diagnostic::Diagnostic;
-use crate::ruleset::{Family, Origin, RulesetBuilder, TableId, Verdict};
+use crate::ruleset::{ChainId, Family, Origin, RulesetBuilder, TableId, Verdict};
 use crate::source::{Lines, SourceId, Span};
 
 use super::rule::{parse_rule, ArgError, Command, Dialect};
-use super::tokens::tokenize;
+use super::tokens::tokenize_into;
 use super::{ipv6_from_name, push_rule, verdict_of, TableSet};
 
 /// Whether a text looks like `iptables-save` or `iptables -S` output (first meaningful lines).
@@ -90,10 +92,9 @@ pub(crate) fn parse(
         table: None,
         in_block: false,
     };
-    let last_line = Lines::new(text)
-        .filter(|(_, _, l)| !l.trim().is_empty())
-        .map(|(n, _, _)| n)
-        .last();
+    // One buffer of words for all lines.
+    let mut tokens = Vec::new();
+    let mut last_chain: Option<(TableId, &str, ChainId)> = None;
     for (line_no, start, line) in Lines::new(text) {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
@@ -163,23 +164,25 @@ pub(crate) fn parse(
             continue;
         }
         let body = strip_command_prefix(trimmed, &mut st);
-        let tokens = match tokenize(body.1) {
-            Ok(t) => t,
-            Err(e) => {
-                let d = if Some(line_no) == last_line {
-                    Diagnostic::warning(
-                        at(body.0 + e.offset),
-                        "line ends inside a quote; read as truncated and skipped",
-                    )
-                } else {
-                    Diagnostic::error(at(body.0 + e.offset), "unclosed quote").with_hint(
-                        "close the quote; iptables-save escapes quotes inside comments as \\\"",
-                    )
-                };
-                diags.push(d);
-                continue;
-            }
-        };
+        tokens.clear();
+        if let Err(e) = tokenize_into(body.1, &mut tokens) {
+            // Only whitespace after this line: it is the last one, cut short.
+            let is_last = text
+                .get(start + line.len()..)
+                .is_none_or(|rest| rest.trim().is_empty());
+            let d = if is_last {
+                Diagnostic::warning(
+                    at(body.0 + e.offset),
+                    "line ends inside a quote; read as truncated and skipped",
+                )
+            } else {
+                Diagnostic::error(at(body.0 + e.offset), "unclosed quote").with_hint(
+                    "close the quote; iptables-save escapes quotes inside comments as \\\"",
+                )
+            };
+            diags.push(d);
+            continue;
+        }
         if !tokens
             .first()
             .is_some_and(|t| t.text.starts_with('-') || t.text.starts_with('['))
@@ -228,7 +231,18 @@ pub(crate) fn parse(
                     Some(Command::Insert(_, n)) => Some(*n),
                     _ => None,
                 };
-                let chain = b.chain(table, c);
+                // iptables-save groups rules by chain, so the chain of a rule is nearly always
+                // the previous rule's: compare the name instead of looking it up.
+                let chain = match (last_chain, c) {
+                    (Some((t, name, id)), Cow::Borrowed(c)) if t == table && name == *c => id,
+                    _ => {
+                        let id = b.chain(table, c);
+                        if let Cow::Borrowed(c) = c {
+                            last_chain = Some((table, *c, id));
+                        }
+                        id
+                    }
+                };
                 let verdict = verdict_of(
                     b,
                     table,
@@ -238,18 +252,13 @@ pub(crate) fn parse(
                 );
                 push_rule(
                     b,
-                    table,
                     chain,
                     span,
                     parsed.ops,
                     verdict,
-                    parsed.comment,
+                    parsed.comment.as_deref(),
                     parsed.target.as_deref(),
-                    parsed
-                        .interfaces
-                        .iter()
-                        .map(|i| Box::from(i.as_ref()))
-                        .collect(),
+                    &parsed.interfaces,
                     position,
                 );
             }
@@ -409,7 +418,7 @@ mod tests {
         assert_eq!(set.tables[0].origin, Origin::IptablesNft);
         let rule = &set.rules[1];
         assert_eq!(
-            rule.ops,
+            rule.ops(),
             vec![MarkOp::Read(MarkRead::equals(
                 Field::Mark,
                 0x4000,

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::{
-    BaseChain, ChainId, Family, Origin, Rule, RuleId, RulesetBuilder, TableId, Verdict,
+    BaseChain, ChainId, Family, Origin, Rule, RuleId, RuleLabels, RulesetBuilder, TableId, Verdict,
 };
 use crate::source::{SourceId, Span};
 
@@ -169,19 +169,21 @@ impl<'b> NftBuild<'b> {
             }
         };
         let id = self.b.push_rule(
-            Rule {
-                chain: chain_id,
+            Rule::new(
+                chain_id,
                 span,
-                ops: lowered.ops,
                 verdict,
-                comment: lowered.comment.map(String::into_boxed_str),
-                target: target.map(String::into_boxed_str),
-                interfaces: lowered
-                    .interfaces
-                    .into_iter()
-                    .map(String::into_boxed_str)
-                    .collect(),
-            },
+                lowered.ops,
+                RuleLabels {
+                    comment: lowered.comment.map(String::into_boxed_str),
+                    target: target.map(String::into_boxed_str),
+                    interfaces: lowered
+                        .interfaces
+                        .into_iter()
+                        .map(String::into_boxed_str)
+                        .collect(),
+                },
+            ),
             first.then_some(1),
         );
         if let Some(n) = named {

@@ -238,7 +238,7 @@ fn shape(set: &Ruleset) -> Shape {
             .iter()
             .map(|r| {
                 let r = set.rule(*r);
-                (r.ops.clone(), verdict(&r.verdict))
+                (r.ops().to_vec(), verdict(&r.verdict))
             })
             .collect();
         out.insert(key, rules);
@@ -279,7 +279,11 @@ fn nft_shell_dumps_parse_and_agree() {
         let text_set = b.finish();
         texts += 1;
         rules += text_set.rules.len();
-        mark_rules += text_set.rules.iter().filter(|r| !r.ops.is_empty()).count();
+        mark_rules += text_set
+            .rules
+            .iter()
+            .filter(|r| !r.ops().is_empty())
+            .count();
         let json_name = format!("{stem}.json-nft");
         let Ok(json) = fs::read_to_string(dir.join(&json_name)) else {
             continue;

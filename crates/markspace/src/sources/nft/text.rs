@@ -523,15 +523,18 @@ table inet t {
         assert!(a.hooks.contains(Hook::Input), "vmap @m jumps to a");
         let r = set.rule(c.rules[1]);
         assert_eq!(
-            r.ops,
-            vec![MarkOp::Write(MarkWrite::constant(
+            r.ops(),
+            [MarkOp::Write(MarkWrite::constant(
                 crate::model::Field::Mark,
                 0xffff_00ff,
                 0x400
             ))]
         );
-        assert_eq!(r.comment.as_deref(), Some("x"));
-        assert_eq!(r.interfaces, vec![Box::from("wg0")]);
+        assert_eq!(r.comment(), Some("x"));
+        assert_eq!(
+            r.labels().expect("labels").interfaces,
+            vec![Box::from("wg0")]
+        );
         assert_eq!(set.rules.len(), 4);
     }
 
