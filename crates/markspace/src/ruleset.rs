@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
@@ -243,10 +244,43 @@ pub enum Verdict {
     Return,
     /// Leave this base chain with the packet accepted by a terminating extension
     /// (MASQUERADE, DNAT, TPROXY, NFQUEUE, REJECT…); the name is the target's.
-    Terminal(Box<str>),
+    Terminal(TargetName),
     /// One of several verdicts chosen by a map lookup (nft `vmap`); when no element matches,
-    /// the next rule runs. Jumps and gotos in it are reachability edges.
-    Map(Box<[Verdict]>),
+    /// the next rule runs. Jumps and gotos in it are reachability edges. Boxed twice so that a
+    /// verdict stays two words.
+    Map(Box<Vec<Verdict>>),
+}
+
+/// The name of a terminating target. Shared and one pointer wide: a node has tens of thousands
+/// of `DNAT` rules but a handful of distinct names ([`RulesetBuilder::terminal`] hands out one
+/// copy of each), and a thin pointer keeps a [`Verdict`], and so every [`Rule`], small.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TargetName(Arc<Box<str>>);
+
+impl std::ops::Deref for TargetName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TargetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self.0, f)
+    }
+}
+
+impl From<&str> for TargetName {
+    fn from(name: &str) -> Self {
+        TargetName(Arc::new(name.into()))
+    }
+}
+
+impl From<String> for TargetName {
+    fn from(name: String) -> Self {
+        TargetName(Arc::new(name.into_boxed_str()))
+    }
 }
 
 impl Verdict {
@@ -268,7 +302,7 @@ impl Verdict {
 /// One rule.
 ///
 /// Most rules of a large node touch no mark (kube-proxy's DNAT and jump rules), so a rule is
-/// small (56 bytes) and its mark operations and attribution labels sit behind one pointer that
+/// small (48 bytes) and its mark operations and attribution labels sit behind one pointer that
 /// is `None` for those rules: a million-rule model costs little more than its input text.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -437,6 +471,8 @@ impl Ruleset {
 #[derive(Debug, Default)]
 pub struct RulesetBuilder {
     set: Ruleset,
+    /// The names of terminal verdicts seen so far, shared by all rules that use them.
+    terminals: Vec<TargetName>,
     /// Chain ids by (table, name). The table holds only ids and compares against the chains'
     /// own names, so a lookup takes a `&str` and allocates nothing and no name is stored twice:
     /// parsers look up the chain of every rule and of every jump target, and a large node has
@@ -527,6 +563,17 @@ impl RulesetBuilder {
                 c.table == table && *c.name == *name
             })
             .copied()
+    }
+
+    /// The verdict of a terminating target (`DNAT`, `MASQUERADE`…), sharing one copy of each
+    /// name.
+    pub fn terminal(&mut self, name: &str) -> Verdict {
+        if let Some(t) = self.terminals.iter().find(|t| ***t == *name) {
+            return Verdict::Terminal(t.clone());
+        }
+        let t = TargetName::from(name);
+        self.terminals.push(t.clone());
+        Verdict::Terminal(t)
     }
 
     /// Declares a chain (a `:CHAIN POLICY` line, `-N`, `-P` or a listing header).
@@ -783,7 +830,20 @@ mod tests {
 
     #[test]
     fn rules_stay_small() {
-        assert!(std::mem::size_of::<Rule>() <= 56);
+        assert!(std::mem::size_of::<Verdict>() <= 16);
+        assert!(std::mem::size_of::<Rule>() <= 48);
+    }
+
+    #[test]
+    fn terminal_names_are_shared() {
+        let mut b = RulesetBuilder::new();
+        let (Verdict::Terminal(x), Verdict::Terminal(y)) = (b.terminal("DNAT"), b.terminal("DNAT"))
+        else {
+            panic!("not terminal verdicts");
+        };
+        assert!(Arc::ptr_eq(&x.0, &y.0));
+        assert_eq!(&*x, "DNAT");
+        assert_eq!(format!("{:?}", Verdict::Terminal(x)), "Terminal(\"DNAT\")");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub(crate) mod iplink;
 pub(crate) mod iprule;
 pub mod iptables;
 pub(crate) mod ipvs;
+pub(crate) mod lines;
 pub mod nft;
 pub(crate) mod ovs;
 pub(crate) mod ss;

@@ -117,7 +117,7 @@ pub(crate) fn verdict_of(
     // Every terminal target is a known one.
     if rule::is_known_target(name) {
         if rule::TERMINAL_TARGETS.contains(&name) {
-            return Verdict::Terminal(name.into());
+            return b.terminal(name);
         }
         return Verdict::Continue;
     }

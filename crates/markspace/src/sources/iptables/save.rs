@@ -10,9 +10,10 @@ use std::borrow::Cow;
 use crate::diagnostic::Diagnostic;
 use crate::ruleset::{ChainId, Family, Origin, RulesetBuilder, TableId, Verdict};
 use crate::source::{Lines, SourceId, Span};
+use crate::sources::lines::lex_and_apply;
 
-use super::rule::{parse_rule, ArgError, Command, Dialect};
-use super::tokens::tokenize_into;
+use super::rule::{parse_rule, ArgError, Command, Dialect, ParsedRule};
+use super::tokens::{tokenize_into, Token};
 use super::{ipv6_from_name, push_rule, verdict_of, TableSet};
 
 /// Whether a text looks like `iptables-save` or `iptables -S` output (first meaningful lines).
@@ -72,6 +73,100 @@ struct State {
     in_block: bool,
 }
 
+/// One line as read on its own, without the per-file state, so that lines can be read on
+/// several threads (see [`crate::sources::lines`]) and applied in order.
+struct Lexed<'a> {
+    /// Leading whitespace.
+    indent: usize,
+    /// The line without surrounding whitespace.
+    trimmed: &'a str,
+    kind: Kind<'a>,
+}
+
+enum Kind<'a> {
+    /// Blank, or an elision (`...`).
+    Skip,
+    /// `# …`: a header or a prompt.
+    Comment(&'a str),
+    /// `$ …`: a prompt.
+    Prompt(&'a str),
+    /// `*table`, or `None` when the line is not a valid table line.
+    Table(Option<&'a str>),
+    Commit,
+    /// `:CHAIN POLICY …`, after the colon.
+    Chain(&'a str),
+    /// A rule or command: the family of an `iptables`/`ip6tables` command word in front, the
+    /// offset of the rule's words, and the rule or what is wrong with it.
+    Rule {
+        tool: Option<Family>,
+        body_at: usize,
+        rule: Result<ParsedRule<'a>, Bad>,
+    },
+}
+
+/// A rule line that cannot be read.
+enum Bad {
+    /// An unclosed quote at this offset of the words; `last` when only whitespace follows the
+    /// line (a truncated paste).
+    Quote { at: usize, last: bool },
+    /// The words do not start with an option.
+    NotARule,
+    /// A malformed option.
+    Arg(ArgError),
+}
+
+/// Reads one line on its own. `tokens` is a reused buffer.
+fn lex<'a>(tokens: &mut Vec<Token<'a>>, text: &'a str, start: usize, line: &'a str) -> Lexed<'a> {
+    let trimmed = line.trim_start();
+    let indent = line.len() - trimmed.len();
+    let trimmed = trimmed.trim_end();
+    let kind = if trimmed.is_empty() {
+        Kind::Skip
+    } else if let Some(comment) = trimmed.strip_prefix('#') {
+        Kind::Comment(comment)
+    } else if let Some(cmd) = trimmed.strip_prefix('$') {
+        Kind::Prompt(cmd)
+    } else if trimmed == "..." || trimmed == "…" || trimmed.starts_with("[...") {
+        Kind::Skip
+    } else if let Some(table) = trimmed.strip_prefix('*') {
+        Kind::Table((!table.is_empty() && !table.contains(char::is_whitespace)).then_some(table))
+    } else if trimmed == "COMMIT" {
+        Kind::Commit
+    } else if let Some(decl) = trimmed.strip_prefix(':') {
+        Kind::Chain(decl)
+    } else {
+        let (body_at, body, tool) = command_prefix(trimmed);
+        tokens.clear();
+        let rule = match tokenize_into(body, tokens) {
+            Err(e) => Err(Bad::Quote {
+                at: e.offset,
+                // Only whitespace after this line: it is the last one, cut short.
+                last: text
+                    .get(start + line.len()..)
+                    .is_none_or(|rest| rest.trim().is_empty()),
+            }),
+            Ok(())
+                if !tokens
+                    .first()
+                    .is_some_and(|t| t.text.starts_with('-') || t.text.starts_with('[')) =>
+            {
+                Err(Bad::NotARule)
+            }
+            Ok(()) => parse_rule(tokens, Dialect::Iptables).map_err(Bad::Arg),
+        };
+        Kind::Rule {
+            tool,
+            body_at,
+            rule,
+        }
+    };
+    Lexed {
+        indent,
+        trimmed,
+        kind,
+    }
+}
+
 /// Reads one input into the builder.
 pub(crate) fn parse(
     text: &str,
@@ -92,184 +187,189 @@ pub(crate) fn parse(
         table: None,
         in_block: false,
     };
-    // One buffer of words for all lines.
-    let mut tokens = Vec::new();
     let mut last_chain: Option<(TableId, &str, ChainId)> = None;
-    for (line_no, start, line) in Lines::new(text) {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        let trimmed = trimmed.trim_end();
-        let span = Span {
-            source,
-            line: line_no,
-            start: start as u32,
-            len: line.len() as u32,
-        };
-        let at = |offset: usize| Span {
-            source,
-            line: line_no,
-            start: (start + indent + offset) as u32,
-            len: 1,
-        };
-        if trimmed.is_empty() {
-            continue;
-        }
-        if let Some(comment) = trimmed.strip_prefix('#') {
-            header_comment(comment, &mut st);
-            prompt(comment, &mut st);
-            continue;
-        }
-        if let Some(cmd) = trimmed.strip_prefix('$') {
-            prompt(cmd, &mut st);
-            continue;
-        }
-        if trimmed == "..." || trimmed == "…" || trimmed.starts_with("[...") {
-            continue;
-        }
-        if let Some(table) = trimmed.strip_prefix('*') {
-            if table.is_empty() || table.contains(char::is_whitespace) {
-                diags.push(
-                    Diagnostic::error(at(0), format!("invalid table line `{trimmed}`")).with_hint(
-                        "a table line is `*filter`, `*nat`, `*mangle`, `*raw` or `*security`",
-                    ),
-                );
-                continue;
-            }
-            st.table_name = table.to_string();
-            st.table = Some(tables.fresh_table(b, st.family, table, st.origin));
-            st.in_block = true;
-            continue;
-        }
-        if trimmed == "COMMIT" {
-            if let Some(t) = st.table.take() {
-                b.table_mut(t).complete = true;
-            } else {
-                diags.push(Diagnostic::warning(
-                    at(0),
-                    "`COMMIT` without a `*table` line",
-                ));
-            }
-            st.in_block = false;
-            continue;
-        }
-        if let Some(decl) = trimmed.strip_prefix(':') {
-            let mut parts = decl.split_whitespace();
-            let (Some(chain), Some(policy)) = (parts.next(), parts.next()) else {
-                diags.push(Diagnostic::error(at(0), format!("invalid chain line `{trimmed}`")).with_hint("a chain line is `:NAME POLICY [packets:bytes]`, for example `:INPUT ACCEPT [0:0]` or `:KUBE-SERVICES - [0:0]`"));
-                continue;
+    lex_and_apply(
+        text,
+        |tokens: &mut Vec<Token<'_>>, start, line| lex(tokens, text, start, line),
+        |line_no, start, line, lexed| {
+            let (indent, trimmed) = (lexed.indent, lexed.trimmed);
+            let span = Span {
+                source,
+                line: line_no,
+                start: start as u32,
+                len: line.len() as u32,
             };
-            let table = current_table(&mut st, &mut tables, b);
-            let policy = policy_verdict(policy);
-            b.declare_chain(table, chain, policy);
-            continue;
-        }
-        let body = strip_command_prefix(trimmed, &mut st);
-        tokens.clear();
-        if let Err(e) = tokenize_into(body.1, &mut tokens) {
-            // Only whitespace after this line: it is the last one, cut short.
-            let is_last = text
-                .get(start + line.len()..)
-                .is_none_or(|rest| rest.trim().is_empty());
-            let d = if is_last {
-                Diagnostic::warning(
-                    at(body.0 + e.offset),
-                    "line ends inside a quote; read as truncated and skipped",
-                )
-            } else {
-                Diagnostic::error(at(body.0 + e.offset), "unclosed quote").with_hint(
-                    "close the quote; iptables-save escapes quotes inside comments as \\\"",
-                )
+            let at = |offset: usize| Span {
+                source,
+                line: line_no,
+                start: (start + indent + offset) as u32,
+                len: 1,
             };
-            diags.push(d);
-            continue;
-        }
-        if !tokens
-            .first()
-            .is_some_and(|t| t.text.starts_with('-') || t.text.starts_with('['))
-        {
-            diags.push(
-                Diagnostic::error(at(body.0), format!("not an iptables rule: `{}`", truncate(trimmed)))
-                    .with_hint("expected iptables-save or `iptables -S` lines: `*table`, `:CHAIN POLICY`, `-A CHAIN …`, `COMMIT`"),
-            );
-            continue;
-        }
-        let parsed = match parse_rule(&tokens, Dialect::Iptables) {
-            Ok(p) => p,
-            Err(ArgError {
-                offset,
-                message,
-                hint,
-            }) => {
-                let mut d = Diagnostic::error(at(body.0 + offset), message);
-                if let Some(h) = hint {
-                    d = d.with_hint(h);
+            let (tool, body_at, rule) = match &mut lexed.kind {
+                Kind::Skip => return,
+                &mut Kind::Comment(comment) => {
+                    header_comment(comment, &mut st);
+                    prompt(comment, &mut st);
+                    return;
                 }
-                diags.push(d);
-                continue;
-            }
-        };
-        if let Some(t) = &parsed.table {
-            if *t != st.table_name {
-                st.table_name = t.to_string();
-                st.table = None;
-                st.in_block = false;
-            }
-        }
-        let table = current_table(&mut st, &mut tables, b);
-        if parsed.ipv6 {
-            tables.saw_ipv6.insert(table, true);
-        }
-        match &parsed.command {
-            Some(Command::NewChain(c)) => {
-                b.declare_chain(table, c, None);
-            }
-            Some(Command::Policy(c, p)) => {
-                b.declare_chain(table, c, policy_verdict(p));
-            }
-            Some(Command::Append(c)) | Some(Command::Insert(c, _)) => {
-                let position = match &parsed.command {
-                    Some(Command::Insert(_, n)) => Some(*n),
-                    _ => None,
-                };
-                // iptables-save groups rules by chain, so the chain of a rule is nearly always
-                // the previous rule's: compare the name instead of looking it up.
-                let chain = match (last_chain, c) {
-                    (Some((t, name, id)), Cow::Borrowed(c)) if t == table && name == *c => id,
-                    _ => {
-                        let id = b.chain(table, c);
-                        if let Cow::Borrowed(c) = c {
-                            last_chain = Some((table, *c, id));
-                        }
-                        id
+                &mut Kind::Prompt(cmd) => {
+                    prompt(cmd, &mut st);
+                    return;
+                }
+                Kind::Table(None) => {
+                    diags.push(
+                        Diagnostic::error(at(0), format!("invalid table line `{trimmed}`"))
+                            .with_hint(
+                            "a table line is `*filter`, `*nat`, `*mangle`, `*raw` or `*security`",
+                        ),
+                    );
+                    return;
+                }
+                &mut Kind::Table(Some(table)) => {
+                    st.table_name = table.to_string();
+                    st.table = Some(tables.fresh_table(b, st.family, table, st.origin));
+                    st.in_block = true;
+                    return;
+                }
+                Kind::Commit => {
+                    if let Some(t) = st.table.take() {
+                        b.table_mut(t).complete = true;
+                    } else {
+                        diags.push(Diagnostic::warning(
+                            at(0),
+                            "`COMMIT` without a `*table` line",
+                        ));
                     }
-                };
-                let verdict = verdict_of(
-                    b,
-                    table,
-                    parsed.target.as_deref(),
-                    parsed.goto,
-                    parsed.target_verdict,
-                );
-                push_rule(
-                    b,
-                    chain,
-                    span,
-                    parsed.ops,
-                    verdict,
-                    parsed.comment.as_deref(),
-                    parsed.target.as_deref(),
-                    &parsed.interfaces,
-                    position,
-                );
+                    st.in_block = false;
+                    return;
+                }
+                &mut Kind::Chain(decl) => {
+                    // Large nodes declare tens of thousands of chains, and splitting ASCII
+                    // words is much cheaper than splitting on Unicode whitespace (the same
+                    // words for an ASCII line).
+                    let (chain, policy) = if decl.is_ascii() {
+                        let mut parts = decl.split_ascii_whitespace();
+                        (parts.next(), parts.next())
+                    } else {
+                        let mut parts = decl.split_whitespace();
+                        (parts.next(), parts.next())
+                    };
+                    let (Some(chain), Some(policy)) = (chain, policy) else {
+                        diags.push(Diagnostic::error(at(0), format!("invalid chain line `{trimmed}`")).with_hint("a chain line is `:NAME POLICY [packets:bytes]`, for example `:INPUT ACCEPT [0:0]` or `:KUBE-SERVICES - [0:0]`"));
+                        return;
+                    };
+                    let table = current_table(&mut st, &mut tables, b);
+                    let policy = policy_verdict(policy);
+                    b.declare_chain(table, chain, policy);
+                    return;
+                }
+                Kind::Rule {
+                    tool,
+                    body_at,
+                    rule,
+                } => (*tool, *body_at, rule),
+            };
+            if let Some(family) = tool {
+                enter_command(family, &mut st);
             }
-            None => {
-                diags.push(
-                    Diagnostic::error(at(0), "rule has no chain")
-                        .with_hint("start a rule with `-A CHAIN`"),
-                );
+            let parsed = match rule {
+                Ok(p) => p,
+                &mut Err(Bad::Quote { at: offset, last }) => {
+                    diags.push(if last {
+                        Diagnostic::warning(
+                            at(body_at + offset),
+                            "line ends inside a quote; read as truncated and skipped",
+                        )
+                    } else {
+                        Diagnostic::error(at(body_at + offset), "unclosed quote").with_hint(
+                            "close the quote; iptables-save escapes quotes inside comments as \\\"",
+                        )
+                    });
+                    return;
+                }
+                Err(Bad::NotARule) => {
+                    diags.push(
+                        Diagnostic::error(at(body_at), format!("not an iptables rule: `{}`", truncate(trimmed)))
+                            .with_hint("expected iptables-save or `iptables -S` lines: `*table`, `:CHAIN POLICY`, `-A CHAIN …`, `COMMIT`"),
+                    );
+                    return;
+                }
+                Err(Bad::Arg(ArgError {
+                    offset,
+                    message,
+                    hint,
+                })) => {
+                    let mut d = Diagnostic::error(at(body_at + *offset), std::mem::take(message));
+                    if let Some(h) = *hint {
+                        d = d.with_hint(h);
+                    }
+                    diags.push(d);
+                    return;
+                }
+            };
+            if let Some(t) = &parsed.table {
+                if *t != st.table_name {
+                    st.table_name = t.to_string();
+                    st.table = None;
+                    st.in_block = false;
+                }
             }
-        }
-    }
+            let table = current_table(&mut st, &mut tables, b);
+            if parsed.ipv6 {
+                tables.saw_ipv6.insert(table, true);
+            }
+            match &parsed.command {
+                Some(Command::NewChain(c)) => {
+                    b.declare_chain(table, c, None);
+                }
+                Some(Command::Policy(c, p)) => {
+                    b.declare_chain(table, c, policy_verdict(p));
+                }
+                Some(Command::Append(c)) | Some(Command::Insert(c, _)) => {
+                    let position = match &parsed.command {
+                        Some(Command::Insert(_, n)) => Some(*n),
+                        _ => None,
+                    };
+                    // iptables-save groups rules by chain, so the chain of a rule is nearly
+                    // always the previous rule's: compare the name instead of looking it up.
+                    let chain = match (last_chain, c) {
+                        (Some((t, name, id)), Cow::Borrowed(c)) if t == table && name == *c => id,
+                        _ => {
+                            let id = b.chain(table, c);
+                            if let Cow::Borrowed(c) = c {
+                                last_chain = Some((table, *c, id));
+                            }
+                            id
+                        }
+                    };
+                    let verdict = verdict_of(
+                        b,
+                        table,
+                        parsed.target.as_deref(),
+                        parsed.goto,
+                        parsed.target_verdict,
+                    );
+                    push_rule(
+                        b,
+                        chain,
+                        span,
+                        std::mem::take(&mut parsed.ops),
+                        verdict,
+                        parsed.comment.as_deref(),
+                        parsed.target.as_deref(),
+                        &parsed.interfaces,
+                        position,
+                    );
+                }
+                None => {
+                    diags.push(
+                        Diagnostic::error(at(0), "rule has no chain")
+                            .with_hint("start a rule with `-A CHAIN`"),
+                    );
+                }
+            }
+        },
+    );
     tables.finish(b);
     diags
 }
@@ -367,32 +467,39 @@ fn prompt(cmd: &str, st: &mut State) {
     st.in_block = false;
 }
 
-/// Strips `sudo iptables [-t T]` in front of a command line; returns the offset of the rest.
-fn strip_command_prefix<'l>(line: &'l str, st: &mut State) -> (usize, &'l str) {
+/// Splits `sudo iptables …` in front of a command line: returns the offset of the rest, the
+/// rest, and the family of the command word if there is one.
+fn command_prefix(line: &str) -> (usize, &str, Option<Family>) {
     let mut rest = line;
     if let Some(r) = rest.strip_prefix("sudo ") {
         rest = r.trim_start();
     }
     let tool_end = rest.find(' ').unwrap_or(rest.len());
     let tool = &rest[..tool_end];
+    let mut family = None;
     if tool.starts_with("iptables") || tool.starts_with("ip6tables") {
-        let fam = if tool.starts_with("ip6") {
+        family = Some(if tool.starts_with("ip6") {
             Family::Ip6
         } else {
             Family::Ip
-        };
-        if fam != st.family {
-            st.family = fam;
-            st.table = None;
-        }
-        if !st.in_block && st.table_name != "filter" {
-            // A command line without -t is for the filter table.
-            st.table_name = "filter".to_string();
-            st.table = None;
-        }
+        });
         rest = rest[tool_end..].trim_start();
     }
-    (line.len() - rest.len(), rest)
+    (line.len() - rest.len(), rest, family)
+}
+
+/// A command line (`iptables -A …`) sets the family and, outside a `*table` block without
+/// `-t`, the filter table.
+fn enter_command(family: Family, st: &mut State) {
+    if family != st.family {
+        st.family = family;
+        st.table = None;
+    }
+    if !st.in_block && st.table_name != "filter" {
+        // A command line without -t is for the filter table.
+        st.table_name = "filter".to_string();
+        st.table = None;
+    }
 }
 
 #[cfg(test)]
