@@ -4,7 +4,7 @@
 //! every chain, the set of hooks from whose base chains it is reachable. The analysis never sees
 //! any input syntax, only this model.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -473,20 +473,28 @@ pub struct RulesetBuilder {
     set: Ruleset,
     /// The names of terminal verdicts seen so far, shared by all rules that use them.
     terminals: Vec<TargetName>,
-    /// Chain ids by (table, name). The table holds only ids and compares against the chains'
-    /// own names, so a lookup takes a `&str` and allocates nothing and no name is stored twice:
-    /// parsers look up the chain of every rule and of every jump target, and a large node has
-    /// tens of thousands of chains.
-    chain_index: HashTable<ChainId>,
+    /// Chain ids by (table, name), each with a 32-bit hash of its key. The table holds no
+    /// names: it compares against the chains' own, so a lookup takes a `&str` and allocates
+    /// nothing and no name is stored twice (parsers look up the chain of every rule and of
+    /// every jump target; a large node has tens of thousands of chains). The stored hash lets
+    /// the table grow without reading every chain again, and rules out most mismatches without
+    /// reading one: on a large node those reads are cache misses.
+    chain_index: HashTable<(u32, ChainId)>,
 }
 
-/// The hash of a chain's (table, name) in the index. Fx, because chain names are short and the
-/// inputs are the operator's own files.
-fn chain_hash(table: TableId, name: &str) -> u64 {
+/// The 32-bit hash of a chain's (table, name) in the index. Fx, because chain names are short
+/// and the inputs are the operator's own files.
+fn chain_hash(table: TableId, name: &str) -> u32 {
     let mut h = FxHasher::default();
     table.hash(&mut h);
     name.hash(&mut h);
-    h.finish()
+    (h.finish() >> 32) as u32
+}
+
+/// The table's 64-bit hash of a stored 32-bit one: hashbrown takes buckets from the low bits
+/// and tags from the top seven, so the bits are spread over the whole word.
+fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl RulesetBuilder {
@@ -547,22 +555,21 @@ impl RulesetBuilder {
             hooks: HookSet::EMPTY,
         });
         self.set.tables[table.0 as usize].chains.push(id);
-        let chains = &self.set.chains;
-        self.chain_index.insert_unique(hash, id, |c| {
-            let c = &chains[c.0 as usize];
-            chain_hash(c.table, &c.name)
-        });
+        self.chain_index
+            .insert_unique(spread(hash), (hash, id), |&(h, _)| spread(h));
         id
     }
 
-    fn find_chain(&self, hash: u64, table: TableId, name: &str) -> Option<ChainId> {
+    fn find_chain(&self, hash: u32, table: TableId, name: &str) -> Option<ChainId> {
         let chains = &self.set.chains;
         self.chain_index
-            .find(hash, |c| {
-                let c = &chains[c.0 as usize];
-                c.table == table && *c.name == *name
+            .find(spread(hash), |&(h, c)| {
+                h == hash && {
+                    let c = &chains[c.0 as usize];
+                    c.table == table && *c.name == *name
+                }
             })
-            .copied()
+            .map(|&(_, c)| c)
     }
 
     /// The verdict of a terminating target (`DNAT`, `MASQUERADE`…), sharing one copy of each
@@ -779,34 +786,38 @@ fn drop_iptables_twins(set: &mut Ruleset) {
     }
 }
 
-/// Marks every chain with the hooks of the base chains that reach it, by a depth-first walk over
-/// jumps and gotos from each base chain. Iterative, so deep or cyclic jump graphs cannot overflow
-/// the stack; each (chain, hook) pair is visited once, so the walk is linear in rules × hooks.
+/// Marks every chain with the hooks of the base chains that reach it: sets of hooks flow along
+/// jumps and gotos (also those inside verdict maps), breadth first from all base chains at once,
+/// until nothing changes. A chain reached from several hooks (kube-proxy's `KUBE-SERVICES`, from
+/// PREROUTING and OUTPUT) usually gathers them all before its rules are walked, so a large node
+/// is walked about once rather than once per hook. Iterative, so deep or cyclic jump graphs
+/// cannot overflow the stack; a chain is queued again only when it gains a hook, at most once
+/// per hook.
 fn compute_hooks(set: &mut Ruleset) {
-    let mut stack: Vec<ChainId> = Vec::new();
-    for start in 0..set.chains.len() {
-        let Some(base) = set.chains[start].base else {
-            continue;
-        };
-        let hook = base.hook;
-        stack.push(ChainId(start as u32));
-        while let Some(id) = stack.pop() {
-            let chain = &mut set.chains[id.0 as usize];
-            if chain.hooks.contains(hook) {
-                continue;
-            }
-            chain.hooks.insert(hook);
-            for rule in &set.chains[id.0 as usize].rules {
-                let verdict = &set.rules[rule.0 as usize].verdict;
-                let targets = match verdict {
-                    Verdict::Map(vs) => vs.iter().collect(),
-                    v => vec![v],
-                };
-                for v in targets {
-                    if let Verdict::Jump(to) | Verdict::Goto(to) = v {
-                        if !set.chains[to.0 as usize].hooks.contains(hook) {
-                            stack.push(*to);
-                        }
+    let mut queue: VecDeque<ChainId> = VecDeque::new();
+    for (i, chain) in set.chains.iter_mut().enumerate() {
+        if let Some(base) = chain.base {
+            chain.hooks.insert(base.hook);
+            queue.push_back(ChainId(i as u32));
+        }
+    }
+    while let Some(id) = queue.pop_front() {
+        let hooks = set.chains[id.0 as usize].hooks;
+        for k in 0..set.chains[id.0 as usize].rules.len() {
+            let rule = set.chains[id.0 as usize].rules[k];
+            let verdict = &set.rules[rule.0 as usize].verdict;
+            let single = std::slice::from_ref(verdict);
+            let verdicts = match verdict {
+                Verdict::Map(vs) => &vs[..],
+                _ => single,
+            };
+            for v in verdicts {
+                if let Verdict::Jump(to) | Verdict::Goto(to) = *v {
+                    let target = &mut set.chains[to.0 as usize].hooks;
+                    let joined = target.union(hooks);
+                    if joined != *target {
+                        *target = joined;
+                        queue.push_back(to);
                     }
                 }
             }

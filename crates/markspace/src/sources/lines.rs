@@ -45,9 +45,9 @@ where
         let lex = &lex;
         let receivers: Vec<Receiver<Block<'a, T>>> = (0..workers)
             .map(|w| {
-                // A worker waits for its block to be taken before reading the next one, which
-                // bounds the memory in flight to a few blocks.
-                let (tx, rx) = sync_channel(0);
+                // One block ready ahead per worker: enough to keep the threads from waiting on
+                // each other, few enough to bound the memory in flight.
+                let (tx, rx) = sync_channel(1);
                 s.spawn(move || {
                     let mut scratch = S::default();
                     for i in (w..blocks).step_by(workers) {
