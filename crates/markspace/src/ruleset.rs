@@ -480,6 +480,10 @@ pub struct RulesetBuilder {
     /// the table grow without reading every chain again, and rules out most mismatches without
     /// reading one: on a large node those reads are cache misses.
     chain_index: HashTable<(u32, ChainId)>,
+    /// The chains last looked up, most recent first, with their hashes. A few chains are the
+    /// target of most jumps (kube-proxy's `KUBE-MARK-MASQ`, from every service and endpoint
+    /// chain), and on a large node every probe of the index is a cache miss.
+    recent: [Option<(u32, ChainId)>; 4],
 }
 
 /// The 32-bit hash of a chain's (table, name) in the index. Fx, because chain names are short
@@ -538,7 +542,27 @@ impl RulesetBuilder {
     /// The chain of this name in the table, created (undeclared) if it is new.
     pub fn chain(&mut self, table: TableId, name: &str) -> ChainId {
         let hash = chain_hash(table, name);
-        if let Some(id) = self.find_chain(hash, table, name) {
+        let chains = &self.set.chains;
+        let recent = self.recent.iter().position(|r| {
+            r.is_some_and(|(h, c)| {
+                h == hash && {
+                    let c = &chains[c.0 as usize];
+                    c.table == table && *c.name == *name
+                }
+            })
+        });
+        if let Some(k) = recent {
+            let hit = self.recent[k];
+            self.recent.copy_within(0..k, 1);
+            self.recent[0] = hit;
+            if let Some((_, id)) = hit {
+                return id;
+            }
+        }
+        let found = self.find_chain(hash, table, name);
+        self.recent.copy_within(0..3, 1);
+        if let Some(id) = found {
+            self.recent[0] = Some((hash, id));
             return id;
         }
         let id = ChainId(self.set.chains.len() as u32);
@@ -557,6 +581,7 @@ impl RulesetBuilder {
         self.set.tables[table.0 as usize].chains.push(id);
         self.chain_index
             .insert_unique(spread(hash), (hash, id), |&(h, _)| spread(h));
+        self.recent[0] = Some((hash, id));
         id
     }
 
