@@ -11,7 +11,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use crate::source::Lines;
 
 /// Bytes of text per block handed to a worker.
-const BLOCK: usize = 1 << 15;
+const BLOCK: usize = 1 << 14;
 
 /// Inputs smaller than this are read on the calling thread: threads would cost more than they
 /// save.
