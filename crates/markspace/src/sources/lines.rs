@@ -6,7 +6,7 @@
 //! turn, while the calling thread applies the blocks in input order. The result is the same as
 //! reading the lines one by one, which is what small inputs do.
 
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 
 use crate::source::Lines;
 
@@ -19,6 +19,14 @@ const PARALLEL_FROM: usize = 1 << 21;
 
 /// The lexed lines of a block: (line start, line, lexed).
 type Block<'a, T> = Vec<(usize, &'a str, T)>;
+
+/// The applying thread's ends of a worker's channels.
+struct Worker<'a, T> {
+    /// Lexed blocks, in the worker's turn.
+    lexed: Receiver<Block<'a, T>>,
+    /// Emptied blocks, to be filled again.
+    back: Sender<Block<'a, T>>,
+}
 
 /// Calls `apply(line number, line start, line, &mut lex(scratch, line start, line))` for every
 /// line of `text`, in order. `S` is per-thread scratch space (a token buffer). `apply` gets the
@@ -43,38 +51,52 @@ where
     let blocks = text.len().div_ceil(BLOCK);
     std::thread::scope(|s| {
         let lex = &lex;
-        let receivers: Vec<Receiver<Block<'a, T>>> = (0..workers)
+        let workers: Vec<Worker<'a, T>> = (0..workers)
             .map(|w| {
                 // One block ready ahead per worker: enough to keep the threads from waiting on
                 // each other, few enough to bound the memory in flight.
                 let (tx, rx) = sync_channel(1);
+                // Emptied blocks come back to be filled again, so that the memory in flight
+                // is allocated once, by this thread: memory a worker allocated and this thread
+                // freed would stay with the worker's allocator arena.
+                let (back_tx, back_rx) = channel::<Block<'a, T>>();
+                for _ in 0..3 {
+                    let _ = back_tx.send(Vec::with_capacity(BLOCK / 64));
+                }
                 s.spawn(move || {
                     let mut scratch = S::default();
                     for i in (w..blocks).step_by(workers) {
                         let (from, to) = (block_start(text, i), block_start(text, i + 1));
-                        let lexed = Lines::new(&text[from..to])
-                            .map(|(_, start, line)| {
-                                (from + start, line, lex(&mut scratch, from + start, line))
-                            })
-                            .collect::<Vec<_>>();
+                        let Ok(mut lexed) = back_rx.recv() else {
+                            return;
+                        };
+                        lexed.extend(Lines::new(&text[from..to]).map(|(_, start, line)| {
+                            (from + start, line, lex(&mut scratch, from + start, line))
+                        }));
                         if tx.send(lexed).is_err() {
                             return;
                         }
                     }
                 });
-                rx
+                Worker {
+                    lexed: rx,
+                    back: back_tx,
+                }
             })
             .collect();
         let mut line_no = 0u32;
         for i in 0..blocks {
+            let worker = &workers[i % workers.len()];
             // A worker only stops early if it panicked, which the scope then reports.
-            let Ok(mut lexed) = receivers[i % workers].recv() else {
+            let Ok(mut lexed) = worker.lexed.recv() else {
                 return;
             };
             for (start, line, t) in &mut lexed {
                 line_no += 1;
                 apply(line_no, *start, line, t);
             }
+            lexed.clear();
+            let _ = worker.back.send(lexed);
         }
     });
 }
