@@ -131,6 +131,39 @@ for n in $SIZES; do
             "$b_mean" "$b_sd" "$b_n" "$ms_rss" "$b_rss" >>"$RESULTS"
     fi
 done
+
+# collect and audit --live against the commands they run: the namespace holds the kube-proxy
+# rules; the commands come from the manifest of a first collection and run from a shell script
+# in the same order, each output to a file, as the baseline. (nft 1.0.6 dumps every rule for
+# `nft list tables`, and the kernel's dump of iptables-nft rules grows with their square, so
+# large nodes make that one command slow for everybody: sizes stay moderate.)
+COLLECT_SIZES=${COLLECT_SIZES:-"10000 30000"}
+COLLECT_RESULTS=$WORK/collect.tsv
+: >"$COLLECT_RESULTS"
+for n in $COLLECT_SIZES; do
+    ipt=$WORK/kube-proxy-$n.txt
+    [ -f "$ipt" ] || "$GEN" iptables --lines "$n" >"$ipt"
+    "${IN_NS[@]}" iptables-restore "$ipt"
+    echo "== collect: $n lines loaded"
+    col=$WORK/collect-$n
+    "${IN_NS[@]}" "$MS" collect --out "$col" >/dev/null 2>&1
+    python3 scripts/manifest-to-sh.py "$col/manifest.json" "$WORK/collect-$n-baseline" >"$WORK/collect-$n.sh"
+    hyperfine -N -w 1 -r 5 --export-json "$WORK/colb-$n.json" \
+        "ip netns exec $NS bash $WORK/collect-$n.sh" >/dev/null
+    hyperfine -N -w 1 -r 5 --export-json "$WORK/colm-$n.json" \
+        "ip netns exec $NS $MS collect --out $col" >/dev/null
+    hyperfine -N -w 1 -r 5 --export-json "$WORK/coll-$n.json" \
+        "ip netns exec $NS $MS audit --live --format json --fail-on never" >/dev/null
+    read -r b_mean b_sd _ < <(stats "$WORK/colb-$n.json")
+    read -r c_mean c_sd _ < <(stats "$WORK/colm-$n.json")
+    read -r l_mean l_sd _ < <(stats "$WORK/coll-$n.json")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(grep -c '>' "$WORK/collect-$n.sh")" \
+        "$b_mean" "$b_sd" "$c_mean" "$c_sd" "$l_mean" "$l_sd" >>"$COLLECT_RESULTS"
+    for t in nat filter mangle raw; do
+        "${IN_NS[@]}" iptables -t "$t" -F
+        "${IN_NS[@]}" iptables -t "$t" -X
+    done
+done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -164,6 +197,10 @@ print("Ratios (baseline time / markspace time):")
 for kind, n, lines, rules, size, m, msd, mn, b, *_ , base in rows:
     print(f"  {kind:9} {int(lines):>9,} lines: {float(b) / float(m):.1f}x faster than {base}")
 EOF
+if [ -s "$COLLECT_RESULTS" ]; then
+    echo
+    python3 scripts/manifest-to-sh.py --table "$COLLECT_RESULTS"
+fi
 if [ -n "$nft_note" ]; then
     echo
     echo "$nft_note"

@@ -700,7 +700,25 @@ fn mark_duplicates(set: &mut Ruleset) {
     /// Family, name, rule fingerprint and rule count of a table.
     type Key = (Family, Box<str>, u64, usize);
     let mut seen: HashMap<Key, (TableId, SourceId)> = HashMap::new();
+    // Only a table whose family and name another input also holds can be a duplicate, and
+    // fingerprinting hashes every rule: a single iptables-save of a million rules skips it.
+    let mut inputs: HashMap<(Family, &str), (SourceId, bool)> = HashMap::new();
+    for table in &set.tables {
+        let (first, several) = inputs
+            .entry((table.family, &*table.name))
+            .or_insert((table.source, false));
+        *several |= *first != table.source;
+    }
+    let candidate: Vec<bool> = set
+        .tables
+        .iter()
+        .map(|t| inputs[&(t.family, &*t.name)].1)
+        .collect();
+    drop(inputs);
     for t in 0..set.tables.len() {
+        if !candidate[t] {
+            continue;
+        }
         let table = &set.tables[t];
         let mut chains: Vec<(&str, u64)> = table
             .chains

@@ -233,7 +233,7 @@ impl NodeLoader {
                 size,
             });
         }
-        let bytes = fs::read(path).map_err(|source| InputError::Io {
+        let bytes = read_file(path, size).map_err(|source| InputError::Io {
             path: display.clone(),
             source,
         })?;
@@ -386,4 +386,35 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Files at least this large are read by two threads at once.
+const PARALLEL_READ_FROM: u64 = 8 << 20;
+
+/// Reads a whole file. A large file is read in two halves on two threads: most of the cost of
+/// reading 25 MB is the kernel faulting in fresh pages for it (about a fifth of a whole audit,
+/// measured with `perf`), and two threads take those faults side by side. A file that changes
+/// size while being read is read again the plain way.
+fn read_file(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(len) = usize::try_from(size) else {
+        return fs::read(path);
+    };
+    if size < PARALLEL_READ_FROM || cores < 2 {
+        return fs::read(path);
+    }
+    let file = fs::File::open(path)?;
+    let mut bytes = vec![0u8; len];
+    let (first, second) = bytes.split_at_mut(len / 2);
+    let (a, b) = std::thread::scope(|s| {
+        let other = s.spawn(|| file.read_exact_at(second, (len / 2) as u64));
+        let mine = file.read_exact_at(first, 0);
+        (mine, other.join())
+    });
+    let mut probe = [0u8; 1];
+    match (a, b) {
+        (Ok(()), Ok(Ok(()))) if file.read_at(&mut probe, size)? == 0 => Ok(bytes),
+        _ => fs::read(path),
+    }
 }

@@ -6,6 +6,8 @@
 //! | MS021 | mark-after-routing | a mark that `ip rule` selectors read is written after the routing decision it could steer (FORWARD, INPUT, POSTROUTING, or an OUTPUT chain that does not re-route) |
 //! | MS022 | mark-survives      | an owner acts on its bits in POSTROUTING (NAT) and never clears them: a packet that re-enters the stack (VXLAN keeps the mark, a container on this host) is handled twice |
 
+use std::collections::HashMap;
+
 use crate::model::{hex, Field, MarkOp, WriteOp};
 use crate::registry::UNKNOWN;
 use crate::ruleset::{ChainId, ChainType, Hook, RuleId, Verdict};
@@ -22,13 +24,17 @@ fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
     out
 }
 
-/// The owner index of a rule (rules with mark operations only).
-fn owner_of_rule(cx: &Ctx<'_>, rule: RuleId) -> Option<usize> {
-    cx.usage
-        .uses
-        .iter()
-        .find(|u| u.site == Site::Rule(rule))
-        .map(|u| u.owner)
+/// The owner index of every rule with mark operations, by rule id (the first use of a rule
+/// names its owner). Built once: the findings below ask for owners of every rule in a base
+/// chain's traversal order, and scanning the uses for each would be quadratic.
+fn rule_owners(cx: &Ctx<'_>) -> Vec<Option<usize>> {
+    let mut owners = vec![None; cx.set.rules.len()];
+    for u in &cx.usage.uses {
+        if let Site::Rule(id) = u.site {
+            owners[id.0 as usize].get_or_insert(u.owner);
+        }
+    }
+    owners
 }
 
 /// Runs the path findings.
@@ -39,21 +45,35 @@ pub(crate) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
 }
 
 /// The owner of a rule even without mark operations (ACCEPT rules usually have none): the owner
-/// of the nearest mark rule in the same chain, else by its chain name among known owners.
-fn accept_owner(cx: &Ctx<'_>, rule: RuleId) -> Option<usize> {
-    if let Some(o) = owner_of_rule(cx, rule) {
+/// of the first mark rule in the same chain (remembered per chain).
+fn accept_owner(
+    cx: &Ctx<'_>,
+    owners: &[Option<usize>],
+    chain_owners: &mut HashMap<ChainId, Option<usize>>,
+    rule: RuleId,
+) -> Option<usize> {
+    if let Some(o) = owners[rule.0 as usize] {
         return Some(o);
     }
     let chain = cx.set.rule(rule).chain;
-    cx.set
-        .chain(chain)
-        .rules
-        .iter()
-        .find_map(|r| owner_of_rule(cx, *r))
+    *chain_owners.entry(chain).or_insert_with(|| {
+        cx.set
+            .chain(chain)
+            .rules
+            .iter()
+            .find_map(|r| owners[r.0 as usize])
+    })
 }
 
 /// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain.
+///
+/// Each (ACCEPT owner, skipped owner) pair is reported once, at its first ACCEPT, with the
+/// first mark-writing rule of the skipped owner after it. One backward walk over the traversal
+/// order keeps, per owner, the nearest mark write ahead, so the check is linear in the rules
+/// (times the handful of owners at each ACCEPT), not in ACCEPTs times rules.
 fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let owners = rule_owners(cx);
+    let mut chain_owners = HashMap::new();
     for (i, chain) in cx.set.chains.iter().enumerate() {
         if chain.base.is_none() {
             continue;
@@ -62,55 +82,58 @@ fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             continue;
         }
         let order = base_chain_rules(cx, ChainId(i as u32));
+        // (ACCEPT position, its owner, skipped owner, position of the skipped write)
+        let mut candidates: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let mut next_write: Vec<Option<usize>> = vec![None; cx.usage.owners.len()];
+        for (pos, &rule) in order.iter().enumerate().rev() {
+            let r = cx.set.rule(rule);
+            if r.verdict == Verdict::Accept {
+                if let Some(a) = accept_owner(cx, &owners, &mut chain_owners, rule) {
+                    for (b, q) in next_write.iter().enumerate() {
+                        if let Some(q) = *q {
+                            if b != a {
+                                candidates.push((pos, a, b, q));
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(b) = owners[rule.0 as usize] {
+                if r.ops().iter().any(|op| matches!(op, MarkOp::Write(_))) {
+                    next_write[b] = Some(pos);
+                }
+            }
+        }
+        candidates.sort_unstable_by_key(|&(pos, _, _, q)| (pos, q));
         let mut reported: Vec<(usize, usize)> = Vec::new();
-        for (pos, &rule) in order.iter().enumerate() {
-            if cx.set.rule(rule).verdict != Verdict::Accept {
+        for (pos, a, b, q) in candidates {
+            let (rule, later) = (order[pos], order[q]);
+            if reported.contains(&(a, b)) {
                 continue;
             }
-            let Some(a) = accept_owner(cx, rule) else {
+            let (ia, ib) = (
+                cx.usage.owners[a].id.as_str(),
+                cx.usage.owners[b].id.as_str(),
+            );
+            if ia == UNKNOWN && ib == UNKNOWN {
                 continue;
-            };
-            for &later in &order[pos + 1..] {
-                let Some(b) = owner_of_rule(cx, later) else {
-                    continue;
-                };
-                if b == a || reported.contains(&(a, b)) {
-                    continue;
-                }
-                let (ia, ib) = (
-                    cx.usage.owners[a].id.as_str(),
-                    cx.usage.owners[b].id.as_str(),
-                );
-                if ia == UNKNOWN && ib == UNKNOWN {
-                    continue;
-                }
-                // Only skipped writes matter: a skipped test of a packet already accepted is what
-                // the ACCEPT meant.
-                let writes = cx
-                    .set
-                    .rule(later)
-                    .ops()
-                    .iter()
-                    .any(|op| matches!(op, MarkOp::Write(_)));
-                if !writes {
-                    continue;
-                }
-                let connmark = cx.set.rule(later).ops().iter().any(|op| matches!(op, MarkOp::Write(w) if w.field == Field::CtMark || w.is_connmark_copy()));
-                reported.push((a, b));
-                let field = cx
-                    .set
-                    .rule(later)
-                    .ops()
-                    .first()
-                    .map_or(Field::Mark, MarkOp::field);
-                let bits = cx
-                    .usage
-                    .uses
-                    .iter()
-                    .filter(|u| u.site == Site::Rule(later))
-                    .fold(0, |acc, u| acc | u.writes[fi(field)] | u.reads[fi(field)]);
-                let table = cx.set.table(chain.table);
-                out.push(Finding {
+            }
+            let connmark = cx.set.rule(later).ops().iter().any(|op| matches!(op, MarkOp::Write(w) if w.field == Field::CtMark || w.is_connmark_copy()));
+            reported.push((a, b));
+            let field = cx
+                .set
+                .rule(later)
+                .ops()
+                .first()
+                .map_or(Field::Mark, MarkOp::field);
+            let bits = cx
+                .usage
+                .uses
+                .iter()
+                .filter(|u| u.site == Site::Rule(later))
+                .fold(0, |acc, u| acc | u.writes[fi(field)] | u.reads[fi(field)]);
+            let table = cx.set.table(chain.table);
+            out.push(Finding {
                     code: "MS020",
                     name: "shadowed-mark-rule",
                     // Connmark state (a save or a restore) persists for the whole connection: losing
@@ -135,7 +158,6 @@ fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     incidents: cx.incidents(&[ia, ib], field, bits),
                     path: None,
                 });
-            }
         }
     }
 }
