@@ -715,10 +715,8 @@ fn mark_duplicates(set: &mut Ruleset) {
         .map(|t| inputs[&(t.family, &*t.name)].1)
         .collect();
     drop(inputs);
-    for t in 0..set.tables.len() {
-        if !candidate[t] {
-            continue;
-        }
+    let candidates = candidate.iter().enumerate().filter(|(_, c)| **c);
+    for t in candidates.map(|(t, _)| t) {
         let table = &set.tables[t];
         let mut chains: Vec<(&str, u64)> = table
             .chains
