@@ -18,12 +18,13 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         super::collect::collect_into(dir.path(), args.timeout)?;
         live_dir = Some(dir);
     }
+    let mut timings = Timings::from_env();
     let mut paths: Vec<&std::path::Path> = live_dir.iter().map(|d| d.path()).collect();
     paths.extend(args.paths.iter().map(|p| p.as_path()));
     // The registry is a few milliseconds of TOML: read it while the inputs are parsed.
     let (registry, node) = std::thread::scope(|s| {
         let registry = s.spawn(|| super::load_registry(args.registry.as_deref()));
-        let node = read_inputs(&paths);
+        let node = read_inputs(&paths, &mut timings);
         (registry.join(), node)
     });
     let registry = registry.map_err(|_| anyhow::anyhow!("reading the registry failed"))??;
@@ -78,6 +79,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         );
     }
     let analysis = analyze(&node, &registry);
+    timings.lap("analysis");
     let report = Report::new(&node, &analysis);
     let text = match args.format {
         Format::Text => report::text::render(&report, output::use_color(args.color)),
@@ -89,6 +91,8 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         Format::Markdown => report::markdown::render(&report),
     };
     output::print(&text)?;
+    timings.lap("report");
+    timings.print();
     drop(live_dir);
     let threshold = match args.fail_on {
         FailOn::Error => Some(Severity::Error),
@@ -107,10 +111,46 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-fn read_inputs(paths: &[&std::path::Path]) -> anyhow::Result<Node> {
+fn read_inputs(paths: &[&std::path::Path], timings: &mut Timings) -> anyhow::Result<Node> {
     let mut loader = NodeLoader::new();
     for path in paths {
         loader.add_path(path)?;
     }
-    Ok(loader.finish())
+    timings.lap("read and parse");
+    let node = loader.finish();
+    timings.lap("model (reachability, duplicates)");
+    Ok(node)
+}
+
+/// Wall time per stage, printed to stderr when `MARKSPACE_TIMINGS` is set (for profiling a
+/// large node: which stage to look at first).
+struct Timings {
+    start: Option<std::time::Instant>,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Timings {
+    fn from_env() -> Self {
+        Timings {
+            start: std::env::var_os("MARKSPACE_TIMINGS").map(|_| std::time::Instant::now()),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        if let Some(start) = self.start {
+            self.laps.push((stage, start.elapsed()));
+        }
+    }
+
+    fn print(&self) {
+        let mut last = std::time::Duration::ZERO;
+        for (stage, at) in &self.laps {
+            eprintln!(
+                "markspace: timings: {stage}: {:.1} ms",
+                (*at - last).as_secs_f64() * 1e3
+            );
+            last = *at;
+        }
+    }
 }
