@@ -16,6 +16,8 @@ pub(crate) struct NftBuild<'b> {
     b: &'b mut RulesetBuilder,
     source: SourceId,
     tables: HashMap<(Family, String), TableId>,
+    /// The table looked up last: JSON names the table in every rule and chain.
+    last_table: Option<(Family, String, TableId)>,
     /// Verdicts of named verdict maps, per table.
     vmaps: HashMap<(TableId, String), Vec<VerdictAst>>,
     /// Rules whose verdict is a named verdict map, resolved at the end.
@@ -36,6 +38,7 @@ impl<'b> NftBuild<'b> {
             b,
             source,
             tables: HashMap::new(),
+            last_table: None,
             vmaps: HashMap::new(),
             pending: Vec::new(),
             managed: HashSet::new(),
@@ -46,16 +49,23 @@ impl<'b> NftBuild<'b> {
 
     /// The table of this family and name, added on first use.
     pub(crate) fn table(&mut self, family: Family, name: &str) -> TableId {
+        if let Some((f, n, id)) = &self.last_table {
+            if *f == family && n == name {
+                return *id;
+            }
+        }
         let b = &mut *self.b;
         let source = self.source;
-        *self
+        let id = *self
             .tables
             .entry((family, name.to_string()))
             .or_insert_with(|| {
                 let id = b.add_table(family, name, Origin::Nftables, source);
                 b.table_mut(id).nft_listing = true;
                 id
-            })
+            });
+        self.last_table = Some((family, name.to_string(), id));
+        id
     }
 
     /// Marks a table as read from a whole `table { … }` block.

@@ -44,9 +44,9 @@ fn json_cases(path: &Path) -> HashMap<String, Lowered> {
     let mut current: Option<(String, String)> = None;
     let flush = |cur: Option<(String, String)>, out: &mut HashMap<String, Lowered>| {
         if let Some((rule, body)) = cur {
-            let v: serde_json::Value = serde_json::from_str(&body)
+            let stmts = super::json::statements(&body)
                 .unwrap_or_else(|e| panic!("{}: `{rule}`: bad JSON: {e}", path.display()));
-            out.insert(rule, lower(&super::json::statements(&v)));
+            out.insert(rule, lower(&stmts));
         }
     };
     for line in text.lines() {

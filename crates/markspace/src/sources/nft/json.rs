@@ -6,20 +6,24 @@
 //! not model yet such as `tproxy`, `synproxy`, `last` or `xt`, fails the whole document, where
 //! markspace must keep unknown syntax opaque), deserialising gives no positions for
 //! `file:line:column` diagnostics and evidence, and it would add `schemars`, `strum` and
-//! `serde_path_to_error` to the dependencies. Instead the document is checked with
-//! `serde_json` (whose errors carry line and column), each element of the `nftables` array is
-//! located by a small scanner so rules have spans, and `serde_json::Value`s are walked into the
-//! same syntax tree as the text form.
+//! `serde_path_to_error` to the dependencies. Instead the document is parsed with `serde_json`
+//! (whose errors carry line and column), one element of the `nftables` array at a time, into a
+//! [`Val`] that borrows its strings; each element is walked into the same syntax tree as the
+//! text form and lowered, then dropped. Rules have spans: the elements are located from where
+//! their first keys are in the input, or by a small scanner.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::diagnostic::Diagnostic;
-use crate::ruleset::{BaseChain, RulesetBuilder};
+use crate::ruleset::{BaseChain, Family, RulesetBuilder};
 use crate::source::{SourceId, Span};
 
 use super::ast::{BinOp, Expr, MapData, MarkSrc, RelOp, Stmt, VerdictAst, VmapData};
 use super::build::NftBuild;
-use super::lower::lower;
+use super::lower::{lower, Lowered};
 
 /// Whether a text is libnftables JSON (an object with an `nftables` member near the start).
 pub(crate) fn detect(text: &str) -> bool {
@@ -84,6 +88,582 @@ fn element_ranges(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// The ranges [`element_ranges`] finds, without scanning the text (a scan byte by byte took a
+/// seventh of the time of an audit): serde_json gives no positions, but a key without escapes
+/// is a slice of the input, so where the first key of each element is tells where the element
+/// starts, and the element ends at the `}` before the comma before the next one. `None` unless
+/// the document is `{"nftables": [ … ]}` with every element an object whose first key has no
+/// escapes, as `nft -j` writes it: then the array parsed is the one `element_ranges` scans.
+fn ranges_from_keys(text: &str, elements: &Elements<'_>) -> Option<Vec<(usize, usize)>> {
+    if !elements.sole_member {
+        return None;
+    }
+    text.trim_start()
+        .strip_prefix('{')?
+        .trim_start()
+        .strip_prefix("\"nftables\"")?
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('[')?;
+    // The `]` closing the array.
+    let close = text
+        .trim_end()
+        .strip_suffix('}')?
+        .trim_end()
+        .strip_suffix(']')?
+        .len();
+    let base = text.as_ptr() as usize;
+    let mut starts = Vec::with_capacity(elements.first_keys.len());
+    for &key in &elements.first_keys {
+        let key = key?;
+        // The `{` before the key's opening quote.
+        let quote = (key.as_ptr() as usize).checked_sub(base)?.checked_sub(1)?;
+        let brace = text.get(..quote)?.trim_end().len().checked_sub(1)?;
+        if text.as_bytes().get(brace) != Some(&b'{') {
+            return None;
+        }
+        starts.push(brace);
+    }
+    let mut ranges = Vec::with_capacity(starts.len());
+    for (i, &start) in starts.iter().enumerate() {
+        let before_next = match starts.get(i + 1) {
+            Some(&next) => text[..next].trim_end().strip_suffix(',')?,
+            None => &text[..close],
+        };
+        let end = before_next.trim_end().len();
+        if end <= start || text.as_bytes()[end - 1] != b'}' {
+            return None;
+        }
+        ranges.push((start, end));
+    }
+    Some(ranges)
+}
+
+/// One JSON value, its strings borrowed from the input (unless they contain escapes), its arrays
+/// and objects ranges of a [`Tape`].
+///
+/// Why not `serde_json::Value`: building a `Value` tree of the whole document (a `BTreeMap` and
+/// an owned `String` for every member) and dropping it took four fifths of the time of auditing
+/// `nft -j` output and most of its memory; a tree of `Vec`s, one element at a time, still spent
+/// a third of the time allocating, growing and freeing them. Read through [`J`], a `Val` means
+/// exactly what the `Value` of the same text means — members sorted by key, the last of repeated
+/// keys wins, integers as `u64` or negative `i64`, other numbers opaque — so the walk below reads
+/// as it did over `Value`.
+#[derive(Debug)]
+enum Val<'a> {
+    /// `null` (also a non-finite number, as `serde_json::Value` reads it).
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A non-negative integer.
+    Pos(u64),
+    /// A negative integer.
+    Neg(i64),
+    /// Any other number.
+    Float,
+    /// A string.
+    Str(Cow<'a, str>),
+    /// An array: `Tape::items[start..end]`.
+    Arr(usize, usize),
+    /// An object: `Tape::members[start..end]`, in text order, repeated keys too (read as
+    /// `serde_json::Map` has them through [`J`]).
+    Obj(usize, usize),
+}
+
+/// The arrays and objects of one element of the `nftables` array, stored flat. The tape is
+/// cleared and reused for the next element, so once it has grown to the largest element,
+/// parsing allocates nothing.
+#[derive(Debug, Default)]
+struct Tape<'a> {
+    /// Items of arrays, each array's contiguous.
+    items: Vec<Val<'a>>,
+    /// Members of objects, each object's contiguous.
+    members: Vec<(Cow<'a, str>, Val<'a>)>,
+    /// Items of the arrays being parsed (an array's items go to `items` when it closes).
+    open_items: Vec<Val<'a>>,
+    /// Members of the objects being parsed.
+    open_members: Vec<(Cow<'a, str>, Val<'a>)>,
+    /// The first key parsed since the tape was cleared (the first key of an element that is an
+    /// object), `Some(None)` when it has escapes and is not a slice of the input.
+    first_key: Option<Option<&'a str>>,
+}
+
+impl Tape<'_> {
+    fn clear(&mut self) {
+        self.items.clear();
+        self.members.clear();
+        self.first_key = None;
+    }
+}
+
+/// Parses one value onto a tape.
+struct Parse<'t, 'a>(&'t mut Tape<'a>);
+
+impl<'de> DeserializeSeed<'de> for Parse<'_, 'de> {
+    type Value = Val<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Parse<'_, 'de> {
+    type Value = Val<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Val<'de>, E> {
+        Ok(Val::Bool)
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Val<'de>, E> {
+        Ok(u64::try_from(n).map_or(Val::Neg(n), Val::Pos))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Val<'de>, E> {
+        Ok(Val::Pos(n))
+    }
+
+    fn visit_f64<E>(self, x: f64) -> Result<Val<'de>, E> {
+        Ok(if x.is_finite() { Val::Float } else { Val::Null })
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(s.to_string())))
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(s)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Val<'de>, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Val<'de>, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Val<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
+        let t = self.0;
+        let open = t.open_items.len();
+        while let Some(x) = seq.next_element_seed(Parse(&mut *t))? {
+            t.open_items.push(x);
+        }
+        let start = t.items.len();
+        t.items.extend(t.open_items.drain(open..));
+        Ok(Val::Arr(start, t.items.len()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
+        let t = self.0;
+        let open = t.open_members.len();
+        while let Some(Key(k)) = map.next_key()? {
+            t.first_key.get_or_insert(match k {
+                Cow::Borrowed(k) => Some(k),
+                Cow::Owned(_) => None,
+            });
+            let v = map.next_value_seed(Parse(&mut *t))?;
+            t.open_members.push((k, v));
+        }
+        let start = t.members.len();
+        t.members.extend(t.open_members.drain(open..));
+        Ok(Val::Obj(start, t.members.len()))
+    }
+}
+
+/// A value with the tape it is on: what the walk reads.
+#[derive(Clone, Copy)]
+struct J<'t, 'a> {
+    tape: &'t Tape<'a>,
+    val: &'t Val<'a>,
+}
+
+/// What a [`J`] is.
+enum View<'t, 'a> {
+    Str(&'t Cow<'a, str>),
+    Arr(Arr<'t, 'a>),
+    Obj(&'t [(Cow<'a, str>, Val<'a>)]),
+    /// `null`, a boolean or a number.
+    Scalar,
+}
+
+/// The items of an array.
+#[derive(Clone, Copy)]
+struct Arr<'t, 'a> {
+    tape: &'t Tape<'a>,
+    items: &'t [Val<'a>],
+}
+
+impl<'t, 'a> Arr<'t, 'a> {
+    fn get(self, i: usize) -> Option<J<'t, 'a>> {
+        let tape = self.tape;
+        self.items.get(i).map(|val| J { tape, val })
+    }
+
+    fn first(self) -> Option<J<'t, 'a>> {
+        self.get(0)
+    }
+
+    fn len(self) -> usize {
+        self.items.len()
+    }
+
+    fn iter(self) -> impl Iterator<Item = J<'t, 'a>> {
+        let tape = self.tape;
+        self.items.iter().map(move |val| J { tape, val })
+    }
+}
+
+impl<'t, 'a> J<'t, 'a> {
+    fn at(self, val: &'t Val<'a>) -> J<'t, 'a> {
+        J {
+            tape: self.tape,
+            val,
+        }
+    }
+
+    fn view(self) -> View<'t, 'a> {
+        match *self.val {
+            Val::Str(ref s) => View::Str(s),
+            Val::Arr(start, end) => View::Arr(Arr {
+                tape: self.tape,
+                items: &self.tape.items[start..end],
+            }),
+            Val::Obj(start, end) => View::Obj(&self.tape.members[start..end]),
+            Val::Null | Val::Bool | Val::Pos(_) | Val::Neg(_) | Val::Float => View::Scalar,
+        }
+    }
+
+    fn members(self) -> Option<&'t [(Cow<'a, str>, Val<'a>)]> {
+        match self.view() {
+            View::Obj(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The member `key` of an object (the last one, as `serde_json::Map` keeps the last of
+    /// repeated keys).
+    fn get(self, key: &str) -> Option<J<'t, 'a>> {
+        let (_, v) = self.members()?.iter().rev().find(|(k, _)| k == key)?;
+        Some(self.at(v))
+    }
+
+    /// The member with the least key (`serde_json::Map::iter().next()`): the only member of the
+    /// one-member objects libnftables writes for statements and expressions.
+    fn first_member(self) -> Option<(&'t str, J<'t, 'a>)> {
+        let m = self.members()?;
+        let mut least = m.first()?;
+        for member in &m[1..] {
+            if member.0 <= least.0 {
+                least = member;
+            }
+        }
+        Some((&least.0, self.at(&least.1)))
+    }
+
+    /// The members of an object as `serde_json::Map` iterates them: sorted by key, the last of
+    /// repeated keys.
+    fn sorted_members(self) -> Vec<(&'t str, J<'t, 'a>)> {
+        let mut v: Vec<(&str, J<'t, 'a>)> = self
+            .members()
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, val)| (k.as_ref(), self.at(val)))
+            .collect();
+        if v.len() > 1 {
+            // Stable: repeated keys stay in text order, and the last is kept.
+            v.sort_by(|a, b| a.0.cmp(b.0));
+            v.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    *kept = *later;
+                }
+                same
+            });
+        }
+        v
+    }
+
+    fn as_array(self) -> Option<Arr<'t, 'a>> {
+        match self.view() {
+            View::Arr(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> Option<&'t str> {
+        match self.val {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The string, borrowed from the input when it is.
+    fn as_cow(self) -> Option<Cow<'a, str>> {
+        match self.val {
+            Val::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn as_u64(self) -> Option<u64> {
+        match *self.val {
+            Val::Pos(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_i64(self) -> Option<i64> {
+        match *self.val {
+            Val::Pos(n) => i64::try_from(n).ok(),
+            Val::Neg(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the string `s`.
+    fn is_str(self, s: &str) -> bool {
+        self.as_str() == Some(s)
+    }
+}
+
+/// An object key, borrowed unless it contains escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// What one element of the `nftables` array adds to the ruleset, read and lowered; added once
+/// the whole document has parsed (a syntax error anywhere adds nothing).
+enum Item<'a> {
+    Table {
+        family: Family,
+        name: Cow<'a, str>,
+        dormant: bool,
+    },
+    Chain {
+        family: Family,
+        table: Cow<'a, str>,
+        name: Cow<'a, str>,
+        base: Option<BaseChain>,
+        policy: Option<Cow<'a, str>>,
+    },
+    /// A map or its elements (only verdict maps keep anything).
+    Map {
+        family: Family,
+        table: Cow<'a, str>,
+        name: Cow<'a, str>,
+        verdicts: Vec<VerdictAst>,
+    },
+    Rule {
+        family: Family,
+        table: Cow<'a, str>,
+        chain: Cow<'a, str>,
+        lowered: Lowered,
+        insert: bool,
+    },
+}
+
+impl Item<'_> {
+    fn add(self, span: Span, nft: &mut NftBuild<'_>, diags: &mut Vec<Diagnostic>) {
+        match self {
+            Item::Table {
+                family,
+                name,
+                dormant,
+            } => {
+                let t = nft.table(family, &name);
+                nft.listed(t);
+                if dormant {
+                    nft.dormant(t);
+                }
+            }
+            Item::Chain {
+                family,
+                table,
+                name,
+                base,
+                policy,
+            } => {
+                let t = nft.table(family, &table);
+                nft.chain(t, &name, base);
+                if let Some(p) = policy {
+                    nft.policy(t, &name, &p);
+                }
+            }
+            Item::Map {
+                family,
+                table,
+                name,
+                verdicts,
+            } => {
+                let t = nft.table(family, &table);
+                if !verdicts.is_empty() {
+                    nft.vmap(t, &name, verdicts);
+                }
+            }
+            Item::Rule {
+                family,
+                table,
+                chain,
+                lowered,
+                insert,
+            } => {
+                let t = nft.table(family, &table);
+                nft.rule(t, &chain, span, lowered, insert, diags);
+            }
+        }
+    }
+}
+
+/// What the `nftables` array holds.
+struct Elements<'a> {
+    /// The items, each with the index of its element.
+    items: Vec<(usize, Item<'a>)>,
+    /// For each element, its first key if it is an object and the key is a slice of the input.
+    first_keys: Vec<Option<&'a str>>,
+    /// Whether the array is the only member of the document.
+    sole_member: bool,
+}
+
+/// Scalars where the document or the `nftables` member is expected: valid JSON without rules.
+macro_rules! scalars_hold_no_rules {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    };
+}
+
+/// The whole document: the items of its (last) `nftables` member, if that is an array. Every
+/// other value is parsed as `serde_json::Value` would be, so a document is rejected exactly
+/// when `serde_json::from_str::<Value>` rejects it, with the same error.
+struct Document;
+
+impl<'de> Visitor<'de> for Document {
+    type Value = Option<Elements<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON document")
+    }
+
+    scalars_hold_no_rules!();
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Parse(&mut Tape::default()).visit_seq(seq).map(|_| None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found: Option<Elements<'de>> = None;
+        let mut members = 0;
+        while let Some(Key(k)) = map.next_key()? {
+            members += 1;
+            if k == "nftables" {
+                found = map.next_value_seed(NftablesArray)?;
+            } else {
+                map.next_value_seed(Parse(&mut Tape::default()))?;
+            }
+        }
+        Ok(found.map(|e| Elements {
+            sole_member: members == 1,
+            ..e
+        }))
+    }
+}
+
+/// The value of the `nftables` member: each element is read, turned into items and dropped
+/// before the next one is parsed.
+struct NftablesArray;
+
+impl<'de> DeserializeSeed<'de> for NftablesArray {
+    type Value = Option<Elements<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NftablesArray {
+    type Value = Option<Elements<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the nftables array")
+    }
+
+    scalars_hold_no_rules!();
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Elements {
+            items: Vec::new(),
+            first_keys: Vec::new(),
+            sole_member: false,
+        };
+        let mut tape = Tape::default();
+        while let Some(val) = seq.next_element_seed(Parse(&mut tape))? {
+            let j = J {
+                tape: &tape,
+                val: &val,
+            };
+            object(j, out.first_keys.len(), &mut out.items);
+            let is_object = matches!(val, Val::Obj(..));
+            out.first_keys
+                .push(tape.first_key.flatten().filter(|_| is_object));
+            tape.clear();
+        }
+        Ok(Some(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Parse(&mut Tape::default()).visit_map(map).map(|_| None)
+    }
+}
+
 /// Reads one input into the builder.
 pub(crate) fn parse(
     text: &str,
@@ -92,8 +672,27 @@ pub(crate) fn parse(
     b: &mut RulesetBuilder,
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let doc: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = de
+        .deserialize_any(Document)
+        .and_then(|doc| de.end().map(|()| doc));
+    let elements = match parsed {
+        Ok(Some(elements)) => elements,
+        Ok(None) => {
+            diags.push(
+                Diagnostic::error(
+                    Span {
+                        source,
+                        line: 1,
+                        start: 0,
+                        len: 1,
+                    },
+                    "JSON without an `nftables` array",
+                )
+                .with_hint("expected the output of `nft -j list ruleset`: {\"nftables\": [ … ]}"),
+            );
+            return diags;
+        }
         Err(e) => {
             let line = e.line().max(1);
             let line_start = text
@@ -121,31 +720,20 @@ pub(crate) fn parse(
             return diags;
         }
     };
-    let Some(items) = doc.get("nftables").and_then(Value::as_array) else {
-        diags.push(
-            Diagnostic::error(
-                Span {
-                    source,
-                    line: 1,
-                    start: 0,
-                    len: 1,
-                },
-                "JSON without an `nftables` array",
-            )
-            .with_hint("expected the output of `nft -j list ruleset`: {\"nftables\": [ … ]}"),
-        );
-        return diags;
-    };
-    let ranges = element_ranges(text);
-    let ranges = if ranges.len() == items.len() {
-        ranges
-    } else {
-        vec![(0, 0); items.len()]
-    };
+    let ranges = ranges_from_keys(text, &elements).unwrap_or_else(|| {
+        let count = elements.first_keys.len();
+        let ranges = element_ranges(text);
+        if ranges.len() == count {
+            ranges
+        } else {
+            vec![(0, 0); count]
+        }
+    });
     let mut nft = NftBuild::new(b, source);
     // Line numbers counted incrementally: the elements are in text order.
     let (mut line, mut counted) = (1u32, 0usize);
-    for (item, (start, end)) in items.iter().zip(ranges) {
+    for (index, item) in elements.items {
+        let (start, end) = ranges[index];
         if start >= counted {
             line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted..start]).count() as u32;
             counted = start;
@@ -158,56 +746,75 @@ pub(crate) fn parse(
             start: start as u32,
             len: (first_line_end.max(start) - start) as u32,
         };
-        object(item, span, &mut nft, &mut diags);
+        item.add(span, &mut nft, &mut diags);
     }
     nft.finish();
     diags
 }
 
-fn str_of<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
-    v.get(key).and_then(Value::as_str)
+fn str_of<'t>(v: J<'t, '_>, key: &str) -> Option<&'t str> {
+    v.get(key).and_then(J::as_str)
+}
+
+/// A string member, borrowed from the input when it is.
+fn cow_of<'a>(v: J<'_, 'a>, key: &str) -> Option<Cow<'a, str>> {
+    v.get(key).and_then(J::as_cow)
+}
+
+/// `family`, `table` and the name member `name` of a chain, map, element or rule object.
+fn table_and<'a>(body: J<'_, 'a>, name: &str) -> Option<(Family, Cow<'a, str>, Cow<'a, str>)> {
+    let family = str_of(body, "family").and_then(super::family)?;
+    Some((family, cow_of(body, "table")?, cow_of(body, name)?))
+}
+
+/// The verdicts of a map's `elem` list.
+fn elem_verdicts(body: J<'_, '_>) -> Vec<VerdictAst> {
+    body.get("elem")
+        .and_then(J::as_array)
+        .map(|els| {
+            els.iter()
+                .filter_map(|e| e.as_array().and_then(|kv| kv.get(1)))
+                .filter_map(verdict)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One element of the `nftables` array (commands such as `{"add": {"rule": …}}` unwrapped).
-fn object(item: &Value, span: Span, nft: &mut NftBuild<'_>, diags: &mut Vec<Diagnostic>) {
-    let Some(obj) = item.as_object() else { return };
-    for (kind, body) in obj {
-        match kind.as_str() {
-            "add" | "create" | "insert" | "replace" => object(body, span, nft, diags),
+fn object<'a>(item: J<'_, 'a>, index: usize, out: &mut Vec<(usize, Item<'a>)>) {
+    for (kind, body) in item.sorted_members() {
+        match kind {
+            "add" | "create" | "insert" | "replace" => object(body, index, out),
             "table" => {
                 let (Some(family), Some(name)) = (
                     str_of(body, "family").and_then(super::family),
-                    str_of(body, "name"),
+                    cow_of(body, "name"),
                 ) else {
                     continue;
                 };
-                let t = nft.table(family, name);
-                nft.listed(t);
-                let flags = body.get("flags");
-                let dormant = match flags {
-                    Some(Value::String(s)) => s == "dormant",
-                    Some(Value::Array(a)) => a.iter().any(|f| f == "dormant"),
+                let dormant = body.get("flags").is_some_and(|f| match f.view() {
+                    View::Str(s) => s == "dormant",
+                    View::Arr(a) => a.iter().any(|f| f.is_str("dormant")),
                     _ => false,
-                };
-                if dormant {
-                    nft.dormant(t);
-                }
+                });
+                out.push((
+                    index,
+                    Item::Table {
+                        family,
+                        name,
+                        dormant,
+                    },
+                ));
             }
             "chain" => {
-                let (Some(family), Some(table), Some(name)) = (
-                    str_of(body, "family").and_then(super::family),
-                    str_of(body, "table"),
-                    str_of(body, "name"),
-                ) else {
+                let Some((family, table, name)) = table_and(body, "name") else {
                     continue;
                 };
-                let t = nft.table(family, table);
                 let hook = str_of(body, "hook").and_then(super::hook);
-                let prio = match body.get("prio") {
-                    Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
-                    Some(Value::String(s)) => super::priority(family, s),
-                    _ => None,
-                };
+                let prio = body.get("prio").and_then(|p| match p.as_str() {
+                    Some(s) => super::priority(family, s),
+                    None => p.as_i64().and_then(|n| i32::try_from(n).ok()),
+                });
                 let base = match (hook, prio) {
                     (Some(hook), Some(priority)) => Some(BaseChain {
                         hook,
@@ -216,94 +823,83 @@ fn object(item: &Value, span: Span, nft: &mut NftBuild<'_>, diags: &mut Vec<Diag
                     }),
                     _ => None,
                 };
-                nft.chain(t, name, base);
-                if let Some(p) = str_of(body, "policy") {
-                    nft.policy(t, name, p);
-                }
+                let policy = cow_of(body, "policy");
+                out.push((
+                    index,
+                    Item::Chain {
+                        family,
+                        table,
+                        name,
+                        base,
+                        policy,
+                    },
+                ));
             }
-            "map" => {
-                let (Some(family), Some(table), Some(name)) = (
-                    str_of(body, "family").and_then(super::family),
-                    str_of(body, "table"),
-                    str_of(body, "name"),
-                ) else {
+            "map" | "element" => {
+                let Some((family, table, name)) = table_and(body, "name") else {
                     continue;
                 };
-                let t = nft.table(family, table);
-                let verdicts: Vec<VerdictAst> = body
-                    .get("elem")
-                    .and_then(Value::as_array)
-                    .map(|els| {
-                        els.iter()
-                            .filter_map(|e| e.as_array().and_then(|kv| kv.get(1)))
-                            .filter_map(verdict)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !verdicts.is_empty() {
-                    nft.vmap(t, name, verdicts);
-                }
-            }
-            "element" => {
-                let (Some(family), Some(table), Some(name)) = (
-                    str_of(body, "family").and_then(super::family),
-                    str_of(body, "table"),
-                    str_of(body, "name"),
-                ) else {
-                    continue;
-                };
-                let t = nft.table(family, table);
-                let verdicts: Vec<VerdictAst> = body
-                    .get("elem")
-                    .and_then(Value::as_array)
-                    .map(|els| {
-                        els.iter()
-                            .filter_map(|e| e.as_array().and_then(|kv| kv.get(1)))
-                            .filter_map(verdict)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !verdicts.is_empty() {
-                    nft.vmap(t, name, verdicts);
-                }
+                let verdicts = elem_verdicts(body);
+                out.push((
+                    index,
+                    Item::Map {
+                        family,
+                        table,
+                        name,
+                        verdicts,
+                    },
+                ));
             }
             "rule" => {
-                let (Some(family), Some(table), Some(chain)) = (
-                    str_of(body, "family").and_then(super::family),
-                    str_of(body, "table"),
-                    str_of(body, "chain"),
-                ) else {
+                let Some((family, table, chain)) = table_and(body, "chain") else {
                     continue;
                 };
-                let t = nft.table(family, table);
                 let mut stmts: Vec<Stmt> = body
                     .get("expr")
-                    .and_then(Value::as_array)
+                    .and_then(J::as_array)
                     .map(|a| a.iter().map(statement).collect())
                     .unwrap_or_default();
                 if let Some(c) = str_of(body, "comment") {
                     stmts.push(Stmt::Comment(c.to_string()));
                 }
-                nft.rule(t, chain, span, lower(&stmts), kind == "insert", diags);
+                out.push((
+                    index,
+                    Item::Rule {
+                        family,
+                        table,
+                        chain,
+                        lowered: lower(&stmts),
+                        insert: kind == "insert",
+                    },
+                ));
             }
             _ => {}
         }
     }
 }
 
+/// A rule's statement list (a JSON array of statements, or one statement), as the conformance
+/// tests read it.
 #[cfg(test)]
-/// A rule's statement list, as the conformance tests read it.
-pub(crate) fn statements(v: &Value) -> Vec<Stmt> {
-    match v {
-        Value::Array(a) => a.iter().map(statement).collect(),
-        other => vec![statement(other)],
-    }
+pub(crate) fn statements(json: &str) -> serde_json::Result<Vec<Stmt>> {
+    let mut tape = Tape::default();
+    let mut de = serde_json::Deserializer::from_str(json);
+    let val = Parse(&mut tape).deserialize(&mut de)?;
+    de.end()?;
+    let v = J {
+        tape: &tape,
+        val: &val,
+    };
+    Ok(match v.as_array() {
+        Some(a) => a.iter().map(statement).collect(),
+        None => vec![statement(v)],
+    })
 }
 
-fn verdict(v: &Value) -> Option<VerdictAst> {
-    let (k, body) = v.as_object()?.iter().next()?;
+fn verdict(v: J<'_, '_>) -> Option<VerdictAst> {
+    let (k, body) = v.first_member()?;
     let target = || str_of(body, "target").map(str::to_string);
-    Some(match k.as_str() {
+    Some(match k {
         "accept" => VerdictAst::Accept,
         "drop" => VerdictAst::Drop,
         "continue" => VerdictAst::Continue,
@@ -314,18 +910,23 @@ fn verdict(v: &Value) -> Option<VerdictAst> {
     })
 }
 
-fn statement(v: &Value) -> Stmt {
-    let Some((k, body)) = v.as_object().and_then(|o| o.iter().next()) else {
+/// The expression of a member, opaque when there is none (as `null` is).
+fn expr_of(v: Option<J<'_, '_>>) -> Expr {
+    v.map_or_else(|| Expr::data(vec![]), expr)
+}
+
+fn statement(v: J<'_, '_>) -> Stmt {
+    let Some((k, body)) = v.first_member() else {
         return Stmt::Other(vec![]);
     };
     if let Some(vd) = verdict(v) {
         return Stmt::Verdict(vd);
     }
-    match k.as_str() {
+    match k {
         "match" => {
-            let left = expr(body.get("left").unwrap_or(&Value::Null));
-            let right_v = body.get("right").unwrap_or(&Value::Null);
-            let right = expr(right_v);
+            let left = expr_of(body.get("left"));
+            let right_v = body.get("right");
+            let right = expr_of(right_v);
             let op = match str_of(body, "op").unwrap_or("==") {
                 "!=" => RelOp::Ne,
                 "<" | ">" | "<=" | ">=" => RelOp::Order,
@@ -336,7 +937,7 @@ fn statement(v: &Value) -> Stmt {
                 .and_then(|l| l.get("meta"))
                 .and_then(|m| str_of(m, "key"));
             if let (Some("iifname" | "oifname" | "iif" | "oif"), RelOp::Eq, Some(name)) =
-                (key, op, right_v.as_str())
+                (key, op, right_v.and_then(J::as_str))
             {
                 // An interface match reads no mark; only the name is kept, for attribution.
                 return Stmt::Interface(name.to_string());
@@ -344,8 +945,8 @@ fn statement(v: &Value) -> Stmt {
             Stmt::Match { left, op, right }
         }
         "mangle" => {
-            let key = expr(body.get("key").unwrap_or(&Value::Null));
-            let value = expr(body.get("value").unwrap_or(&Value::Null));
+            let key = expr_of(body.get("key"));
+            let value = expr_of(body.get("value"));
             match key {
                 Expr::Mark(MarkSrc::Meta) => Stmt::SetMark {
                     field: crate::model::Field::Mark,
@@ -359,22 +960,24 @@ fn statement(v: &Value) -> Stmt {
             }
         }
         "vmap" => {
-            let key = expr(body.get("key").unwrap_or(&Value::Null));
+            let key = expr_of(body.get("key"));
             let data = match body.get("data") {
-                Some(Value::String(s)) => VmapData::Named(s.trim_start_matches('@').to_string()),
-                Some(d) => VmapData::Elements(
-                    d.get("set")
-                        .and_then(Value::as_array)
-                        .map(|els| {
-                            els.iter()
-                                .filter_map(|e| {
-                                    let kv = e.as_array()?;
-                                    Some((expr(kv.first()?), verdict(kv.get(1)?)?))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                ),
+                Some(d) => match d.as_str() {
+                    Some(s) => VmapData::Named(s.trim_start_matches('@').to_string()),
+                    None => VmapData::Elements(
+                        d.get("set")
+                            .and_then(J::as_array)
+                            .map(|els| {
+                                els.iter()
+                                    .filter_map(|e| {
+                                        let kv = e.as_array()?;
+                                        Some((expr(kv.first()?), verdict(kv.get(1)?)?))
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    ),
+                },
                 None => VmapData::Elements(Vec::new()),
             };
             Stmt::Vmap { key, data }
@@ -384,122 +987,126 @@ fn statement(v: &Value) -> Stmt {
             name: str_of(body, "name").unwrap_or("").to_string(),
         },
         "queue" | "reject" | "masquerade" | "snat" | "dnat" | "redirect" | "synproxy" => {
-            Stmt::Verdict(VerdictAst::Terminal(k.clone()))
+            Stmt::Verdict(VerdictAst::Terminal(k.to_string()))
         }
         _ => Stmt::Other(children(body)),
     }
 }
 
 /// Expressions nested anywhere in a JSON value (for statements markspace does not model).
-fn children(v: &Value) -> Vec<Expr> {
-    match v {
+fn children(v: J<'_, '_>) -> Vec<Expr> {
+    match v.view() {
         // A one-member object may itself be an expression (`{"map": …}`).
-        Value::Object(o) if o.len() == 1 => vec![expr(v)],
-        Value::Object(o) => o.values().map(expr).collect(),
-        Value::Array(a) => a.iter().map(expr).collect(),
-        _ => Vec::new(),
+        View::Obj(_) => match v.sorted_members().as_slice() {
+            [_] => vec![expr(v)],
+            members => members.iter().map(|&(_, m)| expr(m)).collect(),
+        },
+        View::Arr(a) => a.iter().map(expr).collect(),
+        View::Str(_) | View::Scalar => Vec::new(),
     }
 }
 
-fn num_of(v: Option<&Value>) -> u32 {
-    v.and_then(Value::as_u64)
+fn num_of(v: Option<J<'_, '_>>) -> u32 {
+    v.and_then(J::as_u64)
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(0)
 }
 
 /// One JSON expression.
-pub(crate) fn expr(v: &Value) -> Expr {
-    match v {
-        Value::Number(n) => n
+fn expr(v: J<'_, '_>) -> Expr {
+    match v.view() {
+        View::Scalar => v
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .map_or_else(|| Expr::data(vec![]), Expr::Num),
-        Value::String(s) => {
+        View::Str(s) => {
             if let Some(name) = s.strip_prefix('@') {
                 return Expr::Named(name.to_string());
             }
-            let l = super::lex::lex(s);
-            match l.tokens.as_slice() {
-                [t] => match t.word() {
-                    Some(w) if w.starts_with(|c: char| c.is_ascii_digit()) => number_word(w),
-                    _ => Expr::data(vec![]),
-                },
+            // A number, `lo-hi` or `value/len` given as a string, read as the rule text `s` is
+            // (`parse_rule` reads one digit-led word with `digit_word`; called directly, neither
+            // lexing nor parsing runs for every address and name in the document).
+            match super::lex::single_word(s) {
+                Some(w) if w.starts_with(|c: char| c.is_ascii_digit()) => {
+                    super::rule::digit_word(w).0
+                }
                 _ => Expr::data(vec![]),
             }
         }
-        Value::Array(a) => Expr::Set(a.iter().map(expr).collect()),
-        Value::Object(o) => {
-            let Some((k, body)) = o.iter().next() else {
+        View::Arr(a) => Expr::Set(a.iter().map(expr).collect()),
+        View::Obj(_) => {
+            let Some((k, body)) = v.first_member() else {
                 return Expr::data(vec![]);
             };
             let key = str_of(body, "key");
-            match k.as_str() {
+            match k {
                 "meta" if key == Some("mark") => Expr::Mark(MarkSrc::Meta),
                 "ct" if key == Some("mark") => Expr::Mark(MarkSrc::Ct),
                 "socket" if key == Some("mark") => Expr::Mark(MarkSrc::Socket),
                 "meta" | "ct" | "socket" | "payload" | "exthdr" | "rt" | "osf" | "ipsec" => {
                     Expr::data(vec![])
                 }
-                "&" | "|" | "^" | "<<" | ">>" => {
-                    let op = match k.as_str() {
+                op @ ("&" | "|" | "^" | "<<" | ">>") => {
+                    let op = match op {
                         "&" => BinOp::And,
                         "|" => BinOp::Or,
                         "^" => BinOp::Xor,
                         "<<" => BinOp::Shl,
                         _ => BinOp::Shr,
                     };
-                    let mut it = body.as_array().into_iter().flatten().map(expr);
+                    let mut it = body.as_array().into_iter().flat_map(Arr::iter).map(expr);
                     let first = it.next().unwrap_or_else(|| Expr::data(vec![]));
                     it.fold(first, |a, b| Expr::binop(op, a, b))
                 }
-                "set" => match body {
-                    Value::Array(a) => Expr::Set(
+                "set" => match body.as_array() {
+                    Some(a) => Expr::Set(
                         a.iter()
                             .map(|e| match e.as_array() {
                                 Some(kv) if kv.len() == 2 => {
-                                    Expr::Concat(vec![expr(&kv[0]), expr(&kv[1])])
+                                    Expr::Concat(vec![expr_of(kv.first()), expr_of(kv.get(1))])
                                 }
                                 _ => expr(e),
                             })
                             .collect(),
                     ),
-                    other => Expr::Set(vec![expr(other)]),
+                    None => Expr::Set(vec![expr(body)]),
                 },
-                "elem" => expr(body.get("val").unwrap_or(&Value::Null)),
+                "elem" => expr_of(body.get("val")),
                 "range" => {
                     let a = body.as_array();
-                    let lo = a
-                        .and_then(|a| a.first())
-                        .map_or_else(|| Expr::data(vec![]), expr);
-                    let hi = a
-                        .and_then(|a| a.get(1))
-                        .map_or_else(|| Expr::data(vec![]), expr);
+                    let lo = expr_of(a.and_then(Arr::first));
+                    let hi = expr_of(a.and_then(|a| a.get(1)));
                     Expr::Range(Box::new(lo), Box::new(hi))
                 }
-                "prefix" => Expr::Prefix(
-                    Box::new(expr(body.get("addr").unwrap_or(&Value::Null))),
-                    num_of(body.get("len")),
+                "prefix" => {
+                    Expr::Prefix(Box::new(expr_of(body.get("addr"))), num_of(body.get("len")))
+                }
+                "concat" => Expr::Concat(
+                    body.as_array()
+                        .into_iter()
+                        .flat_map(Arr::iter)
+                        .map(expr)
+                        .collect(),
                 ),
-                "concat" => Expr::Concat(body.as_array().into_iter().flatten().map(expr).collect()),
                 "map" => {
-                    let key = expr(body.get("key").unwrap_or(&Value::Null));
+                    let key = expr_of(body.get("key"));
                     let data = match body.get("data") {
-                        Some(Value::String(s)) => {
-                            MapData::Named(s.trim_start_matches('@').to_string())
-                        }
-                        Some(d) => MapData::Elements(
-                            d.get("set")
-                                .and_then(Value::as_array)
-                                .map(|els| {
-                                    els.iter()
-                                        .filter_map(|e| {
-                                            let kv = e.as_array()?;
-                                            Some((expr(kv.first()?), expr(kv.get(1)?)))
-                                        })
-                                        .collect()
-                                })
-                                .unwrap_or_default(),
-                        ),
+                        Some(d) => match d.as_str() {
+                            Some(s) => MapData::Named(s.trim_start_matches('@').to_string()),
+                            None => MapData::Elements(
+                                d.get("set")
+                                    .and_then(J::as_array)
+                                    .map(|els| {
+                                        els.iter()
+                                            .filter_map(|e| {
+                                                let kv = e.as_array()?;
+                                                Some((expr(kv.first()?), expr(kv.get(1)?)))
+                                            })
+                                            .collect()
+                                    })
+                                    .unwrap_or_default(),
+                            ),
+                        },
                         None => MapData::Named(String::new()),
                     };
                     Expr::Map(Box::new(key), data)
@@ -517,14 +1124,11 @@ pub(crate) fn expr(v: &Value) -> Expr {
                     Expr::Hash { inputs, bits }
                 }
                 "fib" => {
-                    let mark = body
-                        .get("flags")
-                        .map(|f| match f {
-                            Value::Array(a) => a.iter().any(|x| x == "mark"),
-                            Value::String(s) => s == "mark",
-                            _ => false,
-                        })
-                        .unwrap_or(false);
+                    let mark = body.get("flags").is_some_and(|f| match f.view() {
+                        View::Arr(a) => a.iter().any(|x| x.is_str("mark")),
+                        View::Str(s) => s == "mark",
+                        _ => false,
+                    });
                     Expr::Data(if mark {
                         vec![Expr::Mark(MarkSrc::Meta)]
                     } else {
@@ -534,27 +1138,129 @@ pub(crate) fn expr(v: &Value) -> Expr {
                 _ => Expr::Data(children(body)),
             }
         }
-        _ => Expr::data(vec![]),
-    }
-}
-
-/// A number, `lo-hi` or `value/len` given as a JSON string.
-fn number_word(w: &str) -> Expr {
-    let l = super::lex::lex(w);
-    match super::rule::parse_rule(&l.tokens, w.len()) {
-        Ok(stmts) => match stmts.into_iter().next() {
-            Some(Stmt::Other(mut v)) if v.len() == 1 => {
-                v.pop().unwrap_or_else(|| Expr::data(vec![]))
-            }
-            _ => Expr::data(vec![]),
-        },
-        Err(_) => Expr::data(vec![]),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn elements(text: &str) -> Elements<'_> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.deserialize_any(Document)
+            .and_then(|doc| de.end().map(|()| doc))
+            .expect("valid")
+            .expect("an nftables array")
+    }
+
+    #[test]
+    fn ranges_from_keys_as_scanned() {
+        let texts = [
+            r#"{"nftables": [{"a": "]"}, {"b": [1, {"c": 2}]}, {"d": {}}]}"#,
+            "  {\n \"nftables\" :\n [\n  {\"a\": \"x\\\"]\"} ,\n\t{ \"b\": [] }\n ]\n}\n",
+            r#"{"nftables": []}"#,
+        ];
+        for t in texts {
+            let e = elements(t);
+            assert_eq!(ranges_from_keys(t, &e), Some(element_ranges(t)), "{t}");
+        }
+        // Documents `element_ranges` would scan differently, or elements without a key to go by.
+        for t in [
+            r#"{"x": 1, "nftables": [{"a": 1}]}"#,
+            r#"{"nftables": [{"a": 1}], "nftables": [{"b": 2}]}"#,
+            r#"{"nftables": [{"a": 1}, 2]}"#,
+            r#"{"nftables": [{"a": 1}, {}]}"#,
+            r#"{"nftables": [{"\u0061": 1}]}"#,
+            r#"{"nft\u0061bles": [{"a": 1}]}"#,
+        ] {
+            assert_eq!(ranges_from_keys(t, &elements(t)), None, "{t}");
+        }
+        // The JSON dumps of nft's shell tests.
+        let dir = crate::sources::iptables::conformance_tests::corpus_dir()
+            .join("nftables")
+            .join("shell-dumps");
+        let mut dumps = 0;
+        for entry in std::fs::read_dir(&dir).expect("corpus") {
+            let path = entry.expect("readable").path();
+            if !path.to_string_lossy().ends_with(".json-nft") {
+                continue;
+            }
+            let t = std::fs::read_to_string(&path).expect("readable");
+            let e = elements(&t);
+            assert_eq!(
+                ranges_from_keys(&t, &e),
+                Some(element_ranges(&t)),
+                "{path:?}"
+            );
+            dumps += 1;
+        }
+        assert!(dumps > 30, "expected the corpus JSON dumps, found {dumps}");
+    }
+
+    /// A value as `serde_json::Value` has it, booleans and non-integers reduced to what `Val` keeps.
+    fn as_value(v: J<'_, '_>) -> serde_json::Value {
+        use serde_json::Value;
+        match (v.view(), v.val) {
+            (View::Str(s), _) => Value::String(s.to_string()),
+            (View::Arr(a), _) => Value::Array(a.iter().map(as_value).collect()),
+            (View::Obj(_), _) => Value::Object(
+                v.sorted_members()
+                    .into_iter()
+                    .map(|(k, m)| (k.to_string(), as_value(m)))
+                    .collect(),
+            ),
+            (View::Scalar, Val::Pos(n)) => Value::from(*n),
+            (View::Scalar, Val::Neg(n)) => Value::from(*n),
+            (View::Scalar, Val::Bool) => Value::from("bool"),
+            (View::Scalar, Val::Float) => Value::from("float"),
+            (View::Scalar, _) => Value::Null,
+        }
+    }
+
+    fn reduced(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Bool(_) => Value::from("bool"),
+            Value::Number(n) if n.is_f64() => Value::from("float"),
+            Value::Array(a) => Value::Array(a.into_iter().map(reduced).collect()),
+            Value::Object(o) => {
+                Value::Object(o.into_iter().map(|(k, v)| (k, reduced(v))).collect())
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn vals_read_as_serde_json_values() {
+        let texts = [
+            r#"{"b": 1, "a": {"x": 1}, "a": {"y": [true, null, -2, 1.5, 1e3]}, "\u0061": 3}"#,
+            r#"[{"z": 1, "y": 2, "z": 3}, "s\"q", 18446744073709551615, -9223372036854775808, {}]"#,
+            r#"{"match": {"right": 1, "op": "==", "left": {"meta": {"key": "mark"}}}}"#,
+        ];
+        for t in texts {
+            let mut tape = Tape::default();
+            let mut de = serde_json::Deserializer::from_str(t);
+            let val = Parse(&mut tape).deserialize(&mut de).expect("valid");
+            let j = J {
+                tape: &tape,
+                val: &val,
+            };
+            let value: serde_json::Value = serde_json::from_str(t).expect("valid");
+            assert_eq!(as_value(j), reduced(value.clone()), "{t}");
+            if let (Some(m), Some(o)) = (j.members(), value.as_object()) {
+                let first = j.first_member().map(|(k, v)| (k.to_string(), as_value(v)));
+                let expected = o
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.clone(), reduced(v.clone())));
+                assert_eq!(first, expected, "{t}");
+                for (k, _) in m {
+                    let got = j.get(k).map(as_value);
+                    assert_eq!(got, o.get(k.as_ref()).cloned().map(reduced), "{t}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn element_ranges_find_each_object() {

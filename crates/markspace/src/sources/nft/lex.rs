@@ -198,6 +198,21 @@ pub(crate) fn lex(text: &str) -> Lexed<'_> {
     out
 }
 
+/// The word a text lexes to when it lexes to exactly one word (`lex(text).tokens` is
+/// `[Word(w)]`). Text made only of word bytes (most JSON string values: `tcp`, `10.0.0.1`,
+/// `eth0`) is that word without lexing it.
+pub(crate) fn single_word(text: &str) -> Option<&str> {
+    if !text.is_empty() && text.bytes().all(is_word_byte) {
+        return Some(text);
+    }
+    match lex(text).tokens.as_slice() {
+        [Token {
+            tok: Tok::Word(w), ..
+        }] => Some(w),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +250,36 @@ mod tests {
                 Tok::Newline,
             ]
         );
+    }
+
+    #[test]
+    fn single_words_as_lexed() {
+        for t in [
+            "",
+            "tcp",
+            "10.0.0.1",
+            " 10 ",
+            "10 # x",
+            "a b",
+            "0x10",
+            "@set",
+            "\"s\"",
+            "&",
+            "eth*",
+            "{1}",
+            "\n5\n",
+            "1-2",
+            "10.0.0.0/8",
+            "é1",
+        ] {
+            let lexed = match lex(t).tokens.as_slice() {
+                [Token {
+                    tok: Tok::Word(w), ..
+                }] => Some(*w),
+                _ => None,
+            };
+            assert_eq!(single_word(t), lexed, "{t:?}");
+        }
     }
 
     #[test]

@@ -122,6 +122,34 @@ pub(crate) fn parse_num(w: &str) -> Result<u32, bool> {
     }
 }
 
+/// A digit-led word: a number, `lo-hi`, `value/len`, or something else (an address, a time).
+/// With `Some(too_big)` when it is a malformed number, or one too large for 32 bits.
+pub(crate) fn digit_word(w: &str) -> (Expr, Option<bool>) {
+    match parse_num(w) {
+        Ok(n) => return (Expr::Num(n), None),
+        Err(true) => return (Expr::data(vec![]), Some(true)),
+        Err(false) => {}
+    }
+    if let Some((lo, hi)) = w.split_once('-') {
+        if let (Ok(lo), Ok(hi)) = (parse_num(lo), parse_num(hi)) {
+            return (
+                Expr::Range(Box::new(Expr::Num(lo)), Box::new(Expr::Num(hi))),
+                None,
+            );
+        }
+    }
+    if let Some((v, len)) = w.split_once('/') {
+        if let (Ok(v), Ok(len)) = (parse_num(v), len.parse::<u32>()) {
+            if len <= 32 {
+                return (Expr::Prefix(Box::new(Expr::Num(v)), len), None);
+            }
+        }
+    }
+    let looks_numeric = w.chars().all(|c| c.is_ascii_alphanumeric());
+    let bad = looks_numeric && (w.starts_with("0x") || w.chars().all(|c| c.is_ascii_hexdigit()));
+    (Expr::data(vec![]), bad.then_some(false))
+}
+
 struct Parser<'t, 'a> {
     toks: Vec<&'t Token<'a>>,
     i: usize,
@@ -686,33 +714,14 @@ impl<'t, 'a> Parser<'t, 'a> {
         }
     }
 
-    /// A digit-led word: a number, `lo-hi`, `value/len`, or something else (an address, a time).
+    /// A digit-led word (see [`digit_word`]), remembering a malformed number for the mark checks.
     fn number_word(&mut self, w: &str, start: usize) -> Expr {
-        match parse_num(w) {
-            Ok(n) => return Expr::Num(n),
-            Err(true) => {
-                self.bad_number.get_or_insert((start, w.to_string(), true));
-                return Expr::data(vec![]);
-            }
-            Err(false) => {}
+        let (e, bad) = digit_word(w);
+        if let Some(too_big) = bad {
+            self.bad_number
+                .get_or_insert((start, w.to_string(), too_big));
         }
-        if let Some((lo, hi)) = w.split_once('-') {
-            if let (Ok(lo), Ok(hi)) = (parse_num(lo), parse_num(hi)) {
-                return Expr::Range(Box::new(Expr::Num(lo)), Box::new(Expr::Num(hi)));
-            }
-        }
-        if let Some((v, len)) = w.split_once('/') {
-            if let (Ok(v), Ok(len)) = (parse_num(v), len.parse::<u32>()) {
-                if len <= 32 {
-                    return Expr::Prefix(Box::new(Expr::Num(v)), len);
-                }
-            }
-        }
-        let looks_numeric = w.chars().all(|c| c.is_ascii_alphanumeric());
-        if looks_numeric && (w.starts_with("0x") || w.chars().all(|c| c.is_ascii_hexdigit())) {
-            self.bad_number.get_or_insert((start, w.to_string(), false));
-        }
-        Expr::data(vec![])
+        e
     }
 
     /// Elements of `{ … }` after the brace: keys, with their data for map elements (verdicts of
