@@ -650,7 +650,7 @@ impl<'de> Visitor<'de> for NftablesArray {
                 tape: &tape,
                 val: &val,
             };
-            object(j, out.first_keys.len(), &mut out.items);
+            object(j, out.first_keys.len(), false, &mut out.items);
             let is_object = matches!(val, Val::Obj(..));
             out.first_keys
                 .push(tape.first_key.flatten().filter(|_| is_object));
@@ -780,11 +780,13 @@ fn elem_verdicts(body: J<'_, '_>) -> Vec<VerdictAst> {
         .unwrap_or_default()
 }
 
-/// One element of the `nftables` array (commands such as `{"add": {"rule": …}}` unwrapped).
-fn object<'a>(item: J<'_, 'a>, index: usize, out: &mut Vec<(usize, Item<'a>)>) {
+/// One element of the `nftables` array (commands such as `{"add": {"rule": …}}` unwrapped;
+/// `inserted` is set inside an `insert` command, whose rule goes to the front of its chain).
+fn object<'a>(item: J<'_, 'a>, index: usize, inserted: bool, out: &mut Vec<(usize, Item<'a>)>) {
     for (kind, body) in item.sorted_members() {
         match kind {
-            "add" | "create" | "insert" | "replace" => object(body, index, out),
+            "add" | "create" | "replace" => object(body, index, inserted, out),
+            "insert" => object(body, index, true, out),
             "table" => {
                 let (Some(family), Some(name)) = (
                     str_of(body, "family").and_then(super::family),
@@ -869,7 +871,7 @@ fn object<'a>(item: J<'_, 'a>, index: usize, out: &mut Vec<(usize, Item<'a>)>) {
                         table,
                         chain,
                         lowered: lower(&stmts),
-                        insert: kind == "insert",
+                        insert: inserted,
                     },
                 ));
             }
@@ -1260,6 +1262,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `{"insert": {"rule": …}}` puts the rule at the front of its chain (`nft insert rule`);
+    /// it was read as an append before.
+    #[test]
+    fn insert_commands_go_to_the_front() {
+        let t = r#"{"nftables": [
+            {"add": {"table": {"family": "inet", "name": "t"}}},
+            {"add": {"chain": {"family": "inet", "table": "t", "name": "c"}}},
+            {"add": {"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [
+                {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 1}}]}}},
+            {"insert": {"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [
+                {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 2}}]}}}
+        ]}"#;
+        let mut b = RulesetBuilder::new();
+        let diags = parse(t, SourceId(0), "x.json", &mut b);
+        assert!(diags.is_empty(), "{diags:?}");
+        let set = b.finish();
+        let c = set
+            .chains
+            .iter()
+            .find(|c| &*c.name == "c")
+            .expect("chain c");
+        let values: Vec<Vec<u32>> = c
+            .rules
+            .iter()
+            .map(|r| crate::model::constant_values(set.rule(*r).ops()))
+            .collect();
+        assert_eq!(values, vec![vec![2], vec![1]]);
     }
 
     #[test]
