@@ -148,17 +148,20 @@ for n in $COLLECT_SIZES; do
     col=$WORK/collect-$n
     "${IN_NS[@]}" "$MS" collect --out "$col" >/dev/null 2>&1
     python3 scripts/manifest-to-sh.py "$col/manifest.json" "$WORK/collect-$n-baseline" >"$WORK/collect-$n.sh"
-    hyperfine -N -w 1 -r 5 --export-json "$WORK/colb-$n.json" \
+    hyperfine -N -w 1 -r 10 --export-json "$WORK/colb-$n.json" \
         "ip netns exec $NS bash $WORK/collect-$n.sh" >/dev/null
-    hyperfine -N -w 1 -r 5 --export-json "$WORK/colm-$n.json" \
+    hyperfine -N -w 1 -r 10 --export-json "$WORK/colm-$n.json" \
         "ip netns exec $NS $MS collect --out $col" >/dev/null
-    hyperfine -N -w 1 -r 5 --export-json "$WORK/coll-$n.json" \
+    hyperfine -N -w 1 -r 10 --export-json "$WORK/coll-$n.json" \
         "ip netns exec $NS $MS audit --live --format json --fail-on never" >/dev/null
     read -r b_mean b_sd _ < <(stats "$WORK/colb-$n.json")
     read -r c_mean c_sd _ < <(stats "$WORK/colm-$n.json")
     read -r l_mean l_sd _ < <(stats "$WORK/coll-$n.json")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(grep -c '>' "$WORK/collect-$n.sh")" \
-        "$b_mean" "$b_sd" "$c_mean" "$c_sd" "$l_mean" "$l_sd" >>"$COLLECT_RESULTS"
+    # The collector's own time, without the noise of the commands: the manifest's total against
+    # the sum of its steps' durations (the last run's).
+    read -r m_total m_steps < <(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["duration_ms"], sum(s["duration_ms"] for s in m["steps"]))' "$col/manifest.json")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(grep -c '>' "$WORK/collect-$n.sh")" \
+        "$b_mean" "$b_sd" "$c_mean" "$c_sd" "$l_mean" "$l_sd" "$m_total" "$m_steps" >>"$COLLECT_RESULTS"
     for t in nat filter mangle raw; do
         "${IN_NS[@]}" iptables -t "$t" -F
         "${IN_NS[@]}" iptables -t "$t" -X

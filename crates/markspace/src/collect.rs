@@ -414,27 +414,44 @@ impl<'p> Collector<'p> {
             ("ipvsadm", &["ipvsadm", "--version"]),
             ("bpftool", &["bpftool", "version"]),
         ];
-        let mut out = Vec::new();
-        for (tool, argv) in probes {
-            let (stdout, rec) = run(
-                argv,
-                Limits {
-                    timeout: Duration::from_secs(10),
-                    max_output: 1 << 16,
-                },
-            );
-            let version = match rec.status {
-                "missing" => "not installed".to_string(),
-                _ => String::from_utf8_lossy(&stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string(),
-            };
-            out.push((tool.to_string(), version));
-        }
-        out
+        // The probes are independent and each is a process start and a line of output: run
+        // side by side, they cost one probe's time instead of nine (a tenth of a small node's
+        // whole collection when run one after another).
+        std::thread::scope(|s| {
+            let running: Vec<_> = probes
+                .iter()
+                .map(|(tool, argv)| {
+                    s.spawn(move || {
+                        let (stdout, rec) = run(
+                            argv,
+                            Limits {
+                                timeout: Duration::from_secs(10),
+                                max_output: 1 << 16,
+                            },
+                        );
+                        let version = match rec.status {
+                            "missing" => "not installed".to_string(),
+                            _ => String::from_utf8_lossy(&stdout)
+                                .lines()
+                                .next()
+                                .unwrap_or("")
+                                .trim()
+                                .to_string(),
+                        };
+                        (tool.to_string(), version)
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .zip(probes)
+                .map(|(probe, (tool, _))| {
+                    probe
+                        .join()
+                        .unwrap_or_else(|_| (tool.to_string(), String::new()))
+                })
+                .collect()
+        })
     }
 }
 

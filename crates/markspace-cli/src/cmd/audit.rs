@@ -21,14 +21,11 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let mut timings = Timings::from_env();
     let mut paths: Vec<&std::path::Path> = live_dir.iter().map(|d| d.path()).collect();
     paths.extend(args.paths.iter().map(|p| p.as_path()));
-    // The registry is a few milliseconds of TOML: read it while the inputs are parsed.
-    let (registry, node) = std::thread::scope(|s| {
-        let registry = s.spawn(|| super::load_registry(args.registry.as_deref()));
-        let node = read_inputs(&paths, &mut timings);
-        (registry.join(), node)
-    });
-    let registry = registry.map_err(|_| anyhow::anyhow!("reading the registry failed"))??;
-    let node = node?;
+    let node = read_inputs(&paths, &mut timings)?;
+    // Read after the inputs, not beside them: its parse tree would add to the peak memory of
+    // parsing a large node, for a few milliseconds saved.
+    let registry = super::load_registry(args.registry.as_deref())?;
+    timings.lap("registry");
     let color = output::stderr_color(args.color);
     let mut errors = 0;
     for d in &node.diagnostics {
@@ -122,11 +119,18 @@ fn read_inputs(paths: &[&std::path::Path], timings: &mut Timings) -> anyhow::Res
     Ok(node)
 }
 
-/// Wall time per stage, printed to stderr when `MARKSPACE_TIMINGS` is set (for profiling a
-/// large node: which stage to look at first).
+/// Wall time per stage and the peak memory so far, printed to stderr when `MARKSPACE_TIMINGS`
+/// is set (for profiling a large node: which stage to look at first).
 struct Timings {
     start: Option<std::time::Instant>,
-    laps: Vec<(&'static str, std::time::Duration)>,
+    laps: Vec<(&'static str, std::time::Duration, Option<String>)>,
+}
+
+/// The process's peak resident set so far (`VmHWM` in `/proc/self/status`), when readable.
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line["VmHWM:".len()..].trim().to_string())
 }
 
 impl Timings {
@@ -139,16 +143,17 @@ impl Timings {
 
     fn lap(&mut self, stage: &'static str) {
         if let Some(start) = self.start {
-            self.laps.push((stage, start.elapsed()));
+            self.laps.push((stage, start.elapsed(), peak_rss()));
         }
     }
 
     fn print(&self) {
         let mut last = std::time::Duration::ZERO;
-        for (stage, at) in &self.laps {
+        for (stage, at, rss) in &self.laps {
             eprintln!(
-                "markspace: timings: {stage}: {:.1} ms",
-                (*at - last).as_secs_f64() * 1e3
+                "markspace: timings: {stage}: {:.1} ms (peak RSS so far {})",
+                (*at - last).as_secs_f64() * 1e3,
+                rss.as_deref().unwrap_or("unknown")
             );
             last = *at;
         }
