@@ -3,6 +3,7 @@
 #
 #   bash scripts/bench.sh                 # sizes 10000 100000 230000 700000 (iptables-save lines)
 #   SIZES="10000 100000" bash scripts/bench.sh
+#   SIZES= COLLECT_SIZES=10000 bash scripts/bench.sh      # only the collection rows
 #   MARKSPACE=/path/to/markspace bash scripts/bench.sh   # time another build
 #
 # For each size it generates a kube-proxy node (`gen-node`, from `markspace::generate`), then:
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZES=${SIZES:-"10000 100000 230000 700000"}
+SIZES=${SIZES-"10000 100000 230000 700000"}
 NFT_MAX_LINES=${NFT_MAX_LINES:-30000}
 WORK=${WORK:-$(mktemp -d /tmp/markspace-bench.XXXXXX)}
 mkdir -p "$WORK"
@@ -137,7 +138,7 @@ done
 # in the same order, each output to a file, as the baseline. (nft 1.0.6 dumps every rule for
 # `nft list tables`, and the kernel's dump of iptables-nft rules grows with their square, so
 # large nodes make that one command slow for everybody: sizes stay moderate.)
-COLLECT_SIZES=${COLLECT_SIZES:-"10000 30000"}
+COLLECT_SIZES=${COLLECT_SIZES-"10000 30000"}
 COLLECT_RESULTS=$WORK/collect.tsv
 : >"$COLLECT_RESULTS"
 for n in $COLLECT_SIZES; do
@@ -157,11 +158,15 @@ for n in $COLLECT_SIZES; do
     read -r b_mean b_sd _ < <(stats "$WORK/colb-$n.json")
     read -r c_mean c_sd _ < <(stats "$WORK/colm-$n.json")
     read -r l_mean l_sd _ < <(stats "$WORK/coll-$n.json")
+    # audit --live is the collection plus an audit of the snapshot: time that audit alone.
+    hyperfine -N -w 1 -r 10 --export-json "$WORK/cola-$n.json" \
+        "$MS audit --format json --fail-on never $col" >/dev/null
+    read -r a_mean _ _ < <(stats "$WORK/cola-$n.json")
     # The collector's own time, without the noise of the commands: the manifest's total against
     # the sum of its steps' durations (the last run's).
     read -r m_total m_steps < <(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["duration_ms"], sum(s["duration_ms"] for s in m["steps"]))' "$col/manifest.json")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(grep -c '>' "$WORK/collect-$n.sh")" \
-        "$b_mean" "$b_sd" "$c_mean" "$c_sd" "$l_mean" "$l_sd" "$m_total" "$m_steps" >>"$COLLECT_RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(grep -c '>' "$WORK/collect-$n.sh")" \
+        "$b_mean" "$b_sd" "$c_mean" "$c_sd" "$l_mean" "$l_sd" "$m_total" "$m_steps" "$a_mean" >>"$COLLECT_RESULTS"
     for t in nat filter mangle raw; do
         "${IN_NS[@]}" iptables -t "$t" -F
         "${IN_NS[@]}" iptables -t "$t" -X

@@ -32,17 +32,23 @@ def script(manifest: str, out: str) -> None:
 
 
 def table(tsv: str) -> None:
+    """Two views: hyperfine's wall times (the commands' own variance dominates them), and the
+    collector's own time from its manifest (total against the sum of its commands' durations),
+    plus, for audit --live, the audit of the collected snapshot."""
     print("| node (iptables-save lines) | commands | the commands, from a shell script "
-          "| markspace collect | overhead | markspace audit --live | overhead "
-          "| collect's manifest: total / its steps |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| markspace collect | markspace audit --live "
+          "| collect: manifest total / its commands | collect's own time "
+          "| audit of the snapshot | audit --live's own time |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for line in open(tsv):
-        n, cmds, *times, total, steps = line.split()
+        n, cmds, *times, total, steps, audit = line.split()
         b, bsd, c, csd, l, lsd = (float(t) * 1000 for t in times)
-        total, steps = int(total), int(steps)
-        print(f"| {int(n):,} | {cmds} | {b:.0f} ms ± {bsd:.0f} | {c:.0f} ms ± {csd:.0f} | "
-              f"{(c / b - 1) * 100:+.1f}% | {l:.0f} ms ± {lsd:.0f} | {(l / b - 1) * 100:+.1f}% "
-              f"| {total} ms / {steps} ms ({(total / steps - 1) * 100:+.1f}%) |")
+        total, steps, audit = int(total), int(steps), float(audit) * 1000
+        own = total - steps
+        print(f"| {int(n):,} | {cmds} | {b:.0f} ms ± {bsd:.0f} | {c:.0f} ms ± {csd:.0f} "
+              f"| {l:.0f} ms ± {lsd:.0f} | {total} ms / {steps} ms | {own} ms "
+              f"(**{own / steps * 100:+.1f}%**) | {audit:.0f} ms "
+              f"| {own + audit:.0f} ms (**{(own + audit) / steps * 100:+.1f}%**) |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ use crate::cli::{AuditArgs, FailOn, Format};
 use crate::output;
 
 pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
+    let mut timings = Timings::from_env();
     // Keeps the live snapshot until the audit is done.
     let mut live_dir = None;
     if args.live {
@@ -17,8 +18,8 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
             .tempdir()?;
         super::collect::collect_into(dir.path(), args.timeout)?;
         live_dir = Some(dir);
+        timings.lap("collection");
     }
-    let mut timings = Timings::from_env();
     let mut paths: Vec<&std::path::Path> = live_dir.iter().map(|d| d.path()).collect();
     paths.extend(args.paths.iter().map(|p| p.as_path()));
     let node = read_inputs(&paths, &mut timings)?;

@@ -52,5 +52,31 @@ pub(crate) fn collect_into(dir: &Path, timeout: u64) -> anyhow::Result<Manifest>
     if tty {
         eprint!("\r\x1b[2K");
     }
+    // A command that failed or timed out leaves a hole in the snapshot: say which, so that an
+    // audit of it is not read as complete.
+    for step in &manifest.steps {
+        if !matches!(step.status, "failed" | "timeout") {
+            continue;
+        }
+        let argv = step.argv.join(" ");
+        let consequence = if argv == "nft list tables" {
+            ": native nftables tables were not collected"
+        } else {
+            ""
+        };
+        eprintln!(
+            "markspace: warning: `{argv}` {}{consequence}{}",
+            if step.status == "timeout" {
+                "timed out"
+            } else {
+                "failed"
+            },
+            step.note
+                .as_deref()
+                .and_then(|n| n.lines().next())
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        );
+    }
     Ok(manifest)
 }
