@@ -880,6 +880,22 @@ fn object<'a>(item: J<'_, 'a>, index: usize, inserted: bool, out: &mut Vec<(usiz
     }
 }
 
+/// The `[key, value]` pairs of an anonymous map's `{"set": [...]}` (`map` and `vmap` data);
+/// pairs whose value does not read are left out.
+fn map_elements<T>(data: J<'_, '_>, value: impl Fn(J<'_, '_>) -> Option<T>) -> Vec<(Expr, T)> {
+    data.get("set")
+        .and_then(J::as_array)
+        .map(|els| {
+            els.iter()
+                .filter_map(|e| {
+                    let kv = e.as_array()?;
+                    Some((expr(kv.first()?), value(kv.get(1)?)?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A rule's statement list (a JSON array of statements, or one statement), as the conformance
 /// tests read it.
 #[cfg(test)]
@@ -966,19 +982,7 @@ fn statement(v: J<'_, '_>) -> Stmt {
             let data = match body.get("data") {
                 Some(d) => match d.as_str() {
                     Some(s) => VmapData::Named(s.trim_start_matches('@').to_string()),
-                    None => VmapData::Elements(
-                        d.get("set")
-                            .and_then(J::as_array)
-                            .map(|els| {
-                                els.iter()
-                                    .filter_map(|e| {
-                                        let kv = e.as_array()?;
-                                        Some((expr(kv.first()?), verdict(kv.get(1)?)?))
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    ),
+                    None => VmapData::Elements(map_elements(d, verdict)),
                 },
                 None => VmapData::Elements(Vec::new()),
             };
@@ -1095,19 +1099,7 @@ fn expr(v: J<'_, '_>) -> Expr {
                     let data = match body.get("data") {
                         Some(d) => match d.as_str() {
                             Some(s) => MapData::Named(s.trim_start_matches('@').to_string()),
-                            None => MapData::Elements(
-                                d.get("set")
-                                    .and_then(J::as_array)
-                                    .map(|els| {
-                                        els.iter()
-                                            .filter_map(|e| {
-                                                let kv = e.as_array()?;
-                                                Some((expr(kv.first()?), expr(kv.get(1)?)))
-                                            })
-                                            .collect()
-                                    })
-                                    .unwrap_or_default(),
-                            ),
+                            None => MapData::Elements(map_elements(d, |v| Some(expr(v)))),
                         },
                         None => MapData::Named(String::new()),
                     };
