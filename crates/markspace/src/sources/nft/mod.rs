@@ -17,6 +17,7 @@ pub(crate) mod json;
 pub(crate) mod lex;
 pub(crate) mod lower;
 pub(crate) mod rule;
+pub(crate) mod tape;
 pub(crate) mod text;
 
 #[cfg(test)]
