@@ -418,3 +418,38 @@ fn read_file(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
         _ => fs::read(path),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-thread read returns the file's bytes, at sizes around the threshold and with an
+    /// odd length (the halves differ by one byte).
+    #[test]
+    fn parallel_read_returns_the_file() {
+        let dir = std::env::temp_dir().join(format!("markspace-read-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        for size in [
+            0,
+            1,
+            PARALLEL_READ_FROM - 1,
+            PARALLEL_READ_FROM,
+            PARALLEL_READ_FROM + 3,
+        ] {
+            let path = dir.join(format!("f{size}"));
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            fs::write(&path, &bytes).expect("write");
+            let read = read_file(&path, size).expect("read");
+            assert!(read == bytes, "size {size}");
+            // A size that is no longer true (the file changed after its metadata was read)
+            // falls back to a plain read of what is there now.
+            let read = read_file(&path, size + 10).expect("read");
+            assert!(read == bytes, "stale size {size}");
+            if size > 0 {
+                let read = read_file(&path, size - 1).expect("read");
+                assert!(read == bytes, "grown file {size}");
+            }
+        }
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}
