@@ -65,12 +65,57 @@ fn accept_owner(
     })
 }
 
-/// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain.
+/// The (ACCEPT rule, skipped rule, ACCEPT owner, skipped owner) pairs of one base chain's
+/// traversal order that MS020 reports, in order: each owner pair once, at its first ACCEPT, with
+/// the skipped owner's first mark-writing rule after it; pairs of two unknown owners never.
 ///
-/// Each (ACCEPT owner, skipped owner) pair is reported once, at its first ACCEPT, with the
-/// first mark-writing rule of the skipped owner after it. One backward walk over the traversal
-/// order keeps, per owner, the nearest mark write ahead, so the check is linear in the rules
-/// (times the handful of owners at each ACCEPT), not in ACCEPTs times rules.
+/// One backward walk keeps, per owner, the nearest mark write ahead, so this is linear in the
+/// rules (times the handful of owners at each ACCEPT), not ACCEPTs times rules.
+fn shadowed_pairs(
+    cx: &Ctx<'_>,
+    owners: &[Option<usize>],
+    chain_owners: &mut HashMap<ChainId, Option<usize>>,
+    order: &[RuleId],
+) -> Vec<(RuleId, RuleId, usize, usize)> {
+    // (ACCEPT position, its owner, skipped owner, position of the skipped write)
+    let mut candidates: Vec<(usize, usize, usize, usize)> = Vec::new();
+    let mut next_write: Vec<Option<usize>> = vec![None; cx.usage.owners.len()];
+    for (pos, &rule) in order.iter().enumerate().rev() {
+        let r = cx.set.rule(rule);
+        if r.verdict == Verdict::Accept {
+            if let Some(a) = accept_owner(cx, owners, chain_owners, rule) {
+                for (b, q) in next_write.iter().enumerate() {
+                    if let Some(q) = *q {
+                        if b != a {
+                            candidates.push((pos, a, b, q));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(b) = owners[rule.0 as usize] {
+            if r.ops().iter().any(|op| matches!(op, MarkOp::Write(_))) {
+                next_write[b] = Some(pos);
+            }
+        }
+    }
+    candidates.sort_unstable_by_key(|&(pos, _, _, q)| (pos, q));
+    let mut reported: Vec<(usize, usize)> = Vec::new();
+    let mut pairs = Vec::new();
+    for (pos, a, b, q) in candidates {
+        if reported.contains(&(a, b))
+            || (cx.usage.owners[a].id == UNKNOWN && cx.usage.owners[b].id == UNKNOWN)
+        {
+            continue;
+        }
+        reported.push((a, b));
+        pairs.push((order[pos], order[q], a, b));
+    }
+    pairs
+}
+
+/// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain
+/// (the pairs of [`shadowed_pairs`]).
 fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let owners = rule_owners(cx);
     let mut chain_owners = HashMap::new();
@@ -82,44 +127,12 @@ fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             continue;
         }
         let order = base_chain_rules(cx, ChainId(i as u32));
-        // (ACCEPT position, its owner, skipped owner, position of the skipped write)
-        let mut candidates: Vec<(usize, usize, usize, usize)> = Vec::new();
-        let mut next_write: Vec<Option<usize>> = vec![None; cx.usage.owners.len()];
-        for (pos, &rule) in order.iter().enumerate().rev() {
-            let r = cx.set.rule(rule);
-            if r.verdict == Verdict::Accept {
-                if let Some(a) = accept_owner(cx, &owners, &mut chain_owners, rule) {
-                    for (b, q) in next_write.iter().enumerate() {
-                        if let Some(q) = *q {
-                            if b != a {
-                                candidates.push((pos, a, b, q));
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some(b) = owners[rule.0 as usize] {
-                if r.ops().iter().any(|op| matches!(op, MarkOp::Write(_))) {
-                    next_write[b] = Some(pos);
-                }
-            }
-        }
-        candidates.sort_unstable_by_key(|&(pos, _, _, q)| (pos, q));
-        let mut reported: Vec<(usize, usize)> = Vec::new();
-        for (pos, a, b, q) in candidates {
-            let (rule, later) = (order[pos], order[q]);
-            if reported.contains(&(a, b)) {
-                continue;
-            }
+        for (rule, later, a, b) in shadowed_pairs(cx, &owners, &mut chain_owners, &order) {
             let (ia, ib) = (
                 cx.usage.owners[a].id.as_str(),
                 cx.usage.owners[b].id.as_str(),
             );
-            if ia == UNKNOWN && ib == UNKNOWN {
-                continue;
-            }
             let connmark = cx.set.rule(later).ops().iter().any(|op| matches!(op, MarkOp::Write(w) if w.field == Field::CtMark || w.is_connmark_copy()));
-            reported.push((a, b));
             let field = cx
                 .set
                 .rule(later)
@@ -312,5 +325,156 @@ fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             });
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use crate::snapshot::{Node, NodeLoader};
+
+    /// MS020's selection as it was first written, scanning every later rule for every ACCEPT:
+    /// the oracle for [`shadowed_pairs`].
+    fn naive_pairs(cx: &Ctx<'_>, order: &[RuleId]) -> Vec<(RuleId, RuleId, usize, usize)> {
+        let owner = |r: RuleId| {
+            cx.usage
+                .uses
+                .iter()
+                .find(|u| u.site == Site::Rule(r))
+                .map(|u| u.owner)
+        };
+        let mut reported = Vec::new();
+        let mut pairs = Vec::new();
+        for (pos, &rule) in order.iter().enumerate() {
+            if cx.set.rule(rule).verdict != Verdict::Accept {
+                continue;
+            }
+            let chain = cx.set.rule(rule).chain;
+            let Some(a) =
+                owner(rule).or_else(|| cx.set.chain(chain).rules.iter().find_map(|r| owner(*r)))
+            else {
+                continue;
+            };
+            for &later in &order[pos + 1..] {
+                let Some(b) = owner(later) else { continue };
+                if b == a || reported.contains(&(a, b)) {
+                    continue;
+                }
+                if cx.usage.owners[a].id == UNKNOWN && cx.usage.owners[b].id == UNKNOWN {
+                    continue;
+                }
+                let writes = cx
+                    .set
+                    .rule(later)
+                    .ops()
+                    .iter()
+                    .any(|op| matches!(op, MarkOp::Write(_)));
+                if !writes {
+                    continue;
+                }
+                reported.push((a, b));
+                pairs.push((rule, later, a, b));
+            }
+        }
+        pairs
+    }
+
+    fn node(text: &str) -> Node {
+        let mut l = NodeLoader::new();
+        l.add_text("node.txt", text.as_bytes().to_vec(), true)
+            .expect("an iptables-save text");
+        l.finish()
+    }
+
+    /// Base chains full of ACCEPTs and mark writes of several owners, in a pseudo-random order.
+    fn tangled(seed: u64) -> String {
+        let mut x = seed;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        let prefixes = ["cali-", "KUBE-", "ts-", "CILIUM_", "X-"];
+        let mut chains = Vec::new();
+        let mut rules = Vec::new();
+        for c in 0..12 {
+            let name = format!("{}C{c}", prefixes[next(5) as usize]);
+            for _ in 0..1 + next(6) {
+                let bit = 1u32 << next(32);
+                rules.push(match next(6) {
+                    0 | 1 => format!("-A {name} -j MARK --set-xmark {bit:#x}/{bit:#x}"),
+                    2 => format!("-A {name} -m mark --mark {bit:#x}/{bit:#x} -j ACCEPT"),
+                    3 => format!("-A {name} -j ACCEPT"),
+                    4 => format!(
+                        "-A {name} -j CONNMARK --save-mark --nfmask {bit:#x} --ctmask {bit:#x}"
+                    ),
+                    _ => format!("-A {name} -m mark --mark {bit:#x}/{bit:#x} -j RETURN"),
+                });
+            }
+            chains.push(name);
+        }
+        let mut text = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+        for c in &chains {
+            text.push_str(&format!(":{c} - [0:0]\n"));
+        }
+        for base in ["PREROUTING", "OUTPUT"] {
+            for _ in 0..10 {
+                let c = &chains[next(chains.len() as u64) as usize];
+                text.push_str(&match next(4) {
+                    0 => format!("-A {base} -j ACCEPT\n"),
+                    _ => format!("-A {base} -j {c}\n"),
+                });
+            }
+        }
+        for r in rules {
+            text.push_str(&r);
+            text.push('\n');
+        }
+        text.push_str("COMMIT\n");
+        text
+    }
+
+    #[test]
+    fn shadowed_pairs_match_the_naive_scan() {
+        let registry = Registry::embedded().expect("registry");
+        let mut texts: Vec<String> = (1..=60).map(tangled).collect();
+        texts.push(crate::generate::iptables_save(&crate::generate::Node {
+            kube_proxy: Some(crate::generate::KubeProxy::with_lines(3000, 2)),
+            calico: Some(crate::generate::Calico {
+                endpoints: 20,
+                policies: 10,
+            }),
+            cilium: true,
+        }));
+        let mut compared = 0;
+        for text in &texts {
+            let node = node(text);
+            let usage = super::super::usage::collect(&node, &registry);
+            let cx = Ctx {
+                set: &node.ruleset,
+                sources: &node.sources,
+                node: &node,
+                registry: &registry,
+                usage: &usage,
+                orders: Default::default(),
+            };
+            let owners = rule_owners(&cx);
+            let mut chain_owners = HashMap::new();
+            for (i, chain) in node.ruleset.chains.iter().enumerate() {
+                if chain.base.is_none() {
+                    continue;
+                }
+                let order = base_chain_rules(&cx, ChainId(i as u32));
+                let fast = shadowed_pairs(&cx, &owners, &mut chain_owners, &order);
+                assert_eq!(fast, naive_pairs(&cx, &order), "{text}");
+                compared += fast.len();
+            }
+        }
+        assert!(
+            compared > 20,
+            "only {compared} pairs: the inputs do not exercise MS020"
+        );
     }
 }
