@@ -3,12 +3,12 @@
 //! Three forms are read, each auto-detected per file:
 //! - `iptables-save`/`ip6tables-save` (legacy and nft backends, with or without `-c` counters),
 //!   and `iptables -S` output, also pasted with shell prompt lines (`$ sudo iptables -t nat -S`
-//!   sets the table) or as `iptables -t mangle -A …` commands: [`save`];
+//!   sets the table) or as `iptables -t mangle -A …` commands: `save`;
 //! - the human listings `iptables -L`, `-nvL`, `-L -n -v --line-numbers`, `-vnxL`, as sosreport
-//!   collects them: [`listing`].
+//!   collects them: `listing`.
 //!
-//! Both feed the same rule model; [`rule`] knows the option syntax and the kernel semantics of
-//! every mark extension, [`tokens`] splits lines into words.
+//! Both feed the same rule model; `rule` knows the option syntax and the kernel semantics of
+//! every mark extension, `tokens` splits lines into words.
 
 pub mod conds;
 pub(crate) mod listing;

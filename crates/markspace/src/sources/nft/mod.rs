@@ -1,12 +1,12 @@
 //! nftables inputs: `nft list ruleset` text and `nft -j list ruleset` JSON.
 //!
-//! - [`text`] reads the text form as `nft list ruleset` prints it (also with `-a` handles,
+//! - `text` reads the text form as `nft list ruleset` prints it (also with `-a` handles,
 //!   counters, comments, sets and maps, as sosreport collects it and users paste it) and nft
 //!   scripts of `add rule …` commands;
-//! - [`json`] reads the libnftables JSON form (`libnftables-json(5)`).
+//! - `json` reads the libnftables JSON form (`libnftables-json(5)`).
 //!
-//! Both produce the same rule syntax tree ([`ast`]); [`rule`] parses rule text into it, and
-//! [`lower`] gives every statement its exact kernel meaning in the mark algebra. [`build`] adds
+//! Both produce the same rule syntax tree (`ast`); `rule` parses rule text into it, and
+//! `lower` gives every statement its exact kernel meaning in the mark algebra. `build` adds
 //! tables, chains and rules to the ruleset model the same way for both forms, and recognises
 //! tables that iptables-nft manages (so a node's `iptables-save` and `nft list ruleset` do not
 //! count its rules twice, see `ruleset::drop_iptables_twins`).
