@@ -3,74 +3,9 @@
 
 use std::process::Command;
 
+use netns_testkit::{is_root, run, Netns};
+
 use crate::util::{owner, Dir};
-
-/// A network namespace deleted on drop, even when the test fails.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("ms-{tag}-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", &name]);
-        sh(&[
-            "ip", "netns", "exec", &name, "ip", "link", "set", "lo", "up",
-        ]);
-        Netns(name)
-    }
-
-    fn exec(&self, argv: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.0];
-        full.extend_from_slice(argv);
-        sh(&full)
-    }
-
-    fn exec_stdin(&self, argv: &[&str], input: &str) {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(argv)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("ip runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "{argv:?} failed");
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn sh(argv: &[&str]) -> String {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 const RULES: &str = "\
 *nat
@@ -96,6 +31,27 @@ COMMIT
 COMMIT
 ";
 
+/// A namespace holding kube-proxy's rules (`RULES`) and Tailscale's fwmark `ip rule`.
+fn node(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.exec(&["iptables-restore"], Some(RULES));
+    ns.exec(
+        &[
+            "ip",
+            "rule",
+            "add",
+            "pref",
+            "5210",
+            "fwmark",
+            "0x80000/0xff0000",
+            "lookup",
+            "main",
+        ],
+        None,
+    );
+    ns
+}
+
 /// Digests of every ruleset the collector could touch, without counters.
 fn state(ns: &Netns) -> String {
     let mut s = String::new();
@@ -109,7 +65,7 @@ fn state(ns: &Netns) -> String {
         &["ip", "xfrm", "state"],
         &["tc", "filter", "show", "dev", "lo", "ingress"],
     ] {
-        let out = ns.exec(argv);
+        let out = ns.exec(argv, None);
         for line in out
             .lines()
             .filter(|l| !l.starts_with("# Generated") && !l.starts_with("# Completed"))
@@ -127,57 +83,48 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
         eprintln!("collect test SKIPPED: not root (CI runs as root)");
         return;
     }
-    let ns = Netns::new("collect");
-    ns.exec_stdin(&["iptables-restore"], RULES);
-    ns.exec(&[
-        "ip",
-        "rule",
-        "add",
-        "pref",
-        "5210",
-        "fwmark",
-        "0x80000/0xff0000",
-        "lookup",
-        "main",
-    ]);
-    ns.exec(&["ip", "rule", "add", "pref", "5270", "table", "52"]);
-    ns.exec(&[
-        "ip",
-        "xfrm",
-        "policy",
-        "add",
-        "src",
-        "10.0.0.0/8",
-        "dst",
-        "10.0.0.0/8",
-        "dir",
-        "out",
-        "mark",
-        "0x9e00",
-        "mask",
-        "0xff00",
-        "tmpl",
-        "src",
-        "10.0.0.1",
-        "dst",
-        "10.0.0.2",
-        "proto",
-        "esp",
-        "spi",
-        "0x1",
-        "mode",
-        "tunnel",
-    ]);
+    let ns = node("collect");
+    ns.exec(&["ip", "rule", "add", "pref", "5270", "table", "52"], None);
+    ns.exec(
+        &[
+            "ip",
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "10.0.0.0/8",
+            "dst",
+            "10.0.0.0/8",
+            "dir",
+            "out",
+            "mark",
+            "0x9e00",
+            "mask",
+            "0xff00",
+            "tmpl",
+            "src",
+            "10.0.0.1",
+            "dst",
+            "10.0.0.2",
+            "proto",
+            "esp",
+            "spi",
+            "0x1",
+            "mode",
+            "tunnel",
+        ],
+        None,
+    );
     // tc actions need kernel modules this machine may lack; a qdisc is enough to be read.
-    ns.exec(&["tc", "qdisc", "add", "dev", "lo", "clsact"]);
+    ns.exec(&["tc", "qdisc", "add", "dev", "lo", "clsact"], None);
     // A native nft table that writes a whole mark (Mullvad's), beside the iptables-nft tables.
-    ns.exec_stdin(
+    ns.exec(
         &["nft", "-f", "-"],
-        "table inet mullvad {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority -199; policy accept;\n\t\tiifname \"wg0-mullvad\" meta mark set 0x6d6f6c65\n\t}\n}\n",
+        Some("table inet mullvad {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority -199; policy accept;\n\t\tiifname \"wg0-mullvad\" meta mark set 0x6d6f6c65\n\t}\n}\n"),
     );
     // A socket with SO_MARK (36) held open while collecting: `ss -e` shows its fwmark.
     let mut socket = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "python3", "-c"])
+        .args(["netns", "exec", ns.name(), "python3", "-c"])
         .arg("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET,36,0x80000)\ns.bind(('127.0.0.1',41641))\nprint('ready',flush=True)\ntime.sleep(30)")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -195,7 +142,10 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
     let d = Dir::new();
     let snap = d.path().join("snap");
     let snap_s = snap.display().to_string();
-    ns.exec(&[env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap_s]);
+    ns.exec(
+        &[env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap_s],
+        None,
+    );
     let after = state(&ns);
     let _ = socket.kill();
     let _ = socket.wait();
@@ -307,15 +257,18 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
     );
 
     // audit --live does the same in one step, inside the namespace.
-    let live = ns.exec(&[
-        env!("CARGO_BIN_EXE_markspace"),
-        "audit",
-        "--live",
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-    ]);
+    let live = ns.exec(
+        &[
+            env!("CARGO_BIN_EXE_markspace"),
+            "audit",
+            "--live",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ],
+        None,
+    );
     let live: serde_json::Value = serde_json::from_str(&live).unwrap();
     assert!(owner(&live, "kube-proxy").is_some());
     assert_eq!(state(&ns), before, "audit --live changed the node");
@@ -329,22 +282,10 @@ fn collect_runs_with_only_net_admin_and_net_raw() {
         eprintln!("capability test SKIPPED: not root (CI runs as root)");
         return;
     }
-    let ns = Netns::new("caps");
-    ns.exec_stdin(&["iptables-restore"], RULES);
-    ns.exec(&[
-        "ip",
-        "rule",
-        "add",
-        "pref",
-        "5210",
-        "fwmark",
-        "0x80000/0xff0000",
-        "lookup",
-        "main",
-    ]);
+    let ns = node("caps");
     let before = state(&ns);
     let d = Dir::new();
-    sh(&["chmod", "0777", &d.path().display().to_string()]);
+    run(&["chmod", "0777", &d.path().display().to_string()], None);
     let caps = "-all,+net_admin,+net_raw";
     for (who, extra) in [
         ("root", vec![]),
@@ -366,7 +307,7 @@ fn collect_runs_with_only_net_admin_and_net_raw() {
             caps,
         ]);
         argv.extend([env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap_s]);
-        ns.exec(&argv);
+        ns.exec(&argv, None);
         let manifest: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap())
                 .unwrap();

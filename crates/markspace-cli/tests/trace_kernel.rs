@@ -34,8 +34,10 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use netns_testkit::{is_root, run, Netns};
 
 use crate::util::Dir;
 
@@ -884,28 +886,15 @@ flush set inet msprobe src4
 flush set inet msprobe src6
 ";
 
-/// A network namespace deleted on drop, even when the test fails.
+/// A namespace of the lab and the host it plays (deleted on drop, even when the test fails).
 struct Ns {
-    name: String,
+    ns: Netns,
     host: Host,
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
 impl Ns {
-    fn new(name: String, host: Host) -> Ns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", &name], None);
-        let ns = Ns { name, host };
+    fn new(tag: &str, host: Host) -> Ns {
+        let ns = Netns::new(tag);
         ns.exec(
             &[
                 "sysctl",
@@ -917,28 +906,29 @@ impl Ns {
             ],
             None,
         );
-        ns.exec(&["ip", "link", "set", "lo", "up"], None);
         ns.exec(&["nft", "-f", "-"], Some(PROBES));
-        ns
+        Ns { ns, host }
+    }
+
+    fn name(&self) -> &str {
+        self.ns.name()
     }
 
     fn exec(&self, argv: &[&str], stdin: Option<&str>) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(argv);
-        sh(&full, stdin)
+        self.ns.exec(argv, stdin)
     }
 
     /// `ip -batch` commands in this namespace.
     fn ip(&self, batch: &str) {
         if !batch.trim().is_empty() {
-            sh(&["ip", "-n", &self.name, "-batch", "-"], Some(batch));
+            run(&["ip", "-n", self.name(), "-batch", "-"], Some(batch));
         }
     }
 
     /// `ip -6 -batch` commands in this namespace.
     fn ip6(&self, batch: &str) {
         if !batch.trim().is_empty() {
-            sh(&["ip", "-6", "-n", &self.name, "-batch", "-"], Some(batch));
+            run(&["ip", "-6", "-n", self.name(), "-batch", "-"], Some(batch));
         }
     }
 }
@@ -973,14 +963,13 @@ struct Lab {
 
 impl Lab {
     fn new(id: &str, s: &Scenario) -> Lab {
-        let pid = std::process::id();
         let mut hosts = vec![(Host::Node, "n"), (Host::Client, "c"), (Host::Server, "s")];
         if s.server2 {
             hosts.push((Host::Server2, "x"));
         }
         let nss: Vec<Ns> = hosts
             .into_iter()
-            .map(|(h, tag)| Ns::new(format!("ms-tr-{pid}-{id}{tag}"), h))
+            .map(|(h, tag)| Ns::new(&format!("tr-{id}{tag}"), h))
             .collect();
         let node = &nss[0];
         node.exec(
@@ -1049,7 +1038,11 @@ impl Lab {
             let _ = writeln!(
                 batches[a.ns],
                 "link add {} address {} type veth peer name {} address {} netns {}",
-                a.iface, a.mac, b.iface, b.mac, nss[b.ns].name
+                a.iface,
+                a.mac,
+                b.iface,
+                b.mac,
+                nss[b.ns].name()
             );
         }
         // Links first (the peers must exist before the other namespaces configure them).
@@ -1123,7 +1116,7 @@ impl Lab {
         let exe = exe.to_string_lossy();
         let spec = format!("{} {} {} {}", c.src, c.sport, c.dst, c.dport);
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(c.from).name])
+            .args(["netns", "exec", self.ns(c.from).name()])
             .args([&*exe, "--exact", "trace_kernel::udp_send_helper"])
             .args(["--test-threads", "1", "--quiet"])
             .env(SEND_ENV, &spec)
@@ -1405,42 +1398,4 @@ fn yes(b: bool) -> &'static str {
     } else {
         "no"
     }
-}
-
-fn sh(argv: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(input.as_bytes())
-            .expect("stdin accepts");
-    }
-    let out = child.wait_with_output().expect("the command finishes");
-    assert!(
-        out.status.success(),
-        "{argv:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        stdin.unwrap_or("")
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

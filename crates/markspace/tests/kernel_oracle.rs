@@ -28,13 +28,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use markspace::diagnostic::Level;
 use markspace::model::{hex, MarkOp, MarkState, ALL_BITS};
 use markspace::ruleset::Ruleset;
 use markspace::snapshot::NodeLoader;
+use netns_testkit::{is_root, Netns};
 
 const DEFAULT_SEED: u64 = 0x6d61_726b_7370_6163; // "markspac"
 const DEFAULT_CASES: usize = 420;
@@ -370,89 +370,6 @@ fn restore_text(cases: &[Case]) -> String {
 // ---------------------------------------------------------------------------------------------
 // The namespace and the commands run in it
 
-/// A network namespace deleted when dropped, also when the test panics.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Netns {
-        let name = format!("ms-oracle-{}", std::process::id());
-        // A namespace left by a killed earlier run with the same pid: remove it first.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        run("ip", &["netns", "add", &name], None);
-        let ns = Netns { name };
-        ns.exec(&["ip", "link", "set", "lo", "up"], None);
-        ns
-    }
-
-    /// Runs a command inside the namespace and returns its stdout; panics on failure.
-    fn exec(&self, cmd: &[&str], stdin: Option<&str>) -> String {
-        let mut args = vec!["netns", "exec", self.name.as_str()];
-        args.extend_from_slice(cmd);
-        run("ip", &args, stdin)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let ok = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("kernel oracle: could not delete netns {}", self.name);
-        }
-    }
-}
-
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e} (install iproute2 and iptables)"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|e| panic!("writing to `{program}`: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for `{program}`: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed ({}):\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("command output is UTF-8")
-}
-
-fn is_root() -> bool {
-    // The effective uid is the second field of `Uid:` (no `unsafe` geteuid in this workspace).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading the kernel's answer and markspace's
 
@@ -610,7 +527,7 @@ fn iptables_mark_algebra_agrees_with_the_kernel() {
     let written = restore_text(&cases);
 
     // The kernel.
-    let ns = Netns::create();
+    let ns = Netns::new("oracle");
     ns.exec(&["iptables-restore"], Some(&written));
     let ports: Vec<String> = (0..cases.len())
         .map(|i| (BASE_PORT as usize + i).to_string())

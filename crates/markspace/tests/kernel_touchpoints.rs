@@ -15,72 +15,10 @@
 //!
 //! Root only (CI runs as root); as another user it prints why and returns.
 
-use std::process::Command;
-
 use markspace::model::{Field, MarkOp, MarkRead, MarkState, MarkWrite, ALL_BITS};
 use markspace::snapshot::NodeLoader;
 use markspace::touchpoint::{Subsystem, Touchpoint};
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A network namespace deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("ms-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// Runs a command in the namespace, panicking with its stderr on failure.
-    fn exec(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.0];
-        full.extend_from_slice(args);
-        run(&full)
-    }
-
-    /// Runs a command in the namespace and returns its result.
-    fn try_exec(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use netns_testkit::{is_root, Netns};
 
 /// Parses one captured text under a file name (format detection included).
 fn touchpoints(name: &str, text: &str) -> Vec<Touchpoint> {
@@ -111,12 +49,15 @@ fn ip_rules_read_back_and_route_as_the_algebra_says() {
         return;
     }
     let ns = Netns::new("rule");
-    ns.exec(&[
-        "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
-    ]);
-    ns.exec(&["ip", "link", "set", "d0", "up"]);
-    ns.exec(&["ip", "link", "set", "d1", "up"]);
-    ns.exec(&["ip", "addr", "add", "10.9.0.1/24", "dev", "d0"]);
+    ns.exec(
+        &[
+            "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+        ],
+        None,
+    );
+    ns.exec(&["ip", "link", "set", "d0", "up"], None);
+    ns.exec(&["ip", "link", "set", "d1", "up"], None);
+    ns.exec(&["ip", "addr", "add", "10.9.0.1/24", "dev", "d0"], None);
     // Rule priority -> (command args, expected read or none, table).
     let rules: &[(u32, &str, Option<MarkOp>, u32)] = &[
         (100, "fwmark 0x80/0x80", Some(read(0x80, 0x80, false)), 100),
@@ -140,28 +81,40 @@ fn ip_rules_read_back_and_route_as_the_algebra_says() {
         args.extend(sel.split_whitespace());
         let t = table.to_string();
         args.extend(["lookup", &t]);
-        ns.exec(&args);
+        ns.exec(&args, None);
         // Each table routes 1.2.3.4 through its own gateway, so `ip route get` names the rule.
         let via = format!("10.9.0.{}", table - 90);
-        ns.exec(&["ip", "route", "add", "1.2.3.4/32", "via", &via, "table", &t]);
+        ns.exec(
+            &["ip", "route", "add", "1.2.3.4/32", "via", &via, "table", &t],
+            None,
+        );
     }
-    ns.exec(&[
-        "ip", "rule", "add", "pref", "98", "fwmark", "0x10", "goto", "100",
-    ]);
-    ns.exec(&[
-        "ip",
-        "rule",
-        "add",
-        "pref",
-        "97",
-        "fwmark",
-        "0x11",
-        "unreachable",
-    ]);
-    ns.exec(&["ip", "route", "add", "1.2.3.4/32", "via", "10.9.0.254"]);
+    ns.exec(
+        &[
+            "ip", "rule", "add", "pref", "98", "fwmark", "0x10", "goto", "100",
+        ],
+        None,
+    );
+    ns.exec(
+        &[
+            "ip",
+            "rule",
+            "add",
+            "pref",
+            "97",
+            "fwmark",
+            "0x11",
+            "unreachable",
+        ],
+        None,
+    );
+    ns.exec(
+        &["ip", "route", "add", "1.2.3.4/32", "via", "10.9.0.254"],
+        None,
+    );
 
-    let text = ns.exec(&["ip", "rule", "show"]);
-    let json = ns.exec(&["ip", "-j", "rule", "show"]);
+    let text = ns.exec(&["ip", "rule", "show"], None);
+    let json = ns.exec(&["ip", "-j", "rule", "show"], None);
     let from_text = touchpoints("ip-rule", &text);
     let from_json = touchpoints("ip-j-rule", &json);
     let key = |t: &Touchpoint| (t.context.priority, t.ops.clone(), t.context.table.clone());
@@ -220,7 +173,7 @@ fn ip_rules_read_back_and_route_as_the_algebra_says() {
             .map(|r| r.2)
             .expect("rule 103 matches everything");
         let m = format!("{mark:#x}");
-        let out = ns.exec(&["ip", "route", "get", "1.2.3.4", "mark", &m]);
+        let out = ns.exec(&["ip", "route", "get", "1.2.3.4", "mark", &m], None);
         let via = format!("via 10.9.0.{} ", expected_table - 90);
         assert!(
             out.contains(&via),
@@ -230,7 +183,7 @@ fn ip_rules_read_back_and_route_as_the_algebra_says() {
     }
     // goto and unreachable rules (97, 98) are above the others: marks 0x11 and 0x10.
     assert!(ns
-        .try_exec(&["ip", "route", "get", "1.2.3.4", "mark", "0x11"])
+        .try_exec(&["ip", "route", "get", "1.2.3.4", "mark", "0x11"], None)
         .is_err());
     println!("kernel ip rule: {} rules read back identically from text and JSON, {checked} marks routed as MarkRead::eval predicts", from_text.len());
 }
@@ -242,65 +195,71 @@ fn xfrm_marks_read_back() {
         return;
     }
     let ns = Netns::new("xfrm");
-    ns.exec(&[
-        "ip",
-        "xfrm",
-        "policy",
-        "add",
-        "src",
-        "0.0.0.0/0",
-        "dst",
-        "10.56.1.0/24",
-        "dir",
-        "out",
-        "priority",
-        "0",
-        "mark",
-        "0x9e00",
-        "mask",
-        "0xff00",
-        "tmpl",
-        "src",
-        "10.56.0.17",
-        "dst",
-        "10.56.1.238",
-        "proto",
-        "esp",
-        "spi",
-        "9",
-        "reqid",
-        "1",
-        "mode",
-        "tunnel",
-    ]);
-    ns.exec(&[
-        "ip",
-        "xfrm",
-        "policy",
-        "add",
-        "src",
-        "::/0",
-        "dst",
-        "fd00::/64",
-        "dir",
-        "in",
-        "mark",
-        "0xd00",
-        "mask",
-        "0xf00",
-        "tmpl",
-        "src",
-        "fd00::1",
-        "dst",
-        "fd00::2",
-        "proto",
-        "esp",
-        "reqid",
-        "1",
-        "mode",
-        "tunnel",
-    ]);
-    let text = ns.exec(&["ip", "xfrm", "policy"]);
+    ns.exec(
+        &[
+            "ip",
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "0.0.0.0/0",
+            "dst",
+            "10.56.1.0/24",
+            "dir",
+            "out",
+            "priority",
+            "0",
+            "mark",
+            "0x9e00",
+            "mask",
+            "0xff00",
+            "tmpl",
+            "src",
+            "10.56.0.17",
+            "dst",
+            "10.56.1.238",
+            "proto",
+            "esp",
+            "spi",
+            "9",
+            "reqid",
+            "1",
+            "mode",
+            "tunnel",
+        ],
+        None,
+    );
+    ns.exec(
+        &[
+            "ip",
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "::/0",
+            "dst",
+            "fd00::/64",
+            "dir",
+            "in",
+            "mark",
+            "0xd00",
+            "mask",
+            "0xf00",
+            "tmpl",
+            "src",
+            "fd00::1",
+            "dst",
+            "fd00::2",
+            "proto",
+            "esp",
+            "reqid",
+            "1",
+            "mode",
+            "tunnel",
+        ],
+        None,
+    );
+    let text = ns.exec(&["ip", "xfrm", "policy"], None);
     let tps = touchpoints("ip-xfrm-policy", &text);
     let mut ops: Vec<(bool, MarkOp)> = tps.iter().map(|t| (t.context.ipv6, t.ops[0])).collect();
     ops.sort_by_key(|(v6, _)| *v6);
@@ -312,38 +271,41 @@ fn xfrm_marks_read_back() {
         ],
         "{text}"
     );
-    let state = ns.try_exec(&[
-        "ip",
-        "xfrm",
-        "state",
-        "add",
-        "src",
-        "10.0.0.1",
-        "dst",
-        "10.0.0.2",
-        "proto",
-        "esp",
-        "spi",
-        "0x3",
-        "reqid",
-        "1",
-        "mode",
-        "tunnel",
-        "mark",
-        "0x9e00",
-        "mask",
-        "0xff00",
-        "output-mark",
-        "0xe00",
-        "mask",
-        "0xf00",
-        "enc",
-        "cbc(aes)",
-        "0x0123456789abcdef0123456789abcdef",
-    ]);
+    let state = ns.try_exec(
+        &[
+            "ip",
+            "xfrm",
+            "state",
+            "add",
+            "src",
+            "10.0.0.1",
+            "dst",
+            "10.0.0.2",
+            "proto",
+            "esp",
+            "spi",
+            "0x3",
+            "reqid",
+            "1",
+            "mode",
+            "tunnel",
+            "mark",
+            "0x9e00",
+            "mask",
+            "0xff00",
+            "output-mark",
+            "0xe00",
+            "mask",
+            "0xf00",
+            "enc",
+            "cbc(aes)",
+            "0x0123456789abcdef0123456789abcdef",
+        ],
+        None,
+    );
     match state {
         Ok(_) => {
-            let text = ns.exec(&["ip", "-s", "xfrm", "state"]);
+            let text = ns.exec(&["ip", "-s", "xfrm", "state"], None);
             let tps = touchpoints("ip-s-xfrm-state", &text);
             assert_eq!(tps.len(), 1, "{text}");
             assert_eq!(tps[0].ops[0], read(0x9e00, 0xff00, false));
@@ -376,28 +338,40 @@ fn tc_filters_read_back() {
         return;
     }
     let ns = Netns::new("tc");
-    ns.exec(&[
-        "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
-    ]);
+    ns.exec(
+        &[
+            "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+        ],
+        None,
+    );
     for dev in ["lo", "d0"] {
-        ns.exec(&["tc", "qdisc", "add", "dev", dev, "clsact"]);
+        ns.exec(&["tc", "qdisc", "add", "dev", dev, "clsact"], None);
     }
-    let fw = ns.try_exec(&[
-        "tc", "filter", "add", "dev", "lo", "ingress", "protocol", "all", "pref", "1", "handle",
-        "0x5/0xf", "fw", "action", "skbedit", "mark", "0x5/0xf",
-    ]);
+    let fw = ns.try_exec(
+        &[
+            "tc", "filter", "add", "dev", "lo", "ingress", "protocol", "all", "pref", "1",
+            "handle", "0x5/0xf", "fw", "action", "skbedit", "mark", "0x5/0xf",
+        ],
+        None,
+    );
     // What every kernel has: u32 with mirred, on two devices, read as one concatenated capture.
-    ns.exec(&[
-        "tc", "filter", "add", "dev", "d0", "egress", "protocol", "all", "pref", "7", "u32",
-        "match", "u32", "0", "0", "action", "mirred", "egress", "mirror", "dev", "lo",
-    ]);
+    ns.exec(
+        &[
+            "tc", "filter", "add", "dev", "d0", "egress", "protocol", "all", "pref", "7", "u32",
+            "match", "u32", "0", "0", "action", "mirred", "egress", "mirror", "dev", "lo",
+        ],
+        None,
+    );
     let mut capture = String::new();
     for (dev, dir) in [("lo", "ingress"), ("d0", "egress")] {
         capture.push_str(&format!("$ tc -s filter show dev {dev} {dir}\n"));
-        capture.push_str(&ns.exec(&["tc", "-s", "filter", "show", "dev", dev, dir]));
+        capture.push_str(&ns.exec(&["tc", "-s", "filter", "show", "dev", dev, dir], None));
     }
     let tps = touchpoints("tc-capture", &capture);
-    let json = ns.exec(&["tc", "-j", "filter", "show", "dev", "lo", "ingress"]);
+    let json = ns.exec(
+        &["tc", "-j", "filter", "show", "dev", "lo", "ingress"],
+        None,
+    );
     match fw {
         Ok(_) => {
             assert_eq!(tps.len(), 2, "{capture}");

@@ -31,13 +31,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use markspace::diagnostic::Level;
 use markspace::model::{hex, MarkOp, MarkState, ALL_BITS};
 use markspace::ruleset::Ruleset;
 use markspace::snapshot::NodeLoader;
+use netns_testkit::{is_root, Netns};
 
 const DEFAULT_SEED: u64 = 0x6e66_745f_6f72_6163; // "nft_orac"
 const DEFAULT_CASES: usize = 400;
@@ -257,85 +257,6 @@ fn ruleset_text(cases: &[Case]) -> String {
     t
 }
 
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Netns {
-        let name = format!("ms-nft-oracle-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        run("ip", &["netns", "add", &name], None);
-        let ns = Netns { name };
-        ns.exec(&["ip", "link", "set", "lo", "up"], None);
-        ns
-    }
-
-    fn exec(&self, cmd: &[&str], stdin: Option<&str>) -> String {
-        let mut args = vec!["netns", "exec", self.name.as_str()];
-        args.extend_from_slice(cmd);
-        run("ip", &args, stdin)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let ok = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("nft oracle: could not delete netns {}", self.name);
-        }
-    }
-}
-
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e} (install iproute2 and nftables)"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|e| panic!("writing to `{program}`: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for `{program}`: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed ({}):\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("command output is UTF-8")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Packet counters of every rule by chain, from `nft -j list ruleset`.
 fn counters(json: &str) -> HashMap<String, Vec<u64>> {
     let v: serde_json::Value = serde_json::from_str(json).expect("nft -j output is JSON");
@@ -475,7 +396,7 @@ fn nft_mark_expressions_agree_with_the_kernel() {
     let cases: Vec<Case> = (0..n_cases).map(|_| gen_case(&mut rng)).collect();
     let written = ruleset_text(&cases);
 
-    let ns = Netns::create();
+    let ns = Netns::new("nft-oracle");
     ns.exec(&["nft", "-f", "-"], Some(&written));
     let ports: Vec<String> = (0..cases.len())
         .map(|i| (BASE_PORT as usize + i).to_string())

@@ -10,13 +10,12 @@
 //!
 //! Runs as root only; the namespace is deleted on any exit.
 
-use std::process::{Command, Stdio};
-
 use markspace::analysis::analyze;
 use markspace::diagnostic::Level;
 use markspace::registry::Registry;
 use markspace::report::Report;
 use markspace::snapshot::NodeLoader;
+use netns_testkit::{is_root, Netns};
 
 const KUBE_PROXY: &str = r#"*filter
 :INPUT ACCEPT [0:0]
@@ -61,56 +60,6 @@ COMMIT
 
 /// MARK targets in the ruleset: what `nft -j` hides.
 const XT_MARK_TARGETS: usize = 3;
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", args[0]));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "`{}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
 
 /// What must agree: owners with their bits and rule counts, both bit maps, the findings
 /// (code, severity, owners, field, bits), and the rule counts.
@@ -193,18 +142,8 @@ fn iptables_nft_and_nft_dumps_of_one_node_agree() {
         println!("nft pipeline: SKIPPED, not root (it needs `ip netns add`; CI runs it as root)");
         return;
     }
-    let name = format!("ms-nft-pipeline-{}", std::process::id());
-    let _ = Command::new("ip")
-        .args(["netns", "del", &name])
-        .stderr(Stdio::null())
-        .status();
-    run(&["ip", "netns", "add", &name], None);
-    let ns = Netns(name);
-    let exec = |cmd: &[&str], stdin: Option<&str>| {
-        let mut args = vec!["ip", "netns", "exec", ns.0.as_str()];
-        args.extend_from_slice(cmd);
-        run(&args, stdin)
-    };
+    let ns = Netns::new("nft-pipeline");
+    let exec = |cmd: &[&str], stdin: Option<&str>| ns.exec(cmd, stdin);
     exec(&["iptables-nft-restore"], Some(KUBE_PROXY));
     let save = exec(&["iptables-nft-save"], None);
     let text = exec(&["nft", "list", "ruleset"], None);
