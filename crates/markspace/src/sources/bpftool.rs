@@ -20,7 +20,7 @@ use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::Observation;
 
-use super::text::prompt_command;
+use super::text::{first_line, prompt_command, FirstLine};
 use super::Sink;
 
 /// Program types that can touch the packet or socket mark.
@@ -59,20 +59,11 @@ fn prog_line(l: &str) -> Option<(&str, Option<&str>)> {
 
 /// Whether a text is `bpftool net` or `bpftool prog` output.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(cmd) = prompt_command(l) {
-            return cmd.split_whitespace().next() == Some("bpftool");
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        return SECTIONS.contains(&l) || prog_line(l).is_some();
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => cmd.split_whitespace().next() == Some("bpftool"),
+        Some(FirstLine::Line(_, l)) => SECTIONS.contains(&l) || prog_line(l).is_some(),
+        None => false,
     }
-    false
 }
 
 /// Reads `bpftool net` / `bpftool prog` output.

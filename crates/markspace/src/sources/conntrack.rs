@@ -8,7 +8,7 @@ use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::Observation;
 
-use super::text::{c_u32, prompt_command, words, LineAt};
+use super::text::{c_u32, first_line, words, FirstLine, LineAt};
 use super::Sink;
 
 const PROTOS: &[&str] = &[
@@ -24,20 +24,11 @@ fn is_entry(l: &str) -> bool {
 
 /// Whether a text is `conntrack -L` output.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(cmd) = prompt_command(l) {
-            return cmd.split_whitespace().next() == Some("conntrack");
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        return is_entry(l);
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => cmd.split_whitespace().next() == Some("conntrack"),
+        Some(FirstLine::Line(_, l)) => is_entry(l),
+        None => false,
     }
-    false
 }
 
 /// Reads `conntrack -L` output.

@@ -13,7 +13,7 @@ use crate::model::{Field, MarkOp, MarkWrite, ALL_BITS};
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
-use super::text::{c_u32, prompt_command, words, LineAt};
+use super::text::{c_u32, first_line, words, FirstLine, LineAt};
 use super::Sink;
 
 /// `N: NAME[@LINK]: <FLAGS> …`: the device name.
@@ -31,24 +31,17 @@ fn device_line(l: &str) -> Option<&str> {
 
 /// Whether a text is `ip link` / `ip address` output.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(cmd) = prompt_command(l) {
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => {
             let ws: Vec<&str> = cmd.split_whitespace().collect();
-            return ws.first() == Some(&"ip")
+            ws.first() == Some(&"ip")
                 && ws
                     .iter()
-                    .any(|w| matches!(*w, "link" | "l" | "address" | "addr" | "a"));
+                    .any(|w| matches!(*w, "link" | "l" | "address" | "addr" | "a"))
         }
-        if l.starts_with('#') {
-            continue;
-        }
-        return device_line(l).is_some();
+        Some(FirstLine::Line(_, l)) => device_line(l).is_some(),
+        None => false,
     }
-    false
 }
 
 /// Reads `ip -d link` output.

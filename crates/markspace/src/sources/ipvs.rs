@@ -10,25 +10,16 @@ use crate::model::{Field, MarkOp, MarkRead, ALL_BITS};
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
-use super::text::{c_u32, prompt_command, words, LineAt};
+use super::text::{c_u32, first_line, words, FirstLine, LineAt};
 use super::Sink;
 
 /// Whether a text is `ipvsadm -L` output.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(cmd) = prompt_command(l) {
-            return cmd.split_whitespace().next() == Some("ipvsadm");
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        return l.starts_with("IP Virtual Server version");
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => cmd.split_whitespace().next() == Some("ipvsadm"),
+        Some(FirstLine::Line(_, l)) => l.starts_with("IP Virtual Server version"),
+        None => false,
     }
-    false
 }
 
 /// Reads `ipvsadm -Ln` output.

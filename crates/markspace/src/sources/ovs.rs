@@ -21,7 +21,7 @@ use crate::model::{Field, MarkOp, MarkRead, MarkWrite, WriteOp, ALL_BITS};
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
-use super::text::{c_u32, prompt_command, value_mask, LineAt};
+use super::text::{c_u32, first_line, prompt_command, value_mask, FirstLine, LineAt};
 use super::Sink;
 
 /// The flow text of a line: without a leading list number (`1. table=…`) or indentation.
@@ -46,23 +46,16 @@ fn is_ofctl(cmd: &str) -> bool {
 
 /// Whether a text is `ovs-ofctl dump-flows` output.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => is_ofctl(cmd),
+        Some(FirstLine::Line(_, l)) => {
+            is_flow(flow_text(l))
+                || l.starts_with("NXST_FLOW reply")
+                || l.starts_with("OFPST_FLOW reply")
+                || (is_ofctl(l) && l.contains("add-flow"))
         }
-        if let Some(cmd) = prompt_command(l) {
-            return is_ofctl(cmd);
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        return is_flow(flow_text(l))
-            || l.starts_with("NXST_FLOW reply")
-            || l.starts_with("OFPST_FLOW reply")
-            || (is_ofctl(l) && l.contains("add-flow"));
+        None => false,
     }
-    false
 }
 
 /// Splits at top-level commas (not inside parentheses or brackets), with offsets.

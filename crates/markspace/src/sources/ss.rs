@@ -17,7 +17,7 @@ use crate::model::{Field, MarkOp, MarkWrite, ALL_BITS};
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
-use super::text::{c_u32, prompt_command, words, LineAt};
+use super::text::{c_u32, first_line, words, FirstLine, LineAt};
 use super::Sink;
 
 const NETIDS: &[&str] = &[
@@ -56,20 +56,11 @@ fn is_header(l: &str) -> bool {
 
 /// Whether a text is `ss` output.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(cmd) = prompt_command(l) {
-            return cmd.split_whitespace().next() == Some("ss");
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        return is_header(l) || is_socket_line(l);
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => cmd.split_whitespace().next() == Some("ss"),
+        Some(FirstLine::Line(_, l)) => is_header(l) || is_socket_line(l),
+        None => false,
     }
-    false
 }
 
 /// The first process name of `users:(("name",pid=…,fd=…),…)`.

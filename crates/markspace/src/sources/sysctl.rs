@@ -20,7 +20,7 @@ use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::Observation;
 
-use super::text::prompt_command;
+use super::text::{first_line, FirstLine};
 use super::Sink;
 
 /// Whether a key is one markspace records.
@@ -44,20 +44,11 @@ fn key_value(l: &str) -> Option<(String, &str)> {
 
 /// Whether a text is `sysctl -a` output or a sysctl configuration file.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(cmd) = prompt_command(l) {
-            return cmd.split_whitespace().next() == Some("sysctl");
-        }
-        if l.starts_with('#') || l.starts_with(';') {
-            continue;
-        }
-        return key_value(l).is_some();
+    match first_line(text, &['#', ';']) {
+        Some(FirstLine::Command(cmd)) => cmd.split_whitespace().next() == Some("sysctl"),
+        Some(FirstLine::Line(_, l)) => key_value(l).is_some(),
+        None => false,
     }
-    false
 }
 
 /// Reads sysctl output or configuration.

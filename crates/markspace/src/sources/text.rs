@@ -1,5 +1,5 @@
 //! Small helpers the line-oriented touchpoint parsers share: words with byte offsets, numbers as
-//! the C tools parse them, `V/M` pairs, spans, shell prompt lines, and top-level JSON objects with
+//! the C tools parse them, `V/M` pairs, spans, shell prompt lines, the first line detectors judge, and top-level JSON objects with
 //! their positions.
 
 use crate::source::{SourceId, Span};
@@ -127,6 +127,35 @@ pub(crate) fn prompt_command(line: &str) -> Option<&str> {
     let first = cmd.split_whitespace().next()?;
     let base = first.rsplit('/').next().unwrap_or(first);
     COMMANDS.contains(&base).then_some(cmd)
+}
+
+/// What a detector judges a text by: the first of its first 200 lines that is not blank or a
+/// comment.
+pub(crate) enum FirstLine<'a> {
+    /// A shell prompt line: its command ([`prompt_command`]).
+    Command(&'a str),
+    /// Any other line: as written, and trimmed.
+    Line(&'a str, &'a str),
+}
+
+/// The first significant line of a text, for format detection: blank lines and lines starting
+/// with one of `comments` are skipped, but a prompt line (`# ip rule show`) counts as a command
+/// even when it starts with `#`. `None` when the first 200 lines hold none.
+pub(crate) fn first_line<'a>(text: &'a str, comments: &[char]) -> Option<FirstLine<'a>> {
+    for (_, _, line) in crate::source::Lines::new(text).take(200) {
+        let l = line.trim();
+        if l.is_empty() {
+            continue;
+        }
+        if let Some(cmd) = prompt_command(l) {
+            return Some(FirstLine::Command(cmd));
+        }
+        if l.starts_with(comments) {
+            continue;
+        }
+        return Some(FirstLine::Line(line, l));
+    }
+    None
 }
 
 /// The top-level values of a JSON text (an array's elements, or several arrays one after the

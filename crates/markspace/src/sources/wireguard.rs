@@ -19,7 +19,7 @@ use crate::source::{Lines, SourceId, Span};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::iprule::{IpRule, Target};
-use super::text::{c_u32, prompt_command, words, LineAt};
+use super::text::{c_u32, first_line, prompt_command, words, FirstLine, LineAt};
 use super::Sink;
 
 /// wg-quick's default fwmark and table.
@@ -27,27 +27,19 @@ pub(crate) const WG_QUICK_FWMARK: u32 = 51820;
 
 /// Whether a text is WireGuard output or configuration.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => {
+            matches!(cmd.split_whitespace().next(), Some("wg" | "wg-quick"))
         }
-        if let Some(cmd) = prompt_command(l) {
-            let first = cmd.split_whitespace().next().unwrap_or("");
-            return first == "wg" || first == "wg-quick";
+        Some(FirstLine::Line(_, l)) => {
+            if l == "[Interface]" || l.starts_with("interface: ") {
+                return true;
+            }
+            let ws: Vec<&str> = l.split_whitespace().collect();
+            ws.len() == 2 && (ws[1] == "off" || ws[1].starts_with("0x")) && !ws[0].contains(':')
         }
-        if l.starts_with('#') {
-            continue;
-        }
-        if l == "[Interface]" || l.starts_with("interface: ") {
-            return true;
-        }
-        let ws: Vec<&str> = l.split_whitespace().collect();
-        return ws.len() == 2
-            && (ws[1] == "off" || ws[1].starts_with("0x"))
-            && !ws[0].contains(':');
+        None => false,
     }
-    false
 }
 
 fn device_write(span: Span, device: Option<String>, mark: u32) -> Touchpoint {

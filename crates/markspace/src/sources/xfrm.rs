@@ -26,27 +26,20 @@ use crate::model::{Field, MarkOp, MarkRead, MarkWrite, ALL_BITS};
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
-use super::text::{c_u32, prompt_command, value_mask, words, LineAt};
+use super::text::{c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt};
 use super::Sink;
 
 /// Whether a text is `ip xfrm policy` or `ip xfrm state` output: the first record line is
 /// `src A dst B` (possibly after an `ip xfrm` prompt).
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(cmd) = prompt_command(l) {
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => {
             let ws: Vec<&str> = cmd.split_whitespace().collect();
-            return ws.first() == Some(&"ip") && ws.contains(&"xfrm");
+            ws.first() == Some(&"ip") && ws.contains(&"xfrm")
         }
-        if l.starts_with('#') {
-            continue;
-        }
-        return is_record_start(line);
+        Some(FirstLine::Line(line, _)) => is_record_start(line),
+        None => false,
     }
-    false
 }
 
 fn is_record_start(line: &str) -> bool {

@@ -6,7 +6,9 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};
-use crate::sources::text::{c_u32, prompt_command, value_mask, words, LineAt, Word};
+use crate::sources::text::{
+    c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt, Word,
+};
 use crate::sources::Sink;
 
 use super::{fwmark_mask, IpRule, Target};
@@ -99,23 +101,13 @@ fn lists_rules(cmd: &str) -> Option<bool> {
 /// Whether a text is `ip rule` output or `ip rule add` commands: the first meaningful line is a
 /// rule line, an `ip rule` prompt, or an `ip rule add` command.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => {
+            lists_rules(cmd).is_some() || command_words(&words(cmd)).is_some()
         }
-        if let Some(cmd) = prompt_command(l) {
-            if lists_rules(cmd).is_some() || command_words(&words(cmd)).is_some() {
-                return true;
-            }
-            return false;
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        return is_listing(l) || command_words(&words(l)).is_some();
+        Some(FirstLine::Line(_, l)) => is_listing(l) || command_words(&words(l)).is_some(),
+        None => false,
     }
-    false
 }
 
 /// An error in a rule line: byte offset in the line, message, hint.

@@ -10,7 +10,9 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};
-use crate::sources::text::{c_u32, prompt_command, value_mask, words, LineAt, Word};
+use crate::sources::text::{
+    c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt, Word,
+};
 use crate::sources::Sink;
 use crate::touchpoint::{Observation, Subsystem, TouchContext, Touchpoint};
 
@@ -32,22 +34,15 @@ fn is_tc_filter_command(cmd: &str) -> bool {
 /// Whether a text is `tc filter show` output: the first meaningful line is a `filter …` line or a
 /// `tc filter` prompt.
 pub(crate) fn detect(text: &str) -> bool {
-    for (_, _, line) in Lines::new(text).take(200) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
+    match first_line(text, &['#']) {
+        Some(FirstLine::Command(cmd)) => is_tc_filter_command(cmd),
+        Some(FirstLine::Line(line, l)) => {
+            is_filter_line(line)
+                && l.split_whitespace()
+                    .any(|w| w == "pref" || w == "protocol" || w == "parent")
         }
-        if let Some(cmd) = prompt_command(l) {
-            return is_tc_filter_command(cmd);
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        return is_filter_line(line)
-            && l.split_whitespace()
-                .any(|w| w == "pref" || w == "protocol" || w == "parent");
+        None => false,
     }
-    false
 }
 
 /// Device and direction named by a prompt or header line (`tc filter show dev eth0 ingress`,
