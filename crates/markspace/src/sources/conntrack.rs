@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::Diagnostic;
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::touchpoint::Observation;
 
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
@@ -35,7 +35,7 @@ pub(crate) fn detect(text: &str) -> bool {
 pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut counts: BTreeMap<u32, u32> = BTreeMap::new();
-    for (line_no, start, line) in Lines::new(text) {
+    for (at, line) in LineAt::lines(text, source) {
         if !is_entry(line.trim()) {
             continue;
         }
@@ -46,11 +46,6 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
             match c_u32(v) {
                 Some(mark) => *counts.entry(mark).or_default() += 1,
                 None => {
-                    let at = LineAt {
-                        source,
-                        line: line_no,
-                        start,
-                    };
                     diags.push(
                         Diagnostic::error(
                             at.span(w.at, w.text.len()),

@@ -10,7 +10,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Field, MarkOp, MarkWrite, ALL_BITS};
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
@@ -48,12 +48,7 @@ pub(crate) fn detect(text: &str) -> bool {
 pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut device: Option<String> = None;
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         if let Some(d) = device_line(line) {
             device = Some(d.to_string());
             continue;

@@ -7,7 +7,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Field, MarkOp, MarkRead, ALL_BITS};
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
@@ -25,12 +25,7 @@ pub(crate) fn detect(text: &str) -> bool {
 /// Reads `ipvsadm -Ln` output.
 pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         let ws = words(line);
         if ws.first().map(|w| w.text) != Some("FWM") || line.starts_with(char::is_whitespace) {
             continue;

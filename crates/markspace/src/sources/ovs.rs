@@ -18,7 +18,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Field, MarkOp, MarkRead, MarkWrite, WriteOp, ALL_BITS};
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::text::{c_u32, first_line, prompt_command, value_mask, FirstLine, LineAt};
@@ -279,12 +279,7 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, sink: &mut Sink) -
     let mut bridge = default_bridge.clone();
     let mut in_ovs = true;
     let mut diags = Vec::new();
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         let l = line.trim();
         if l.is_empty() {
             continue;

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Field, MarkOp, MarkWrite, ALL_BITS};
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
@@ -75,12 +75,7 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
     let mut seen: HashSet<(Option<String>, u32)> = HashSet::new();
     // `ss -p` may print the process on the socket line and the details on a continuation line.
     let mut last_process: Option<String> = None;
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         let l = line.trim();
         if l.starts_with('#') {
             continue;

@@ -64,6 +64,20 @@ pub(crate) struct LineAt {
 }
 
 impl LineAt {
+    /// The lines of an input, each with where it sits.
+    pub(crate) fn lines(text: &str, source: SourceId) -> impl Iterator<Item = (LineAt, &str)> {
+        crate::source::Lines::new(text).map(move |(line, start, text)| {
+            (
+                LineAt {
+                    source,
+                    line,
+                    start,
+                },
+                text,
+            )
+        })
+    }
+
     /// A span of `len` bytes at byte `at` of the line.
     pub(crate) fn span(&self, at: usize, len: usize) -> Span {
         Span {

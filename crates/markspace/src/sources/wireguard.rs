@@ -15,7 +15,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Field, MarkOp, MarkWrite, ALL_BITS};
-use crate::source::{Lines, SourceId, Span};
+use crate::source::{SourceId, Span};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::iprule::{IpRule, Target};
@@ -91,12 +91,7 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, sink: &mut Sink) -
     let mut in_wg = true;
     let mut section = String::new();
     let mut conf = Conf::default();
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         let l = line.trim();
         if l.is_empty() {
             continue;

@@ -23,7 +23,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Field, MarkOp, MarkRead, MarkWrite, ALL_BITS};
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::text::{c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt};
@@ -57,12 +57,7 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
     let mut diags = Vec::new();
     let mut ipv6 = false;
     let mut in_xfrm = true;
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         let l = line.trim();
         if let Some(cmd) = prompt_command(l) {
             in_xfrm = cmd.split_whitespace().any(|w| w == "xfrm");

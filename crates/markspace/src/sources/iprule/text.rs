@@ -5,7 +5,7 @@
 //! other commands in between is skipped.
 
 use crate::diagnostic::Diagnostic;
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::sources::text::{
     c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt, Word,
 };
@@ -242,12 +242,7 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, sink: &mut Sink) -
     let base = name.rsplit('/').next().unwrap_or(name);
     let mut v6 = base.contains("-6") || base.contains("ip6") || base.contains("inet6");
     let mut in_rules = true;
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         let l = line.trim();
         if l.is_empty() {
             continue;

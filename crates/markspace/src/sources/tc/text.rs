@@ -9,7 +9,7 @@
 //! ```
 
 use crate::diagnostic::Diagnostic;
-use crate::source::{Lines, SourceId};
+use crate::source::SourceId;
 use crate::sources::text::{
     c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt, Word,
 };
@@ -99,12 +99,7 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, sink: &mut Sink) -
         action: None,
     };
     let mut diags = Vec::new();
-    for (line_no, start, line) in Lines::new(text) {
-        let at = LineAt {
-            source,
-            line: line_no,
-            start,
-        };
+    for (at, line) in LineAt::lines(text, source) {
         let l = line.trim();
         if l.is_empty() {
             continue;
@@ -181,7 +176,7 @@ pub(crate) fn parse(text: &str, source: SourceId, name: &str, sink: &mut Sink) -
                         }
                     }
                 }
-                Some("bpf") => bpf_program(&ws, &st, line_no, source, sink),
+                Some("bpf") => bpf_program(&ws, &st, at.line, source, sink),
                 _ => {}
             }
         }
