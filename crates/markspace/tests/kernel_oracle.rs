@@ -31,10 +31,12 @@ use std::fmt::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use markspace::diagnostic::Level;
-use markspace::model::{hex, MarkOp, MarkState, ALL_BITS};
-use markspace::ruleset::Ruleset;
+use markspace::model::{hex, MarkOp, ALL_BITS};
 use markspace::snapshot::NodeLoader;
 use netns_testkit::{is_root, Netns};
+
+mod oracle;
+use oracle::{chains_ops, simulate, Rng};
 
 const DEFAULT_SEED: u64 = 0x6d61_726b_7370_6163; // "markspac"
 const DEFAULT_CASES: usize = 420;
@@ -47,55 +49,7 @@ const PROBES: usize = 64;
 // ---------------------------------------------------------------------------------------------
 // Random cases
 
-/// xorshift64* — tiny, deterministic, good enough to spread values over 32 bits.
-struct Rng(u64);
-
 impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: u32) -> u32 {
-        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
-    }
-
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: u32) -> bool {
-        self.below(100) < percent
-    }
-
-    /// A 32-bit value shaped like real marks and masks: single bits, contiguous ranges, all,
-    /// none, sparse and dense random words.
-    fn word(&mut self) -> u32 {
-        match self.below(9) {
-            0 => 0,
-            1 => ALL_BITS,
-            2 => 1 << self.below(32),
-            3 | 4 => {
-                let width = 1 + self.below(32);
-                let shift = self.below(33 - width);
-                (((1u64 << width) - 1) << shift) as u32
-            }
-            5 => self.u32() & self.u32(),
-            6 => self.u32() | self.u32(),
-            _ => self.u32(),
-        }
-    }
-
     /// A number as iptables accepts it (`strtoul(…, 0)`): hex, upper-case hex, decimal, octal.
     fn num(&mut self, v: u32) -> String {
         match self.below(20) {
@@ -426,55 +380,7 @@ fn parse_ops(name: &str, text: &str) -> HashMap<String, Vec<Vec<MarkOp>>> {
         "markspace reported errors on {name}:\n{}",
         errors.join("\n")
     );
-    chains_ops(&node.ruleset)
-}
-
-fn chains_ops(set: &Ruleset) -> HashMap<String, Vec<Vec<MarkOp>>> {
-    let mut out = HashMap::new();
-    for chain in &set.chains {
-        if &*set.table(chain.table).name != "mangle" {
-            continue;
-        }
-        let ops = chain
-            .rules
-            .iter()
-            .map(|r| set.rule(*r).ops().to_vec())
-            .collect();
-        out.insert(chain.name.to_string(), ops);
-    }
-    out
-}
-
-/// Runs a case chain through the algebra from an empty packet: whether each rule matched (the
-/// packet counter the kernel should show) and the final state.
-fn simulate(rules: &[Vec<MarkOp>]) -> Result<(Vec<bool>, MarkState), String> {
-    let mut state = MarkState::default();
-    let mut matched = Vec::with_capacity(rules.len());
-    for ops in rules {
-        let mut hit = true;
-        for op in ops {
-            match op {
-                MarkOp::Read(r) => {
-                    let x = state.field(r.field);
-                    match r.eval(x) {
-                        Some(true) => {}
-                        Some(false) => {
-                            hit = false;
-                            break;
-                        }
-                        None => return Err(format!("opaque read {r:?}")),
-                    }
-                }
-                MarkOp::Write(w) => {
-                    if !state.apply(w) {
-                        return Err(format!("data-dependent write {w:?}"));
-                    }
-                }
-            }
-        }
-        matched.push(hit);
-    }
-    Ok((matched, state))
+    chains_ops(&node.ruleset, "mangle")
 }
 
 fn bits_of(counters: &[u64]) -> u32 {

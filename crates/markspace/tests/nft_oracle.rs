@@ -34,10 +34,12 @@ use std::fmt::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use markspace::diagnostic::Level;
-use markspace::model::{hex, MarkOp, MarkState, ALL_BITS};
-use markspace::ruleset::Ruleset;
+use markspace::model::{hex, MarkOp, ALL_BITS};
 use markspace::snapshot::NodeLoader;
 use netns_testkit::{is_root, Netns};
+
+mod oracle;
+use oracle::{chains_ops, simulate, Rng};
 
 const DEFAULT_SEED: u64 = 0x6e66_745f_6f72_6163; // "nft_orac"
 const DEFAULT_CASES: usize = 400;
@@ -45,41 +47,7 @@ const BASE_PORT: u16 = 21000;
 const PRELUDE: usize = 2;
 const PROBES: usize = 64;
 
-struct Rng(u64);
-
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-    fn below(&mut self, n: u32) -> u32 {
-        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
-    }
-    fn chance(&mut self, percent: u32) -> bool {
-        self.below(100) < percent
-    }
-    fn word(&mut self) -> u32 {
-        match self.below(9) {
-            0 => 0,
-            1 => ALL_BITS,
-            2 => 1 << self.below(32),
-            3 | 4 => {
-                let width = 1 + self.below(32);
-                let shift = self.below(33 - width);
-                (((1u64 << width) - 1) << shift) as u32
-            }
-            5 => self.u32() & self.u32(),
-            6 => self.u32() | self.u32(),
-            _ => self.u32(),
-        }
-    }
     /// A number as nft reads it: hex, decimal, octal (leading 0).
     fn num(&mut self, v: u32) -> String {
         match self.below(20) {
@@ -303,50 +271,7 @@ fn parse_ops(name: &str, text: &str, format: &str) -> HashMap<String, Vec<Vec<Ma
         "markspace reported errors on {name}:\n{}",
         errors.join("\n")
     );
-    chains_ops(&node.ruleset)
-}
-
-fn chains_ops(set: &Ruleset) -> HashMap<String, Vec<Vec<MarkOp>>> {
-    set.chains
-        .iter()
-        .filter(|c| &*set.table(c.table).name == "ms")
-        .map(|c| {
-            (
-                c.name.to_string(),
-                c.rules
-                    .iter()
-                    .map(|r| set.rule(*r).ops().to_vec())
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-fn simulate(rules: &[Vec<MarkOp>]) -> Result<(Vec<bool>, MarkState), String> {
-    let mut state = MarkState::default();
-    let mut matched = Vec::with_capacity(rules.len());
-    for ops in rules {
-        let mut hit = true;
-        for op in ops {
-            match op {
-                MarkOp::Read(r) => match r.eval(state.field(r.field)) {
-                    Some(true) => {}
-                    Some(false) => {
-                        hit = false;
-                        break;
-                    }
-                    None => return Err(format!("opaque read {r:?}")),
-                },
-                MarkOp::Write(w) => {
-                    if !state.apply(w) {
-                        return Err(format!("data-dependent write {w:?}"));
-                    }
-                }
-            }
-        }
-        matched.push(hit);
-    }
-    Ok((matched, state))
+    chains_ops(&node.ruleset, "ms")
 }
 
 fn bits_of(counters: &[u64]) -> u32 {
@@ -392,7 +317,7 @@ fn nft_mark_expressions_agree_with_the_kernel() {
     println!(
         "nft oracle: seed {seed:#x}, {n_cases} cases (replay with MARKSPACE_ORACLE_SEED={seed:#x})"
     );
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
     let cases: Vec<Case> = (0..n_cases).map(|_| gen_case(&mut rng)).collect();
     let written = ruleset_text(&cases);
 
