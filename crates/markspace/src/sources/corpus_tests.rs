@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use super::iptables::conformance_tests::corpus_dir;
+use super::iptables::conformance_tests::{corpus_dir, corpus_files};
 use super::{Sink, ALL};
 use crate::diagnostic::Level;
 use crate::source::SourceId;
@@ -44,16 +44,7 @@ const EXPECTED_ERRORS: &[(&str, u32, &str)] = &[(
 #[test]
 fn every_format_sample_is_detected_once_and_parses() {
     let dir = corpus_dir().join("formats");
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "corpus not found at {} ({e}); set MARKSPACE_CORPUS",
-                dir.display()
-            )
-        })
-        .map(|e| e.expect("readable corpus dir").path())
-        .collect();
-    files.sort();
+    let files = corpus_files("formats");
     assert!(!files.is_empty(), "no samples in {}", dir.display());
     let mut failures = Vec::new();
     let (mut parsed, mut touchpoints, mut observations) = (0, 0, 0);

@@ -21,6 +21,23 @@ pub(crate) fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
 }
 
+/// The files of a corpus directory (`iptables`, `nftables/py`…), sorted; panics with where it
+/// looked when the corpus is missing.
+pub(crate) fn corpus_files(sub: &str) -> Vec<PathBuf> {
+    let dir = corpus_dir().join(sub);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "corpus not found at {} ({e}); set MARKSPACE_CORPUS",
+                dir.display()
+            )
+        })
+        .map(|e| e.expect("readable corpus dir").path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// Files whose every line is about marks.
 const MARK_FILES: &[&str] = &[
     "MARK", "CONNMARK", "mark", "connmark", "TPROXY", "socket", "HMARK", "mark_m",
@@ -40,18 +57,10 @@ fn same(a: &ParsedRule<'_>, b: &ParsedRule<'_>) -> bool {
 
 #[test]
 fn iptables_test_suite_mark_cases() {
-    let dir = corpus_dir().join("iptables");
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "corpus not found at {} ({e}); set MARKSPACE_CORPUS",
-                dir.display()
-            )
-        })
-        .map(|e| e.expect("readable corpus dir").path())
+    let files: Vec<PathBuf> = corpus_files("iptables")
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "t"))
         .collect();
-    files.sort();
     let (mut pass, mut total) = (0, 0);
     let mut failures = Vec::new();
     for path in &files {
@@ -129,13 +138,9 @@ fn iptables_test_suite_mark_cases() {
 
 #[test]
 fn iptables_corpus_dumps_parse_cleanly() {
-    let dir = corpus_dir().join("iptables");
     let mut n = 0;
     let mut rules = 0;
-    for entry in
-        fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus not found at {} ({e})", dir.display()))
-    {
-        let path = entry.expect("readable").path();
+    for path in corpus_files("iptables") {
         let name = path
             .file_name()
             .and_then(|s| s.to_str())

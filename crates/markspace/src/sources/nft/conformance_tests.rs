@@ -22,7 +22,7 @@ use crate::diagnostic::Level;
 use crate::model::MarkOp;
 use crate::ruleset::{Ruleset, RulesetBuilder, Verdict};
 use crate::source::SourceId;
-use crate::sources::iptables::conformance_tests::corpus_dir;
+use crate::sources::iptables::conformance_tests::{corpus_dir, corpus_files};
 
 fn nft_dir() -> std::path::PathBuf {
     corpus_dir().join("nftables")
@@ -85,19 +85,11 @@ fn same(a: &Lowered, b: &Lowered) -> bool {
 
 #[test]
 fn nft_py_suite_mark_cases() {
-    let dir = nft_dir();
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "corpus not found at {} ({e}); set MARKSPACE_CORPUS",
-                dir.display()
-            )
-        })
-        .chain(fs::read_dir(dir.join("py")).expect("corpus nftables/py"))
-        .map(|e| e.expect("readable corpus dir").path())
+    let files: Vec<_> = corpus_files("nftables")
+        .into_iter()
+        .chain(corpus_files("nftables/py"))
         .filter(|p| p.extension().is_some_and(|e| e == "t"))
         .collect();
-    files.sort();
     let (mut ok_pass, mut ok_total, mut json_checked, mut fail_rejected, mut fail_total) =
         (0, 0, 0, 0, 0);
     let (mut other_pass, mut other_total) = (0, 0);
@@ -249,16 +241,11 @@ fn shape(set: &Ruleset) -> Shape {
 #[test]
 fn nft_shell_dumps_parse_and_agree() {
     let dir = nft_dir().join("shell-dumps");
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus not found at {} ({e})", dir.display()))
-        .map(|e| {
-            e.expect("readable")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+    let names: Vec<String> = corpus_files("nftables/shell-dumps")
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    names.sort();
     let (mut texts, mut jsons, mut pairs, mut rules, mut mark_rules) = (0, 0, 0, 0, 0);
     let mut failures = Vec::new();
     for name in &names {
@@ -333,10 +320,8 @@ fn nft_shell_dumps_parse_and_agree() {
 /// Truncated and corrupted dumps give diagnostics, never a panic.
 #[test]
 fn nft_damaged_dumps_do_not_panic() {
-    let dir = nft_dir().join("shell-dumps");
     let mut inputs = 0;
-    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus not found ({e})")) {
-        let path = entry.expect("readable").path();
+    for path in corpus_files("nftables/shell-dumps") {
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
         };
