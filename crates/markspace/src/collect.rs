@@ -272,7 +272,7 @@ impl<'p> Collector<'p> {
     pub fn collect_all(mut self) -> std::io::Result<Manifest> {
         let start = Instant::now();
         let time = rfc3339(SystemTime::now());
-        let tools = self.tool_versions();
+        let tools = tool_versions();
 
         // iptables: the default backend first, then the other backend when it has tables.
         let default_is_nft = tools
@@ -401,58 +401,59 @@ impl<'p> Collector<'p> {
         fs::write(self.out.join("manifest.json"), json)?;
         Ok(manifest)
     }
+}
 
-    fn tool_versions(&mut self) -> Vec<(String, String)> {
-        let probes: [(&str, &[&str]); 9] = [
-            ("iptables", &["iptables", "--version"]),
-            ("nft", &["nft", "--version"]),
-            ("ip", &["ip", "-V"]),
-            ("tc", &["tc", "-V"]),
-            ("ss", &["ss", "-V"]),
-            ("wg", &["wg", "--version"]),
-            ("ovs-vsctl", &["ovs-vsctl", "--version"]),
-            ("ipvsadm", &["ipvsadm", "--version"]),
-            ("bpftool", &["bpftool", "version"]),
-        ];
-        // The probes are independent and each is a process start and a line of output: run
-        // side by side, they cost one probe's time instead of nine (a tenth of a small node's
-        // whole collection when run one after another).
-        std::thread::scope(|s| {
-            let running: Vec<_> = probes
-                .iter()
-                .map(|(tool, argv)| {
-                    s.spawn(move || {
-                        let (stdout, rec) = run(
-                            argv,
-                            Limits {
-                                timeout: Duration::from_secs(10),
-                                max_output: 1 << 16,
-                            },
-                        );
-                        let version = match rec.status {
-                            "missing" => "not installed".to_string(),
-                            _ => String::from_utf8_lossy(&stdout)
-                                .lines()
-                                .next()
-                                .unwrap_or("")
-                                .trim()
-                                .to_string(),
-                        };
-                        (tool.to_string(), version)
-                    })
+/// The first line of each tool's version output ("not installed" when it is missing).
+fn tool_versions() -> Vec<(String, String)> {
+    let probes: [(&str, &[&str]); 9] = [
+        ("iptables", &["iptables", "--version"]),
+        ("nft", &["nft", "--version"]),
+        ("ip", &["ip", "-V"]),
+        ("tc", &["tc", "-V"]),
+        ("ss", &["ss", "-V"]),
+        ("wg", &["wg", "--version"]),
+        ("ovs-vsctl", &["ovs-vsctl", "--version"]),
+        ("ipvsadm", &["ipvsadm", "--version"]),
+        ("bpftool", &["bpftool", "version"]),
+    ];
+    // The probes are independent and each is a process start and a line of output: run
+    // side by side, they cost one probe's time instead of nine (a tenth of a small node's
+    // whole collection when run one after another).
+    std::thread::scope(|s| {
+        let running: Vec<_> = probes
+            .iter()
+            .map(|(tool, argv)| {
+                s.spawn(move || {
+                    let (stdout, rec) = run(
+                        argv,
+                        Limits {
+                            timeout: Duration::from_secs(10),
+                            max_output: 1 << 16,
+                        },
+                    );
+                    let version = match rec.status {
+                        "missing" => "not installed".to_string(),
+                        _ => String::from_utf8_lossy(&stdout)
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_string(),
+                    };
+                    (tool.to_string(), version)
                 })
-                .collect();
-            running
-                .into_iter()
-                .zip(probes)
-                .map(|(probe, (tool, _))| {
-                    probe
-                        .join()
-                        .unwrap_or_else(|_| (tool.to_string(), String::new()))
-                })
-                .collect()
-        })
-    }
+            })
+            .collect();
+        running
+            .into_iter()
+            .zip(probes)
+            .map(|(probe, (tool, _))| {
+                probe
+                    .join()
+                    .unwrap_or_else(|_| (tool.to_string(), String::new()))
+            })
+            .collect()
+    })
 }
 
 /// Device names from `ip -o link show` (`2: eth0@if5: <…>` → `eth0`).
