@@ -1,11 +1,17 @@
-//! A concrete packet and the non-mark conditions rules test on it, for `trace`.
+//! A concrete packet and the non-mark conditions rules test on it: one typed condition model for
+//! every input format.
 //!
-//! Parsers do not keep these conditions in the model (a million-rule audit does not need them);
-//! `trace` asks each rule's format for them when the rule is on the packet's path.
+//! Parsers do not keep these conditions in the model (a million-rule audit does not need them):
+//! each format with rules registers a [`DetailDecoder`] in the format table, and `trace` (or any
+//! check) asks for a rule's [`RuleDetails`] when the rule is on the packet's path. iptables
+//! `-i eth0`, nft `iifname "eth0"` and `{"match": {"left": {"meta": {"key": "iifname"}}, …}}` all
+//! decode to the same [`Cond::InIface`].
 
 use std::net::IpAddr;
 
 use serde::Serialize;
+
+use crate::source::Span;
 
 /// Which way the packet goes through the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -146,6 +152,10 @@ pub enum Cond {
         /// The types, upper case.
         types: Vec<String>,
     },
+    /// Any one of several conditions (an nft anonymous set: `iifname { "eth0", "eth1" }`).
+    Any(Vec<Cond>),
+    /// The packet's family: IPv6 (true) or IPv4 (nft `meta nfproto`, `ether type`).
+    Ipv6(bool),
     /// Something trace cannot evaluate (ipsets, `statistic`, `socket`, address types,
     /// unknown matches): the name says what, for `--assume`.
     Unknown(String),
@@ -269,6 +279,31 @@ impl Test {
                     _ => None,
                 }
             }
+            Cond::Ipv6(v6) => Some(p.is_ipv6() == *v6),
+            Cond::Any(conds) => {
+                let mut unknown = None;
+                let mut hit = false;
+                for c in conds {
+                    match (Test {
+                        cond: c.clone(),
+                        invert: false,
+                    })
+                    .eval(p, flow)
+                    {
+                        Outcome::Yes => {
+                            hit = true;
+                            break;
+                        }
+                        Outcome::No => {}
+                        Outcome::Unknown(name) => unknown = unknown.or(Some(name)),
+                    }
+                }
+                match (hit, unknown) {
+                    (true, _) => Some(true),
+                    (false, None) => Some(false),
+                    (false, Some(name)) => return Outcome::Unknown(name),
+                }
+            }
             Cond::Unknown(name) => return Outcome::Unknown(name.clone()),
         };
         match r {
@@ -292,6 +327,81 @@ impl Test {
         }
     }
 }
+
+/// Where a destination NAT sends the packet (iptables `--to-destination`, nft `dnat to`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatTo {
+    /// The new destination address; `None` when the rule leaves it to a range (the kernel
+    /// picks one) or to the kernel (REDIRECT: the input interface's address).
+    pub addr: Option<IpAddr>,
+    /// The new port: `None` unchanged, `Some(None)` changed to a value not known here.
+    pub port: Option<Option<u16>>,
+}
+
+impl NatTo {
+    /// Parses a NAT destination as iptables (`--to-destination`) and nft (`dnat to`) write it:
+    /// `10.0.0.1:80`, `10.0.0.1`, `[fd00::1]:80`, `[fd00::1]`, `fd00::1`, `:80`. A range of
+    /// addresses or ports leaves that part to the kernel (`None`, `Some(None)`).
+    pub fn parse(to: &str) -> NatTo {
+        let (addr, port) = if let Some(rest) = to.strip_prefix('[') {
+            match rest.split_once(']') {
+                Some((a, p)) => (a, p.strip_prefix(':')),
+                None => (rest, None),
+            }
+        } else if to.matches(':').count() == 1 {
+            let (a, p) = to.split_once(':').unwrap_or((to, ""));
+            (a, Some(p))
+        } else {
+            (to, None)
+        };
+        NatTo {
+            addr: addr.parse().ok(),
+            port: port.map(|p| p.parse::<u16>().ok()),
+        }
+    }
+}
+
+/// What a rule tests besides its mark operations, and where its NAT sends the packet, as the
+/// rule's format decodes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleDetails {
+    /// The conditions, in rule order; all must hold for the rule to match.
+    pub tests: Vec<Test>,
+    /// The destination of a DNAT or REDIRECT, when the rule has one.
+    pub nat_to: Option<NatTo>,
+}
+
+impl RuleDetails {
+    /// Details that say only that nothing could be decoded: one unknown condition.
+    pub fn unknown(name: impl Into<String>) -> RuleDetails {
+        RuleDetails {
+            tests: vec![Test {
+                cond: Cond::Unknown(name.into()),
+                invert: false,
+            }],
+            nat_to: None,
+        }
+    }
+}
+
+/// Decodes one rule's [`RuleDetails`] from the whole text of its input and the rule's span
+/// (a format reads as much text after the span as the rule takes: nft JSON rules span lines).
+pub type DetailDecoder = fn(text: &str, span: Span) -> RuleDetails;
+
+/// The names of conditions that are undecidable whatever the packet (`--assume` settles them),
+/// besides the ones named after rules' modules and selectors.
+pub const FIELD_CONDITION_NAMES: &[&str] = &[
+    "protocol",
+    "source address",
+    "destination address",
+    "input interface",
+    "output interface",
+    "source port",
+    "destination port",
+    "addrtype",
+    "conntrack nat state",
+    "condition",
+];
 
 /// Protocol number of a name or number (`tcp`, `6`, `all` is none).
 pub fn proto_number(s: &str) -> Option<Option<u8>> {

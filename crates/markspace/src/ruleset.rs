@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
@@ -227,11 +226,20 @@ pub struct ChainId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleId(pub u32);
 
-/// What a rule does with the packet after its mark operations.
+/// What a rule does with the packet after its mark operations: where the traversal goes next.
+///
+/// Control flow (accept, drop, return, jump, goto, verdict maps) is here; what a target or
+/// statement does besides (NAT, queueing, logging, conntrack settings) is its typed [`Action`],
+/// normalised by the parsers from every spelling (`MASQUERADE`, `masquerade`, `{"masquerade":
+/// null}`), so that nothing downstream of the parsers compares target names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Go on with the next rule (no target, or a non-terminating target such as MARK or LOG).
+    /// Go on with the next rule (no target, or a target whose whole effect is its mark
+    /// operations: `MARK`, `CONNMARK`, nft `meta mark set`).
     Continue,
+    /// Run a non-terminating action (`LOG`, `NOTRACK`, `CT --zone`…), then go on with the next
+    /// rule.
+    Then(Action),
     /// Accept: leave this base chain.
     Accept,
     /// Drop the packet.
@@ -242,44 +250,91 @@ pub enum Verdict {
     Goto(ChainId),
     /// Return to the calling chain.
     Return,
-    /// Leave this base chain with the packet accepted by a terminating extension
-    /// (MASQUERADE, DNAT, TPROXY, NFQUEUE, REJECT…); the name is the target's.
-    Terminal(TargetName),
+    /// Leave this base chain with an absolute verdict given by a terminating action
+    /// (MASQUERADE, DNAT, TPROXY, NFQUEUE, REJECT…).
+    Terminal(Action),
     /// One of several verdicts chosen by a map lookup (nft `vmap`); when no element matches,
     /// the next rule runs. Jumps and gotos in it are reachability edges. Boxed twice so that a
     /// verdict stays two words.
     Map(Box<Vec<Verdict>>),
 }
 
-/// The name of a terminating target. Shared and one pointer wide: a node has tens of thousands
-/// of `DNAT` rules but a handful of distinct names ([`RulesetBuilder::terminal`] hands out one
-/// copy of each), and a thin pointer keeps a [`Verdict`], and so every [`Rule`], small.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TargetName(Arc<Box<str>>);
+/// What a target or statement does to the packet besides its mark operations and control flow.
+///
+/// One variant per behaviour the analysis and `trace` distinguish; everything else is
+/// [`Action::Other`], whose name as written is the rule's target label (for display only: no
+/// check reads it). One byte, so that a [`Verdict`], and so every [`Rule`], stays small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Source NAT to the outgoing interface's address (`MASQUERADE`, nft `masquerade`).
+    Masquerade,
+    /// Source NAT to given addresses (`SNAT`, nft `snat`).
+    Snat,
+    /// Destination NAT (`DNAT`, nft `dnat`).
+    Dnat,
+    /// Destination NAT to the local machine (`REDIRECT`, nft `redirect`).
+    Redirect,
+    /// Stateless 1:1 prefix NAT (`NETMAP`): destination NAT in PREROUTING/OUTPUT, source NAT in
+    /// POSTROUTING/INPUT.
+    Netmap,
+    /// Transparent proxying to a local socket (`TPROXY`).
+    Tproxy,
+    /// No connection tracking for the packet (`NOTRACK`, `CT --notrack`, nft `notrack`).
+    Notrack,
+    /// Sets the conntrack zone (`CT --zone`, nft `ct zone set`).
+    CtZone,
+    /// Attaches a conntrack helper (`CT --helper`, nft `ct helper set`).
+    CtHelper,
+    /// Hands the packet to userspace (`NFQUEUE`, `QUEUE`, nft `queue`).
+    Queue,
+    /// Drops the packet with an error reply (`REJECT`, nft `reject`).
+    Reject,
+    /// Logs the packet (`LOG`, `NFLOG`, `ULOG`, nft `log`).
+    Log,
+    /// Answers a TCP handshake itself (`SYNPROXY`, nft `synproxy`).
+    Synproxy,
+    /// Any other target or statement; [`Rule::target`] has its name as written.
+    Other,
+}
 
-impl std::ops::Deref for TargetName {
-    type Target = str;
+impl Action {
+    /// The action's name for reports: the iptables target name (`other` for [`Action::Other`],
+    /// whose name is the rule's [`Rule::target`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Masquerade => "MASQUERADE",
+            Action::Snat => "SNAT",
+            Action::Dnat => "DNAT",
+            Action::Redirect => "REDIRECT",
+            Action::Netmap => "NETMAP",
+            Action::Tproxy => "TPROXY",
+            Action::Notrack => "NOTRACK",
+            Action::CtZone => "CT zone",
+            Action::CtHelper => "CT helper",
+            Action::Queue => "NFQUEUE",
+            Action::Reject => "REJECT",
+            Action::Log => "LOG",
+            Action::Synproxy => "SYNPROXY",
+            Action::Other => "other",
+        }
+    }
 
-    fn deref(&self) -> &str {
-        &self.0
+    /// Whether the action rewrites the source address of the connection (conntrack's `SNAT`
+    /// status). NETMAP depends on its hook and is not counted here.
+    pub fn is_source_nat(&self) -> bool {
+        matches!(self, Action::Masquerade | Action::Snat)
+    }
+
+    /// Whether the action rewrites the destination of the connection (conntrack's `DNAT`
+    /// status). NETMAP depends on its hook and is not counted here.
+    pub fn is_destination_nat(&self) -> bool {
+        matches!(self, Action::Dnat | Action::Redirect)
     }
 }
 
-impl std::fmt::Debug for TargetName {
+impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&**self.0, f)
-    }
-}
-
-impl From<&str> for TargetName {
-    fn from(name: &str) -> Self {
-        TargetName(Arc::new(name.into()))
-    }
-}
-
-impl From<String> for TargetName {
-    fn from(name: String) -> Self {
-        TargetName(Arc::new(name.into_boxed_str()))
+        f.write_str(self.name())
     }
 }
 
@@ -287,6 +342,20 @@ impl Verdict {
     /// Whether the verdict ends the traversal of the current base chain.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Verdict::Accept | Verdict::Drop | Verdict::Terminal(_))
+    }
+
+    /// Whether the next rule of the chain runs after this one (no verdict, or a
+    /// non-terminating action).
+    pub fn continues(&self) -> bool {
+        matches!(self, Verdict::Continue | Verdict::Then(_))
+    }
+
+    /// The action of the verdict, terminating or not.
+    pub fn action(&self) -> Option<Action> {
+        match self {
+            Verdict::Then(a) | Verdict::Terminal(a) => Some(*a),
+            _ => None,
+        }
     }
 
     /// The chains a verdict jumps or goes to, including every chain of a verdict map.
@@ -363,6 +432,15 @@ impl Rule {
     /// with mark operations).
     pub fn labels(&self) -> Option<&RuleLabels> {
         self.marks.as_ref().map(|m| &m.labels)
+    }
+
+    /// The name of what the rule does, for reports: its action's, or for [`Action::Other`] the
+    /// target as written.
+    pub fn action_name(&self) -> Option<&str> {
+        match self.verdict.action()? {
+            Action::Other => Some(self.target().unwrap_or("other")),
+            a => Some(a.name()),
+        }
     }
 
     /// The target or verdict name as written, when the parser kept it.
@@ -471,8 +549,6 @@ impl Ruleset {
 #[derive(Debug, Default)]
 pub struct RulesetBuilder {
     set: Ruleset,
-    /// The names of terminal verdicts seen so far, shared by all rules that use them.
-    terminals: Vec<TargetName>,
     /// Chain ids by (table, name), each with a 32-bit hash of its key. The table holds no
     /// names: it compares against the chains' own, so a lookup takes a `&str` and allocates
     /// nothing and no name is stored twice (parsers look up the chain of every rule and of
@@ -595,17 +671,6 @@ impl RulesetBuilder {
                 }
             })
             .map(|&(_, c)| c)
-    }
-
-    /// The verdict of a terminating target (`DNAT`, `MASQUERADE`…), sharing one copy of each
-    /// name.
-    pub fn terminal(&mut self, name: &str) -> Verdict {
-        if let Some(t) = self.terminals.iter().find(|t| ***t == *name) {
-            return Verdict::Terminal(t.clone());
-        }
-        let t = TargetName::from(name);
-        self.terminals.push(t.clone());
-        Verdict::Terminal(t)
     }
 
     /// Declares a chain (a `:CHAIN POLICY` line, `-N`, `-P` or a listing header).
@@ -884,18 +949,6 @@ mod tests {
     fn rules_stay_small() {
         assert!(std::mem::size_of::<Verdict>() <= 16);
         assert!(std::mem::size_of::<Rule>() <= 48);
-    }
-
-    #[test]
-    fn terminal_names_are_shared() {
-        let mut b = RulesetBuilder::new();
-        let (Verdict::Terminal(x), Verdict::Terminal(y)) = (b.terminal("DNAT"), b.terminal("DNAT"))
-        else {
-            panic!("not terminal verdicts");
-        };
-        assert!(Arc::ptr_eq(&x.0, &y.0));
-        assert_eq!(&*x, "DNAT");
-        assert_eq!(format!("{:?}", Verdict::Terminal(x)), "Terminal(\"DNAT\")");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
-use crate::ruleset::Ruleset;
+use crate::packet::{DetailDecoder, RuleDetails};
+use crate::ruleset::{RuleId, Ruleset};
 use crate::source::{SourceMap, Span};
 use crate::sources::{self, Sink};
 use crate::touchpoint::{Observation, Touchpoint};
@@ -89,6 +90,25 @@ pub struct Node {
     pub bundles: Vec<String>,
     /// The format of each input, indexed by its `SourceId`.
     pub source_formats: Vec<&'static str>,
+    /// The decoder of each input's rule conditions (from its format), indexed by its
+    /// `SourceId`.
+    pub rule_decoders: Vec<Option<DetailDecoder>>,
+}
+
+impl Node {
+    /// A rule's non-mark conditions and where its NAT sends the packet, decoded by its input's
+    /// format (an unknown condition when the format has no decoder).
+    pub fn rule_details(&self, rule: RuleId) -> RuleDetails {
+        let span = self.ruleset.rule(rule).span;
+        let i = span.source.0 as usize;
+        match self.rule_decoders.get(i).copied().flatten() {
+            Some(decode) => decode(&self.sources.file(span.source).text, span),
+            None => RuleDetails::unknown(format!(
+                "conditions of {} rules",
+                self.source_formats.get(i).copied().unwrap_or("unknown")
+            )),
+        }
+    }
 }
 
 /// Collects inputs, then parses them into a [`Node`].
@@ -101,6 +121,7 @@ pub struct NodeLoader {
     formats: Vec<(String, &'static str)>,
     bundles: Vec<String>,
     source_formats: Vec<&'static str>,
+    rule_decoders: Vec<Option<DetailDecoder>>,
 }
 
 impl NodeLoader {
@@ -167,6 +188,7 @@ impl NodeLoader {
         self.diagnostics.extend(diags);
         self.formats.push((name.to_string(), format.name));
         self.source_formats.push(format.name);
+        self.rule_decoders.push(format.details);
         Ok(())
     }
 
@@ -256,6 +278,7 @@ impl NodeLoader {
             formats: self.formats,
             bundles: self.bundles,
             source_formats: self.source_formats,
+            rule_decoders: self.rule_decoders,
         }
     }
 }

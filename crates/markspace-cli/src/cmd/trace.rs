@@ -56,6 +56,21 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         };
         assume.insert(k.to_string(), v);
     }
+    let options = Options {
+        assume,
+        max_paths: args.max_paths,
+    };
+    if let Some((unknown, valid)) = markspace::trace::unknown_assumptions(&node, &options) {
+        bail!(
+            "--assume: no condition of these rules is named {}\n  = hint: the names are: {}",
+            unknown
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            valid.join(", ")
+        )
+    }
     let packet = Packet {
         in_iface: args.in_iface.clone(),
         out_iface: args.out_iface.clone(),
@@ -81,16 +96,7 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         ctmark: value(&args.ctmark, "ctmark")?,
         skmark: mark,
     };
-    let t = trace(
-        &node,
-        &registry,
-        packet,
-        start,
-        &Options {
-            assume,
-            max_paths: args.max_paths,
-        },
-    );
+    let t = trace(&node, &registry, packet, start, &options);
     match args.format {
         Format::Json => output::print(&(serde_json::to_string_pretty(&t)? + "\n"))?,
         _ => output::print(&render(&t))?,

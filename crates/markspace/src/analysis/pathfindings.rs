@@ -256,7 +256,7 @@ fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     if r.field == field
                         && u.hooks.contains(Hook::Postrouting)
                         && !r.invert
-                        && matches!(&rule.verdict, Verdict::Terminal(t) if matches!(&**t, "MASQUERADE" | "SNAT")) =>
+                        && matches!(&rule.verdict, Verdict::Terminal(a) if a.is_source_nat()) =>
                 {
                     nat_reads.push((id, r.bits()));
                 }

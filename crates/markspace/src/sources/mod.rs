@@ -21,6 +21,7 @@ pub(crate) mod wireguard;
 pub(crate) mod xfrm;
 
 use crate::diagnostic::Diagnostic;
+use crate::packet::{DetailDecoder, RuleDetails};
 use crate::ruleset::RulesetBuilder;
 use crate::source::SourceId;
 use crate::touchpoint::{Observation, Touchpoint};
@@ -46,6 +47,9 @@ pub struct Format {
     pub detect: fn(&str) -> bool,
     /// Reads a text of this format.
     pub parse: fn(&str, SourceId, &str, &mut Sink) -> Vec<Diagnostic>,
+    /// Decodes the non-mark conditions of one of its rules, for formats with netfilter rules
+    /// whose conditions markspace reads (`trace` evaluates them).
+    pub details: Option<DetailDecoder>,
 }
 
 /// Every supported format, in detection order.
@@ -56,102 +60,119 @@ pub const ALL: &[Format] = &[
             "iptables-save / ip6tables-save output, `iptables -S` output, or iptables commands",
         detect: iptables::save::detect,
         parse: |text, id, name, sink| iptables::save::parse(text, id, name, &mut sink.ruleset),
+        details: Some(|text, span| iptables::conds::details(&text[span.range()])),
     },
     Format {
         name: "iptables-list",
         description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
         detect: iptables::listing::detect,
         parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
+        details: Some(|_, _| RuleDetails::unknown("conditions of iptables-list rules")),
     },
     Format {
         name: "nft-json",
         description: "nft -j list ruleset (libnftables JSON)",
         detect: nft::json::detect,
         parse: |text, id, name, sink| nft::json::parse(text, id, name, &mut sink.ruleset),
+        details: Some(nft::conds::json_details),
     },
     Format {
         name: "nft-text",
         description: "nft list ruleset output (also -a, with counters) or nft scripts (add rule …)",
         detect: nft::text::detect,
         parse: |text, id, name, sink| nft::text::parse(text, id, name, &mut sink.ruleset),
+        details: Some(nft::conds::text_details),
     },
     Format {
         name: "ip-rule",
         description: "`ip rule show` / `ip -6 rule` listings and `ip rule add` commands",
         detect: iprule::detect_text,
         parse: iprule::parse_text,
+        details: None,
     },
     Format {
         name: "ip-rule-json",
         description: "`ip -j rule show` output",
         detect: iprule::detect_json,
         parse: iprule::parse_json,
+        details: None,
     },
     Format {
         name: "ip-xfrm",
         description: "`ip xfrm policy` / `ip [-s] xfrm state` output",
         detect: xfrm::detect,
         parse: xfrm::parse,
+        details: None,
     },
     Format {
         name: "tc-filter",
         description: "`tc [-s] filter show` output (one or several devices)",
         detect: tc::detect_text,
         parse: tc::parse_text,
+        details: None,
     },
     Format {
         name: "tc-filter-json",
         description: "`tc -j filter show` output",
         detect: tc::detect_json,
         parse: tc::parse_json,
+        details: None,
     },
     Format {
         name: "ovs-flows",
         description: "`ovs-ofctl dump-flows BRIDGE` output and `ovs-ofctl add-flow` commands",
         detect: ovs::detect,
         parse: ovs::parse,
+        details: None,
     },
     Format {
         name: "ss",
         description: "`ss -e` socket listings (`ss -tuanpe`, `ss -peaonmi`): socket marks",
         detect: ss::detect,
         parse: ss::parse,
+        details: None,
     },
     Format {
         name: "wireguard",
         description: "`wg show [all fwmark]`, `wg showconf`, wg-quick `.conf` files",
         detect: wireguard::detect,
         parse: wireguard::parse,
+        details: None,
     },
     Format {
         name: "sysctl",
         description: "`sysctl -a` output or sysctl.conf files (src_valid_mark, rp_filter, fwmark_reflect, tcp_fwmark_accept)",
         detect: sysctl::detect,
         parse: sysctl::parse,
+        details: None,
     },
     Format {
         name: "ipvsadm",
         description: "`ipvsadm -Ln` (fwmark virtual services)",
         detect: ipvs::detect,
         parse: ipvs::parse,
+        details: None,
     },
     Format {
         name: "conntrack",
         description: "`conntrack -L` (connmark values of live connections)",
         detect: conntrack::detect,
         parse: conntrack::parse,
+        details: None,
     },
     Format {
         name: "bpftool",
         description: "`bpftool net` / `bpftool prog show` (eBPF programs that may touch marks)",
         detect: bpftool::detect,
         parse: bpftool::parse,
+        details: None,
     },
     Format {
         name: "ip-link",
         description: "`ip -d link` / `ip -d address` (tunnel device fwmark)",
         detect: iplink::detect,
         parse: iplink::parse,
+        details: None,
     },
 ];
 

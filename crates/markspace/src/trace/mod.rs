@@ -19,9 +19,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
-use crate::packet::{CtState, Flow, Outcome, Packet, PathKind, Test};
+use crate::packet::{Cond, CtState, Flow, NatTo, Outcome, Packet, PathKind, FIELD_CONDITION_NAMES};
 use crate::registry::Registry;
-use crate::ruleset::{ChainId, ChainType, Family, Hook, Origin, RuleId, Verdict};
+use crate::ruleset::{Action, ChainId, ChainType, Family, Hook, Origin, Rule, RuleId, Verdict};
 use crate::snapshot::Node;
 
 mod route;
@@ -161,7 +161,7 @@ struct Walker {
     snat: bool,
     /// The destination after a DNAT of this path (address, port; `None`: not determined), for
     /// the hooks after it.
-    dnat_to: Option<(Option<std::net::IpAddr>, Option<Option<u16>>)>,
+    dnat_to: Option<NatTo>,
     path: PathTrace,
     /// The mark when the current route-type chain started (re-route check).
     route_mark: Option<u32>,
@@ -217,21 +217,57 @@ fn pipeline(node: &Node, p: &Packet) -> Vec<Stage> {
     stages
 }
 
-/// The conditions of a rule, from its input's format.
-fn conditions(node: &Node, rule: RuleId) -> Vec<Test> {
-    let r = node.ruleset.rule(rule);
-    let text = node.sources.text(r.span);
-    match node.source_formats.get(r.span.source.0 as usize).copied() {
-        Some("iptables-save") => crate::sources::iptables::conds::conditions(text),
-        Some(format) => vec![Test {
-            cond: crate::packet::Cond::Unknown(format!("conditions of {format} rules")),
-            invert: false,
-        }],
-        None => Vec::new(),
+/// The condition names `--assume` accepts on this node: `all`, the packet fields a trace may
+/// lack (`source address`…), and every condition the node's rules leave undecidable (their
+/// modules and selectors: `statistic`, `set`, `nft meta pkttype`…), sorted.
+pub fn assumable_names(node: &Node) -> Vec<String> {
+    let mut names: std::collections::BTreeSet<String> = FIELD_CONDITION_NAMES
+        .iter()
+        .map(|n| n.to_string())
+        .chain(["all".to_string(), "rpfilter".to_string()])
+        .collect();
+    let set = &node.ruleset;
+    for (i, rule) in set.rules.iter().enumerate() {
+        let family = set.rule_table(rule).family;
+        if set.is_duplicate(rule) || !matches!(family, Family::Ip | Family::Ip6 | Family::Inet) {
+            continue;
+        }
+        for test in node.rule_details(RuleId(i as u32)).tests {
+            collect_unknown(&test.cond, &mut names);
+        }
+    }
+    names.into_iter().collect()
+}
+
+fn collect_unknown(cond: &Cond, names: &mut std::collections::BTreeSet<String>) {
+    match cond {
+        Cond::Unknown(name) => {
+            names.insert(name.clone());
+        }
+        Cond::Any(conds) => conds.iter().for_each(|c| collect_unknown(c, names)),
+        _ => {}
     }
 }
 
-fn verdict_name(v: &Verdict, node: &Node) -> String {
+/// The `--assume` names of `options` that no condition of this node has, with the names it
+/// has: a misspelt name would otherwise be ignored silently.
+pub fn unknown_assumptions(node: &Node, options: &Options) -> Option<(Vec<String>, Vec<String>)> {
+    if options.assume.is_empty() {
+        return None;
+    }
+    let valid = assumable_names(node);
+    let mut unknown: Vec<String> = options
+        .assume
+        .keys()
+        .filter(|k| valid.binary_search(k).is_err())
+        .cloned()
+        .collect();
+    unknown.sort();
+    (!unknown.is_empty()).then_some((unknown, valid))
+}
+
+fn verdict_name(rule: &Rule, node: &Node) -> String {
+    let v = &rule.verdict;
     match v {
         Verdict::Continue => "continue".into(),
         Verdict::Accept => "ACCEPT".into(),
@@ -239,7 +275,7 @@ fn verdict_name(v: &Verdict, node: &Node) -> String {
         Verdict::Return => "RETURN".into(),
         Verdict::Jump(c) => format!("jump {}", node.ruleset.chain(*c).name),
         Verdict::Goto(c) => format!("goto {}", node.ruleset.chain(*c).name),
-        Verdict::Terminal(t) => t.to_string(),
+        Verdict::Terminal(_) | Verdict::Then(_) => rule.action_name().unwrap_or("").to_string(),
         Verdict::Map(options) => format!("verdict map of {}", options.len()),
     }
 }
@@ -357,8 +393,9 @@ fn run(
                 top.next += 1;
             }
             let rule = set.rule(rule_id);
-            // Non-mark conditions.
-            let tests = conditions(node, rule_id);
+            // Non-mark conditions, decoded by the rule's format.
+            let details = node.rule_details(rule_id);
+            let tests = &details.tests;
             let mut assumed = Vec::new();
             let mut matched = true;
             // The NAT of a later packet's connection happened on its first packet, unseen.
@@ -476,11 +513,7 @@ fn run(
                     }
                 }
             }
-            let notrack = matched
-                && (rule.target() == Some("NOTRACK")
-                    || (rule.target() == Some("CT")
-                        && node.sources.text(rule.span).contains("--notrack")));
-            if notrack {
+            if matched && rule.verdict == Verdict::Then(Action::Notrack) {
                 w.tracked = false;
             }
             let show = matched || !rule.ops().is_empty();
@@ -498,7 +531,7 @@ fn run(
                     mark: (hex(before.mark), hex(w.state.mark)),
                     ctmark: (hex(before.ctmark), hex(w.state.ctmark)),
                     verdict: (matched && rule.verdict != Verdict::Continue)
-                        .then(|| verdict_name(&rule.verdict, node)),
+                        .then(|| verdict_name(rule, node)),
                     assumed,
                 });
             }
@@ -506,7 +539,7 @@ fn run(
                 continue;
             }
             match &rule.verdict {
-                Verdict::Continue => {}
+                Verdict::Continue | Verdict::Then(_) => {}
                 Verdict::Map(_) => {
                     // The key of an nft verdict map is not kept in the model: the walk goes
                     // on as if no element matched, and says so.
@@ -536,16 +569,16 @@ fn run(
                     w.path.verdict = "DROP".into();
                     return if truncated { Run::Truncated } else { Run::Done };
                 }
-                Verdict::Terminal(t) => match &**t {
-                    "REJECT" | "NFQUEUE" | "QUEUE" | "SYNPROXY" => {
-                        w.path.verdict = t.to_string();
+                Verdict::Terminal(action) => match action {
+                    Action::Reject | Action::Queue | Action::Synproxy => {
+                        w.path.verdict = verdict_name(rule, node);
                         return if truncated { Run::Truncated } else { Run::Done };
                     }
-                    "TPROXY" => {
+                    Action::Tproxy => {
                         w.path.steps.push(Step::Note {
                             text: "TPROXY: delivered to a local proxy socket".into(),
                         });
-                        w.path.verdict = "TPROXY".into();
+                        w.path.verdict = action.name().to_string();
                         return if truncated { Run::Truncated } else { Run::Done };
                     }
                     _ => {
@@ -556,24 +589,21 @@ fn run(
                             .first()
                             .and_then(|f| set.chain(f.chain).base)
                             .map(|b| b.hook);
-                        match &**t {
-                            "DNAT" => {
+                        match action {
+                            Action::Dnat | Action::Redirect => {
                                 w.dnat = true;
-                                w.dnat_to = Some(crate::sources::iptables::conds::dnat_to(
-                                    node.sources.text(rule.span),
-                                ));
+                                w.dnat_to = Some(details.nat_to.unwrap_or(NatTo {
+                                    addr: None,
+                                    port: Some(None),
+                                }));
                             }
-                            // The address of the input interface (unknown here).
-                            "REDIRECT" | "redirect" => {
-                                w.dnat = true;
-                                w.dnat_to = Some((None, Some(None)));
-                            }
-                            "dnat" => w.dnat = true,
-                            "SNAT" | "MASQUERADE" | "snat" | "masquerade" => w.snat = true,
-                            "NETMAP" if matches!(hook, Some(Hook::Prerouting | Hook::Output)) => {
+                            Action::Snat | Action::Masquerade => w.snat = true,
+                            Action::Netmap
+                                if matches!(hook, Some(Hook::Prerouting | Hook::Output)) =>
+                            {
                                 w.dnat = true
                             }
-                            "NETMAP" => w.snat = true,
+                            Action::Netmap => w.snat = true,
                             _ => {}
                         }
                         w.frames.clear();
@@ -619,9 +649,9 @@ fn run(
 fn seen<'a>(p: &'a Packet, w: &Walker) -> Cow<'a, Packet> {
     match w.dnat_to {
         None => Cow::Borrowed(p),
-        Some((dst, port)) => {
+        Some(NatTo { addr, port }) => {
             let mut q = p.clone();
-            q.dst = dst;
+            q.dst = addr;
             if let Some(port) = port {
                 q.dport = port;
             }

@@ -8,7 +8,7 @@
 //! module, for `--assume`. `-m comment`, `-m mark`/`-m connmark` (the algebra handles them) and
 //! purely informative modules add nothing.
 
-use crate::packet::{proto_number, Cidr, Cond, Test};
+use crate::packet::{proto_number, Cidr, Cond, NatTo, RuleDetails, Test};
 
 use super::tokens::tokenize;
 
@@ -44,9 +44,42 @@ fn ports(s: &str) -> Option<Vec<(u16, u16)>> {
         .collect()
 }
 
+/// The conditions of an `iptables-save`/`-S` rule line and where its `DNAT`/`REDIRECT` sends
+/// the packet.
+pub(crate) fn details(line: &str) -> RuleDetails {
+    let Ok(tokens) = tokenize(line) else {
+        return RuleDetails::unknown("unparsable rule");
+    };
+    let words: Vec<&str> = tokens.iter().map(|t| t.text.as_ref()).collect();
+    let target = words
+        .iter()
+        .position(|w| matches!(*w, "-j" | "--jump"))
+        .and_then(|k| words.get(k + 1).copied());
+    let nat_to = match target {
+        Some("DNAT") => {
+            let (addr, port) = dnat_to(line);
+            Some(NatTo { addr, port })
+        }
+        // The input interface's address; `--to-ports` sets the port.
+        Some("REDIRECT") => Some(NatTo {
+            addr: None,
+            port: words
+                .iter()
+                .position(|w| *w == "--to-ports")
+                .and_then(|k| words.get(k + 1))
+                .map(|p| p.parse::<u16>().ok()),
+        }),
+        _ => None,
+    };
+    RuleDetails {
+        tests: conditions(line),
+        nat_to,
+    }
+}
+
 /// The conditions of an `iptables-save`/`-S` rule line. Malformed parts become unknown
 /// conditions rather than errors: the line was already accepted by the parser.
-pub fn conditions(line: &str) -> Vec<Test> {
+pub(crate) fn conditions(line: &str) -> Vec<Test> {
     let Ok(tokens) = tokenize(line) else {
         return vec![Test {
             cond: Cond::Unknown("unparsable rule".into()),
@@ -204,7 +237,7 @@ pub fn conditions(line: &str) -> Vec<Test> {
 /// Where a `DNAT` rule sends the packet: `--to-destination ADDR[-ADDR][:PORT[-PORT]]`
 /// (`[v6]:port` for IPv6). Each part is `None` when the rule leaves it to a range (the kernel
 /// picks one) or does not give it; the outer `None` for the port means unchanged.
-pub fn dnat_to(line: &str) -> (Option<std::net::IpAddr>, Option<Option<u16>>) {
+pub(crate) fn dnat_to(line: &str) -> (Option<std::net::IpAddr>, Option<Option<u16>>) {
     let Ok(tokens) = tokenize(line) else {
         return (None, Some(None));
     };
@@ -216,21 +249,8 @@ pub fn dnat_to(line: &str) -> (Option<std::net::IpAddr>, Option<Option<u16>>) {
     else {
         return (None, Some(None));
     };
-    // `[fd00::1]:80`, `[fd00::1]`, `10.0.0.1:80`, `10.0.0.1`, `:80`, `fd00::1`.
-    let (addr, port) = if let Some(rest) = to.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((a, p)) => (a, p.strip_prefix(':')),
-            None => (rest, None),
-        }
-    } else if to.matches(':').count() == 1 {
-        let (a, p) = to.split_once(':').unwrap_or((to, ""));
-        (a, Some(p))
-    } else {
-        (*to, None)
-    };
-    let addr = addr.parse().ok();
-    let port = port.map(|p| p.parse::<u16>().ok());
-    (addr, port)
+    let to = NatTo::parse(to);
+    (to.addr, to.port)
 }
 
 #[cfg(test)]

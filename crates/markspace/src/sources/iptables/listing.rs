@@ -20,7 +20,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{CopySource, Field, MarkOp, MarkRead, MarkWrite, Shift, WriteOp, ALL_BITS};
-use crate::ruleset::{Family, Origin, RulesetBuilder, TableId, Verdict};
+use crate::ruleset::{Action, Family, Origin, RulesetBuilder, TableId, Verdict};
 use crate::source::{Lines, SourceId, Span};
 
 use super::rule::parse_u32;
@@ -124,7 +124,13 @@ pub(crate) fn parse(
                 if r.ipv6 {
                     tables.saw_ipv6.insert(t, true);
                 }
-                let verdict = verdict_of(b, t, r.target, false, None);
+                // libxt_CT prints `CT notrack` (or `NOTRACK`) for `-j CT --notrack`.
+                let ct = (r.target == Some("CT")
+                    && line
+                        .split_whitespace()
+                        .any(|w| w.eq_ignore_ascii_case("notrack")))
+                .then_some(Action::Notrack);
+                let verdict = verdict_of(b, t, r.target, false, None, ct);
                 push_rule(
                     b,
                     c,

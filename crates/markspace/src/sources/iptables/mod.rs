@@ -20,7 +20,8 @@ use std::collections::HashMap;
 
 use crate::model::MarkOp;
 use crate::ruleset::{
-    BaseChain, ChainId, Family, Hook, Origin, Rule, RuleLabels, RulesetBuilder, TableId, Verdict,
+    Action, BaseChain, ChainId, Family, Hook, Origin, Rule, RuleLabels, RulesetBuilder, TableId,
+    Verdict,
 };
 use crate::source::{SourceId, Span};
 
@@ -97,13 +98,15 @@ pub(crate) fn builtin_chains(table: &str) -> impl Iterator<Item = &'static str> 
         .filter(move |c| BaseChain::iptables_builtin(table, c).is_some())
 }
 
-/// The verdict of a target name, resolving jumps to user chains in the table.
+/// The verdict of a target name, resolving jumps to user chains in the table. `ct` is what a
+/// `CT` target's options say it does (`--notrack`, `--zone`, `--helper`).
 pub(crate) fn verdict_of(
     b: &mut RulesetBuilder,
     table: TableId,
     target: Option<&str>,
     goto: bool,
     implied: Option<&str>,
+    ct: Option<Action>,
 ) -> Verdict {
     if let Some(v) = implied {
         return simple_verdict(v).unwrap_or(Verdict::Continue);
@@ -114,12 +117,8 @@ pub(crate) fn verdict_of(
     if let Some(v) = simple_verdict(name) {
         return v;
     }
-    // Every terminal target is a known one.
     if rule::is_known_target(name) {
-        if rule::TERMINAL_TARGETS.contains(&name) {
-            return b.terminal(name);
-        }
-        return Verdict::Continue;
+        return target_verdict(name, ct);
     }
     let chain = b.chain(table, name);
     if goto {
@@ -127,6 +126,31 @@ pub(crate) fn verdict_of(
     } else {
         Verdict::Jump(chain)
     }
+}
+
+/// The typed action of a target extension (`libxt_*.c`, `libebt_*.c`, `libarpt_*.c`): whether it
+/// ends the base chain (the kernel target returns an absolute verdict) and what it does.
+fn target_verdict(name: &str, ct: Option<Action>) -> Verdict {
+    let terminal = match name {
+        "MASQUERADE" => Action::Masquerade,
+        "SNAT" => Action::Snat,
+        "DNAT" => Action::Dnat,
+        "REDIRECT" => Action::Redirect,
+        "NETMAP" => Action::Netmap,
+        "TPROXY" => Action::Tproxy,
+        "NFQUEUE" | "QUEUE" => Action::Queue,
+        "REJECT" => Action::Reject,
+        "SYNPROXY" => Action::Synproxy,
+        // Their whole effect is their mark operations.
+        "MARK" | "CONNMARK" | "mark" => return Verdict::Continue,
+        "NOTRACK" => return Verdict::Then(Action::Notrack),
+        "CT" => return Verdict::Then(ct.unwrap_or(Action::Other)),
+        "LOG" | "NFLOG" | "ULOG" | "log" | "nflog" | "ulog" => return Verdict::Then(Action::Log),
+        // ebtables' MAC `snat`/`dnat`/`redirect`, arptables' `arpreply`, CLUSTERIP, MIRROR.
+        _ if rule::TERMINAL_TARGETS.contains(&name) => return Verdict::Terminal(Action::Other),
+        _ => return Verdict::Then(Action::Other),
+    };
+    Verdict::Terminal(terminal)
 }
 
 fn simple_verdict(name: &str) -> Option<Verdict> {
@@ -161,7 +185,9 @@ pub(crate) fn push_rule<I: AsRef<str>>(
 ) {
     let keep = !ops.is_empty()
         || b.is_base(chain)
-        || (matches!(verdict, Verdict::Continue) && target.is_some());
+        || (verdict.continues() && target.is_some())
+        // Its name is the only record of what it does.
+        || verdict.action() == Some(Action::Other);
     let labels = if !keep {
         RuleLabels::default()
     } else {

@@ -29,6 +29,7 @@ use crate::model::{
 };
 
 use super::tokens::Token;
+use crate::ruleset::Action;
 
 /// Which tool's syntax a rule is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +102,8 @@ pub(crate) struct ParsedRule<'a> {
     pub(crate) ipv6: bool,
     /// Interfaces of `-i`/`-o`.
     pub(crate) interfaces: Vec<Cow<'a, str>>,
+    /// What a `CT` target does, from its options (`--notrack`, `--zone`, `--helper`).
+    pub(crate) ct: Option<Action>,
 }
 
 /// Parses a value as `strtoul(s, NULL, 0)` would for a 32-bit option: `0x` hex, leading `0`
@@ -844,7 +847,15 @@ impl<'t, 'a> RuleParser<'t, 'a> {
             (TargetKind::Hmark, w) if w.starts_with("--hmark-") => {
                 self.arg(tok)?;
             }
+            (TargetKind::Ct, "--notrack") => self.out.ct = Some(Action::Notrack),
+            (TargetKind::Ct, "--helper") => {
+                self.arg(tok)?;
+                self.out.ct.get_or_insert(Action::CtHelper);
+            }
             (TargetKind::Ct, "--zone" | "--zone-orig" | "--zone-reply") => {
+                if self.out.ct != Some(Action::Notrack) {
+                    self.out.ct = Some(Action::CtZone);
+                }
                 let arg = self.arg(tok)?;
                 if arg.text == "mark" {
                     st.zone_from_mark = true;

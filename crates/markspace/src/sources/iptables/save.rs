@@ -348,6 +348,7 @@ pub(crate) fn parse(
                         parsed.target.as_deref(),
                         parsed.goto,
                         parsed.target_verdict,
+                        parsed.ct.take(),
                     );
                     push_rule(
                         b,

@@ -7,6 +7,7 @@
 //! in a concatenation, a map key or a `fib` lookup is still seen.
 
 use crate::model::Field;
+use crate::ruleset::Action;
 
 /// Which mark an expression loads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -162,7 +163,22 @@ pub(crate) enum VerdictAst {
     Goto(String),
     /// A terminating statement: `queue`, `reject`, `masquerade`, `snat`, `dnat`, `redirect`,
     /// `synproxy` (their kernel expressions set an NF_* verdict).
-    Terminal(String),
+    Terminal(Action),
+}
+
+/// The action of a terminating statement keyword (text `masquerade`, JSON `{"masquerade": …}`).
+pub(crate) fn terminal_action(keyword: &str) -> Action {
+    // Its name stays in the rule's target label.
+    match keyword {
+        "queue" => Action::Queue,
+        "reject" => Action::Reject,
+        "masquerade" => Action::Masquerade,
+        "snat" => Action::Snat,
+        "dnat" => Action::Dnat,
+        "redirect" => Action::Redirect,
+        "synproxy" => Action::Synproxy,
+        _ => Action::Other,
+    }
 }
 
 /// The data side of a verdict map.
@@ -195,6 +211,9 @@ pub(crate) enum Stmt {
     },
     /// A verdict or terminating statement.
     Verdict(VerdictAst),
+    /// A statement with an effect besides marks that does not end the rule: `notrack`, `log`,
+    /// `ct zone set`, `ct helper set`.
+    Effect(Action),
     /// `key vmap { … }` / `key vmap @m`.
     Vmap {
         /// The lookup key.

@@ -122,7 +122,7 @@ impl<'b> NftBuild<'b> {
             VerdictAst::Return => Verdict::Return,
             VerdictAst::Jump(c) => Verdict::Jump(self.b.chain(table, c)),
             VerdictAst::Goto(c) => Verdict::Goto(self.b.chain(table, c)),
-            VerdictAst::Terminal(t) => Verdict::Terminal(t.as_str().into()),
+            VerdictAst::Terminal(a) => Verdict::Terminal(*a),
         }
     }
 
@@ -161,11 +161,14 @@ impl<'b> NftBuild<'b> {
             }
         }
         let (verdict, target, named) = match &lowered.verdict {
-            None => (Verdict::Continue, None, None),
+            None => match &lowered.effect {
+                Some(a) => (Verdict::Then(*a), None, None),
+                None => (Verdict::Continue, None, None),
+            },
             Some(RuleVerdict::One(v)) => {
                 let target = match v {
                     VerdictAst::Jump(c) | VerdictAst::Goto(c) => c.clone(),
-                    VerdictAst::Terminal(t) => t.clone(),
+                    VerdictAst::Terminal(a) => a.name().to_string(),
                     other => format!("{other:?}").to_lowercase(),
                 };
                 (self.verdict(table, v), Some(target), None)

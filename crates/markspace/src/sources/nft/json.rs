@@ -21,10 +21,13 @@ use crate::diagnostic::Diagnostic;
 use crate::ruleset::{BaseChain, Family, RulesetBuilder};
 use crate::source::{SourceId, Span};
 
-use super::ast::{BinOp, Expr, MapData, MarkSrc, RelOp, Stmt, VerdictAst, VmapData};
+use super::ast::{
+    terminal_action, BinOp, Expr, MapData, MarkSrc, RelOp, Stmt, VerdictAst, VmapData,
+};
 use super::build::NftBuild;
 use super::lower::{lower, Lowered};
 use super::tape::{Arr, Key, Parse, Tape, Val, View, J};
+use crate::ruleset::Action;
 
 /// Whether a text is libnftables JSON (an object with an `nftables` member near the start).
 pub(crate) fn detect(text: &str) -> bool {
@@ -642,6 +645,13 @@ fn statement(v: J<'_, '_>) -> Stmt {
         "mangle" => {
             let key = expr_of(body.get("key"));
             let value = expr_of(body.get("value"));
+            let ct_key = body
+                .get("key")
+                .and_then(|k| k.get("ct"))
+                .and_then(|c| str_of(c, "key"));
+            if ct_key == Some("zone") && !value.has_mark() {
+                return Stmt::Effect(Action::CtZone);
+            }
             match key {
                 Expr::Mark(MarkSrc::Meta) => Stmt::SetMark {
                     field: crate::model::Field::Mark,
@@ -670,8 +680,11 @@ fn statement(v: J<'_, '_>) -> Stmt {
             name: str_of(body, "name").unwrap_or("").to_string(),
         },
         "queue" | "reject" | "masquerade" | "snat" | "dnat" | "redirect" | "synproxy" => {
-            Stmt::Verdict(VerdictAst::Terminal(k.to_string()))
+            Stmt::Verdict(VerdictAst::Terminal(terminal_action(k)))
         }
+        "notrack" => Stmt::Effect(Action::Notrack),
+        "log" => Stmt::Effect(Action::Log),
+        "ct helper" => Stmt::Effect(Action::CtHelper),
         _ => Stmt::Other(children(body)),
     }
 }

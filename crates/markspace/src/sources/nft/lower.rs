@@ -30,6 +30,7 @@ use crate::model::ALL_BITS;
 use crate::model::{CopySource, Field, MarkOp, MarkRead, MarkWrite, ReadTest, Shift, WriteOp};
 
 use super::ast::{BinOp, Expr, MapData, MarkSrc, RelOp, Stmt, VerdictAst, VmapData};
+use crate::ruleset::Action;
 
 /// `x << n` for positive `n`, `x >> -n` for negative, 0 when everything is shifted out.
 fn shift_by(x: u32, n: i32) -> u32 {
@@ -534,6 +535,9 @@ pub(crate) struct Lowered {
     pub(crate) interfaces: Vec<String>,
     /// xtables extensions (`xt target "MARK"`), as (is target, name).
     pub(crate) xt: Vec<(bool, String)>,
+    /// The first non-terminating action (`notrack`, `log`, `ct zone set`): the rule's verdict
+    /// when it has no other.
+    pub(crate) effect: Option<Action>,
 }
 
 /// Reduces a rule's statements.
@@ -558,6 +562,12 @@ pub(crate) fn lower(stmts: &[Stmt]) -> Lowered {
             }
             Stmt::Comment(c) => {
                 out.comment.get_or_insert_with(|| c.clone());
+            }
+            Stmt::Effect(a) => {
+                // NOTRACK matters most to what follows (trace's conntrack state).
+                if out.effect.is_none() || *a == Action::Notrack {
+                    out.effect = Some(*a);
+                }
             }
             Stmt::Interface(i) => out.interfaces.push(i.clone()),
             Stmt::Xt { target, name } => out.xt.push((*target, name.clone())),

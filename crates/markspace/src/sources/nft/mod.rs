@@ -13,6 +13,7 @@
 
 pub(crate) mod ast;
 pub(crate) mod build;
+pub(crate) mod conds;
 pub(crate) mod json;
 pub(crate) mod lex;
 pub(crate) mod lower;

@@ -10,9 +10,12 @@
 //! an unbalanced bracket, `jump` without a chain, or a mark compared with or set to a malformed
 //! number.
 
-use super::ast::{BinOp, Expr, MapData, MarkSrc, RelOp, Stmt, VerdictAst, VmapData};
+use super::ast::{
+    terminal_action, BinOp, Expr, MapData, MarkSrc, RelOp, Stmt, VerdictAst, VmapData,
+};
 use super::lex::{Tok, Token};
 use crate::model::Field;
+use crate::ruleset::Action;
 
 /// A rule that cannot be nft syntax.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +67,7 @@ const STATEMENTS: &[&str] = &[
 ];
 
 /// Meta keys usable without `meta` (`src/parser_bison.y`, `meta_key_unqualified`).
-const META_UNQUALIFIED: &[&str] = &[
+pub(crate) const META_UNQUALIFIED: &[&str] = &[
     "mark",
     "iif",
     "iifname",
@@ -92,7 +95,7 @@ const META_UNQUALIFIED: &[&str] = &[
 ];
 
 /// Payload and header expression heads followed by a field name.
-const PROTOCOLS: &[&str] = &[
+pub(crate) const PROTOCOLS: &[&str] = &[
     "ip", "ip6", "tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6", "igmp", "ether",
     "vlan", "arp", "ah", "esp", "comp", "ipcomp", "th", "gre", "gretap", "geneve", "vxlan", "rt0",
     "rt2", "srh", "hbh", "frag", "dst", "mh", "exthdr", "osf", "ipsec", "tunnel", "rt", "dscp",
@@ -273,7 +276,7 @@ impl<'t, 'a> Parser<'t, 'a> {
                 if !exprs.is_empty() {
                     out.push(Stmt::Other(exprs));
                 }
-                out.push(Stmt::Verdict(VerdictAst::Terminal(w.to_string())));
+                out.push(Stmt::Verdict(VerdictAst::Terminal(terminal_action(w))));
             }
             "comment" => {
                 self.i += 1;
@@ -311,9 +314,34 @@ impl<'t, 'a> Parser<'t, 'a> {
             "counter" | "log" | "limit" | "quota" | "notrack" | "dup" | "fwd" | "tproxy"
             | "flow" | "last" | "meter" | "add" | "update" | "delete" => {
                 self.i += 1;
+                match w {
+                    "notrack" => out.push(Stmt::Effect(Action::Notrack)),
+                    "log" => out.push(Stmt::Effect(Action::Log)),
+                    _ => {}
+                }
                 let exprs = self.arguments()?;
                 if !exprs.is_empty() {
                     out.push(Stmt::Other(exprs));
+                }
+            }
+            "ct" => {
+                // `ct [original|reply] zone set …`, `ct helper set …`: conntrack settings.
+                let key = (1..=2)
+                    .filter_map(|k| self.peek_at(k).and_then(Token::word))
+                    .find(|w| !matches!(*w, "original" | "reply"));
+                let setting = match key {
+                    Some("zone") => Some(Action::CtZone),
+                    Some("helper") => Some(Action::CtHelper),
+                    _ => None,
+                };
+                let before = out.len();
+                self.expression_statement(out)?;
+                if let Some(action) = setting {
+                    // Only a `set` statement (an `Other` with the value) is a setting, not a
+                    // match on the zone.
+                    if out.len() == before + 1 && matches!(out[before], Stmt::Other(_)) {
+                        out.push(Stmt::Effect(action));
+                    }
                 }
             }
             _ => self.expression_statement(out)?,
@@ -540,7 +568,7 @@ impl<'t, 'a> Parser<'t, 'a> {
                     VerdictAst::Goto(c)
                 }
             }
-            other => VerdictAst::Terminal(other.to_string()),
+            other => VerdictAst::Terminal(terminal_action(other)),
         }))
     }
 
