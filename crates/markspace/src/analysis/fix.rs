@@ -4,7 +4,7 @@ use crate::model::{hex, Field};
 use crate::registry::schema::Knob;
 use crate::sources::iptables::rule::parse_u32;
 
-use super::findings::Ctx;
+use super::finding::Ctx;
 use super::usage::fi;
 
 /// Bits of a field that nothing on the node uses and no present owner's registry entry claims.

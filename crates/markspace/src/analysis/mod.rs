@@ -2,20 +2,28 @@
 //!
 //! It knows neither input syntax nor output format: [`analyze`] takes the model and returns an
 //! [`Analysis`] that the reports render.
+//!
+//! - `usage`: who reads and writes which bits (attributed uses and owners).
+//! - `path`, `meeting`: packet paths through the hooks, and where two owners meet on them.
+//! - `catalogue`: every finding code once ([`FINDINGS`]: code, name, severities, when).
+//! - `finding`: the [`Finding`] type, its evidence, and the context the checks run in.
+//! - `checks`: the checks, one row each in a table (the codes it reports and its function),
+//!   and the run that sorts their findings. `fix` words the fixes they share.
 
-mod findings;
+mod catalogue;
+mod checks;
+mod finding;
 mod fix;
-mod implied;
+mod meeting;
 mod path;
-mod pathfindings;
-mod sysctls;
 mod usage;
 
 use serde::Serialize;
 
 #[cfg(test)]
 pub(crate) use crate::model::constant_values;
-pub use findings::{EvidenceItem, Finding, IncidentRef, Severity};
+pub use catalogue::{Code, CodeInfo, Severity, FINDINGS};
+pub use finding::{EvidenceItem, Finding, IncidentRef};
 pub use path::{PathEvidence, PathStep};
 pub use usage::{Owner, Site, Usage, Use};
 
@@ -56,7 +64,7 @@ impl Analysis {
 pub fn analyze(node: &Node, registry: &Registry) -> Analysis {
     let usage = usage::collect(node, registry);
     let bitmap = [bitmap(&usage, Field::Mark), bitmap(&usage, Field::CtMark)];
-    let findings = findings::find(&findings::Ctx {
+    let findings = checks::run_all(&finding::Ctx {
         set: &node.ruleset,
         sources: &node.sources,
         node,

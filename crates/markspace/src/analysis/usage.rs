@@ -79,6 +79,42 @@ pub struct Usage {
     pub unreachable: Vec<RuleId>,
 }
 
+impl Use {
+    /// Whether it is a write that replaces all 32 bits of its field.
+    pub fn is_whole_write(&self) -> bool {
+        matches!(self.op, MarkOp::Write(w) if w.is_whole())
+    }
+}
+
+impl Usage {
+    /// The bits an owner writes in a field with masked writes (whole writes are reported on
+    /// their own).
+    pub(crate) fn masked_writes(&self, owner: usize, field: Field) -> u32 {
+        self.uses
+            .iter()
+            .filter(|u| u.owner == owner && !u.is_whole_write())
+            .fold(0, |acc, u| acc | u.writes[fi(field)])
+    }
+
+    /// The bits an owner reads in a field, except by whole-field matches and as the source of
+    /// whole copies (reported on their own: MS005, MS003/MS004; counting them here would
+    /// repeat those findings).
+    pub(crate) fn masked_reads(&self, owner: usize, field: Field) -> u32 {
+        self.uses
+            .iter()
+            .filter(|u| u.owner == owner)
+            .fold(0, |acc, u| {
+                let whole_read =
+                    matches!(u.op, MarkOp::Read(r) if r.is_whole_equality()) || u.is_whole_write();
+                if whole_read {
+                    acc
+                } else {
+                    acc | u.reads[fi(field)]
+                }
+            })
+    }
+}
+
 /// Field index for per-field arrays.
 pub(crate) fn fi(field: Field) -> usize {
     field as usize

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::schema::Software;
-use super::UNKNOWN;
+
+/// The owner id of rules no signature matches.
+pub const UNKNOWN: &str = "unknown";
 
 /// What is known about a rule for attribution.
 #[derive(Clone, Copy, Debug, Default)]

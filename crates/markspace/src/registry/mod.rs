@@ -14,12 +14,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-pub use attribution::{Attribution, Evidence, RuleContext};
+pub use attribution::{Attribution, Evidence, RuleContext, UNKNOWN};
 pub use schema::{Incident, Software};
 pub use validate::{validate, Problem};
-
-/// The owner id of rules no signature matches.
-pub const UNKNOWN: &str = "unknown";
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/registry_files.rs"));

@@ -14,7 +14,7 @@
 //! - `net.ipv4.tcp_fwmark_accept`: accepted sockets inherit the SYN's mark when the listener has
 //!   none (`inet_request_mark`).
 //!
-//! The findings over them live in `analysis::findings` (MS010-MS012).
+//! The findings over them live in `analysis::checks::sysctls` (MS010-MS012).
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};

@@ -10,8 +10,9 @@
 
 use crate::model::{hex, Field, MarkOp, ReadTest};
 
-use super::findings::{Ctx, Finding, Severity};
-use super::usage::{fi, Use};
+use crate::analysis::catalogue::{Code, Severity};
+use crate::analysis::finding::{Ctx, Finding};
+use crate::analysis::usage::{fi, Use};
 
 /// Runs MS013.
 pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
@@ -74,8 +75,7 @@ pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 }
                 let (ia, ib) = (owner.id.as_str(), other.id.as_str());
                 out.push(Finding {
-                    code: "MS013",
-                    name: "implied-write",
+                    code: Code::ImpliedWrite,
                     severity: if reads { Severity::Error } else { Severity::Warning },
                     owners: vec![ia.to_string(), ib.to_string()],
                     field,

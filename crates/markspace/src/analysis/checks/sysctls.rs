@@ -22,8 +22,9 @@ use crate::model::{hex, CopySource, Field, MarkOp, WriteOp};
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::{Observation, Subsystem};
 
-use super::findings::{Ctx, EvidenceItem, Finding, IncidentRef, Severity};
-use super::usage::{Site, Use};
+use crate::analysis::catalogue::{Code, Severity};
+use crate::analysis::finding::{Ctx, EvidenceItem, Finding, IncidentRef};
+use crate::analysis::usage::{Site, Use};
 
 /// One observed setting with where it was read.
 struct Setting<'a> {
@@ -163,8 +164,7 @@ fn rp_filter(
     let omitted = rule_evidence(cx, rules, &mut evidence);
     let owners = owners_of(cx, rules);
     out.push(Finding {
-        code: "MS010",
-        name: "rp-filter-ignores-mark",
+        code: Code::RpFilterIgnoresMark,
         severity: Severity::Warning,
         owners: owners.clone(),
         field: Field::Mark,
@@ -211,8 +211,7 @@ fn src_valid_mark_forced(
         .collect();
     let several = owners.len() >= 2;
     out.push(Finding {
-        code: "MS011",
-        name: "src-valid-mark-forced",
+        code: Code::SrcValidMarkForced,
         severity: if several {
             Severity::Warning
         } else {
@@ -265,8 +264,7 @@ fn fwmark_accept(
     let mut evidence = vec![setting_evidence(cx, s)];
     let omitted = rule_evidence(cx, rules, &mut evidence);
     out.push(Finding {
-        code: "MS012",
-        name: "fwmark-accept-off",
+        code: Code::FwmarkAcceptOff,
         severity: Severity::Info,
         owners: owners.clone(),
         field: Field::Mark,

@@ -1,10 +1,7 @@
 //! Findings that only paths reveal (DESIGN §3: "distinct bits do not guarantee integration").
 //!
-//! | code  | name               | when |
-//! |-------|--------------------|------|
-//! | MS020 | shadowed-mark-rule | an owner's ACCEPT in a base chain comes before another owner's mark writes in the same base chain: for the packets it accepts they never happen (Calico's mangle PREROUTING ACCEPT before AWS VPC CNI's CONNMARK restore) |
-//! | MS021 | mark-after-routing | a mark that `ip rule` selectors read is written after the routing decision it could steer (FORWARD, INPUT, POSTROUTING, or an OUTPUT chain that does not re-route) |
-//! | MS022 | mark-survives      | an owner acts on its bits in POSTROUTING (NAT) and never clears them: a packet that re-enters the stack (VXLAN keeps the mark, a container on this host) is handled twice |
+//! The codes are MS020 shadowed-mark-rule, MS021 mark-after-routing and MS022 mark-survives
+//! (see the catalogue, [`crate::analysis::catalogue::FINDINGS`]).
 
 use std::collections::HashMap;
 
@@ -13,14 +10,15 @@ use crate::registry::UNKNOWN;
 use crate::ruleset::{ChainId, ChainType, Hook, RuleId, Verdict};
 use crate::touchpoint::Subsystem;
 
-use super::findings::{Ctx, Finding, Severity};
-use super::usage::{fi, Site};
+use crate::analysis::catalogue::{Code, Severity};
+use crate::analysis::finding::{Ctx, Finding, IncidentRef};
+use crate::analysis::usage::{fi, Site};
 
 /// Rules of one base chain in traversal order (jumps entered once, at their first jump).
 fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
     let mut out = Vec::new();
     let mut entered = vec![false; cx.set.chains.len()];
-    super::path::walk_base_chain(cx.set, base, &mut entered, |rule| out.push(rule));
+    crate::analysis::path::walk_base_chain(cx.set, base, &mut entered, |rule| out.push(rule));
     out
 }
 
@@ -35,13 +33,6 @@ fn rule_owners(cx: &Ctx<'_>) -> Vec<Option<usize>> {
         }
     }
     owners
-}
-
-/// Runs the path findings.
-pub(crate) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    shadowed(cx, out);
-    after_routing(cx, out);
-    survives(cx, out);
 }
 
 /// The owner of a rule even without mark operations (ACCEPT rules usually have none): the owner
@@ -116,7 +107,7 @@ fn shadowed_pairs(
 
 /// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain
 /// (the pairs of [`shadowed_pairs`]).
-fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let owners = rule_owners(cx);
     let mut chain_owners = HashMap::new();
     for (i, chain) in cx.set.chains.iter().enumerate() {
@@ -147,8 +138,7 @@ fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .fold(0, |acc, u| acc | u.writes[fi(field)] | u.reads[fi(field)]);
             let table = cx.set.table(chain.table);
             out.push(Finding {
-                    code: "MS020",
-                    name: "shadowed-mark-rule",
+                    code: Code::ShadowedMarkRule,
                     // Connmark state (a save or a restore) persists for the whole connection: losing
                     // it breaks replies (the AWS VPC CNI case). A skipped packet-mark write is
                     // usually the tail of a policy the ACCEPT already settled.
@@ -176,7 +166,7 @@ fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
 }
 
 /// MS021: a mark read by ip rules, written only after the routing decision.
-fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+pub(super) fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let rule_bits = cx
         .node
         .touchpoints
@@ -217,8 +207,7 @@ fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let id_s = cx.usage.owners[u.owner].id.clone();
         let hooks: Vec<&str> = u.hooks.iter().map(|h| h.as_str()).collect();
         out.push(Finding {
-            code: "MS021",
-            name: "mark-after-routing",
+            code: Code::MarkAfterRouting,
             severity: Severity::Warning,
             owners: vec![id_s.clone()],
             field: Field::Mark,
@@ -238,7 +227,7 @@ fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
 }
 
 /// MS022: bits acted on by a NAT rule in POSTROUTING and never cleared by their owner.
-fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
     for (o, owner) in cx.usage.owners.iter().enumerate() {
         if owner.id == UNKNOWN {
             continue;
@@ -296,8 +285,7 @@ fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 evidence_rows.insert(0, cx.rule_evidence(s, &owner.id));
             }
             out.push(Finding {
-                code: "MS022",
-                name: "mark-survives",
+                code: Code::MarkSurvives,
                 severity: Severity::Warning,
                 owners: vec![owner.id.clone()],
                 field,
@@ -319,7 +307,7 @@ fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     .incidents
                     .iter()
                     .filter(|i| i.software.iter().any(|s| s == &owner.id) && i.kind.field() == field && i.bits.0 & kept != 0 && (i.mechanism.contains("twice") || i.title.contains("twice") || i.mechanism.contains("re-enter")))
-                    .map(super::findings::IncidentRef::from)
+                    .map(IncidentRef::from)
                     .collect(),
                 path: None,
             });
@@ -451,7 +439,7 @@ mod tests {
         let mut compared = 0;
         for text in &texts {
             let node = node(text);
-            let usage = super::super::usage::collect(&node, &registry);
+            let usage = crate::analysis::usage::collect(&node, &registry);
             let cx = Ctx {
                 set: &node.ruleset,
                 sources: &node.sources,
