@@ -19,9 +19,10 @@ goes to `analysis::finding` when `analysis/mod.rs` only re-exports it. Not edges
 The parser is textual (rustfmt-formatted code: top-level items start in column 0); it knows
 no macros' expansions and resolves glob imports to the module they name.
 
-Known cycles: scripts/known-cycles.txt lists cycles that exist and are accepted for now, one a
-line, as `a -> b -> a` starting at the smallest module name (the form this script prints).
-A cycle not in the list fails; a listed cycle that is gone is reported so it can be removed.
+The library has no cycle, and CI runs this with `--no-allow`. Should one ever have to be
+accepted for a while, scripts/known-cycles.txt may list it, one a line, as `a -> b -> a`
+starting at the smallest module name (the form this script prints); a listed cycle that is
+gone is reported so it can be removed.
 
 Usage: python3 scripts/check-cycles.py [--graph] [--no-allow]
   --graph     print every edge with the reference that makes it

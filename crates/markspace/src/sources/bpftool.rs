@@ -20,8 +20,8 @@ use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::Observation;
 
+use super::sink::Sink;
 use super::text::{first_line, prompt_command, FirstLine};
-use super::Sink;
 
 /// Program types that can touch the packet or socket mark.
 const MARK_TYPES: &[&str] = &[

@@ -8,8 +8,8 @@ use crate::diagnostic::Diagnostic;
 use crate::source::SourceId;
 use crate::touchpoint::Observation;
 
+use super::sink::Sink;
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
-use super::Sink;
 
 const PROTOS: &[&str] = &[
     "ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv6", "sctp", "dccp", "gre", "udplite", "unknown",

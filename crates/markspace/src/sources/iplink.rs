@@ -13,8 +13,8 @@ use crate::model::{Field, MarkOp, MarkWrite, ALL_BITS};
 use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
+use super::sink::Sink;
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
-use super::Sink;
 
 /// `N: NAME[@LINK]: <FLAGS> …`: the device name.
 fn device_line(l: &str) -> Option<&str> {

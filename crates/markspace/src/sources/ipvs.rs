@@ -10,8 +10,8 @@ use crate::model::{Field, MarkOp, MarkRead, ALL_BITS};
 use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
+use super::sink::Sink;
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
-use super::Sink;
 
 /// Whether a text is `ipvsadm -L` output.
 pub(crate) fn detect(text: &str) -> bool {

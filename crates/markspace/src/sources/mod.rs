@@ -13,6 +13,7 @@ pub(crate) mod ipvs;
 pub(crate) mod lines;
 pub mod nft;
 pub(crate) mod ovs;
+mod sink;
 pub(crate) mod ss;
 pub(crate) mod sysctl;
 pub(crate) mod tc;
@@ -22,20 +23,8 @@ pub(crate) mod xfrm;
 
 use crate::diagnostic::Diagnostic;
 use crate::packet::{DetailDecoder, RuleDetails};
-use crate::ruleset::RulesetBuilder;
 use crate::source::SourceId;
-use crate::touchpoint::{Observation, Touchpoint};
-
-/// Where parsers put what they read.
-#[derive(Debug, Default)]
-pub struct Sink {
-    /// Netfilter tables, chains and rules.
-    pub ruleset: RulesetBuilder,
-    /// Mark touchpoints outside netfilter.
-    pub touchpoints: Vec<Touchpoint>,
-    /// Facts that are not operations, with the input they came from.
-    pub observations: Vec<(SourceId, Observation)>,
-}
+pub use sink::Sink;
 
 /// One input format.
 pub struct Format {

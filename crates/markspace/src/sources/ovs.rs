@@ -21,8 +21,8 @@ use crate::model::{Field, MarkOp, MarkRead, MarkWrite, WriteOp, ALL_BITS};
 use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
+use super::sink::Sink;
 use super::text::{c_u32, first_line, prompt_command, value_mask, FirstLine, LineAt};
-use super::Sink;
 
 /// The flow text of a line: without a leading list number (`1. table=…`) or indentation.
 fn flow_text(line: &str) -> &str {

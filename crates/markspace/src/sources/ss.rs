@@ -17,8 +17,8 @@ use crate::model::{Field, MarkOp, MarkWrite, ALL_BITS};
 use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
+use super::sink::Sink;
 use super::text::{c_u32, first_line, words, FirstLine, LineAt};
-use super::Sink;
 
 const NETIDS: &[&str] = &[
     "tcp", "udp", "raw", "u_str", "u_dgr", "u_seq", "p_raw", "p_dgr", "nl", "mptcp", "sctp",

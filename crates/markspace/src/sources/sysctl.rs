@@ -20,8 +20,8 @@ use crate::diagnostic::Diagnostic;
 use crate::source::{Lines, SourceId};
 use crate::touchpoint::Observation;
 
+use super::sink::Sink;
 use super::text::{first_line, FirstLine};
-use super::Sink;
 
 /// Whether a key is one markspace records.
 pub(crate) fn relevant(key: &str) -> bool {

@@ -19,8 +19,8 @@ use crate::source::{SourceId, Span};
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
 use super::iprule::{IpRule, Target};
+use super::sink::Sink;
 use super::text::{c_u32, first_line, prompt_command, words, FirstLine, LineAt};
-use super::Sink;
 
 /// wg-quick's default fwmark and table.
 pub(crate) const WG_QUICK_FWMARK: u32 = 51820;

@@ -26,8 +26,8 @@ use crate::model::{Field, MarkOp, MarkRead, MarkWrite, ALL_BITS};
 use crate::source::SourceId;
 use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
 
+use super::sink::Sink;
 use super::text::{c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt};
-use super::Sink;
 
 /// Whether a text is `ip xfrm policy` or `ip xfrm state` output: the first record line is
 /// `src A dst B` (possibly after an `ip xfrm` prompt).

@@ -14,126 +14,17 @@
 //! is taken as not matching, and the path says so.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-
-use serde::Serialize;
 
 use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
 use crate::packet::{Cond, CtState, Flow, NatTo, Outcome, Packet, PathKind, FIELD_CONDITION_NAMES};
 use crate::registry::Registry;
-use crate::ruleset::{Action, ChainId, ChainType, Family, Hook, Origin, Rule, RuleId, Verdict};
+use crate::ruleset::{Action, ChainId, ChainType, Family, Hook, Rule, RuleId, Verdict};
 use crate::snapshot::Node;
 
 mod route;
+mod steps;
 use route::route;
-
-/// How undecidable conditions are settled.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// Per condition name (`statistic`, `set`, `socket`, `source address`…, or `all`): whether
-    /// it matches.
-    pub assume: HashMap<String, bool>,
-    /// Most paths to explore before undecided conditions are taken as not matching.
-    pub max_paths: usize,
-}
-
-/// One thing that happened to the packet.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Step {
-    /// The packet reaches a hook.
-    Hook {
-        /// The hook.
-        hook: Hook,
-    },
-    /// A base chain starts.
-    Chain {
-        /// `ip filter`, `inet kube-proxy`…
-        table: String,
-        /// Chain name.
-        chain: String,
-        /// Priority.
-        priority: i32,
-        /// Where it came from.
-        origin: Origin,
-    },
-    /// A rule that matched, or that tests or changes a mark.
-    Rule {
-        /// Input file.
-        file: String,
-        /// Line.
-        line: u32,
-        /// Chain.
-        chain: String,
-        /// The rule as written.
-        text: String,
-        /// Its owner.
-        owner: String,
-        /// Whether it matched.
-        matched: bool,
-        /// Packet mark before and after.
-        mark: (String, String),
-        /// Connmark before and after.
-        ctmark: (String, String),
-        /// The verdict it gave, when it matched and gave one.
-        verdict: Option<String>,
-        /// Conditions assumed to decide it.
-        assumed: Vec<String>,
-    },
-    /// A base chain ended by its policy.
-    Policy {
-        /// Chain.
-        chain: String,
-        /// `ACCEPT` or `DROP`.
-        policy: String,
-    },
-    /// A routing decision.
-    Route {
-        /// `input`, `output` or `re-route`.
-        stage: String,
-        /// The packet mark it saw.
-        mark: String,
-        /// The `ip rule` chosen (text), if a fwmark rule decided it.
-        rule: Option<String>,
-        /// The routing table.
-        table: String,
-    },
-    /// Something worth saying.
-    Note {
-        /// What.
-        text: String,
-    },
-}
-
-/// One path through the pipeline.
-#[derive(Clone, Debug, Serialize)]
-pub struct PathTrace {
-    /// What happened, in order.
-    pub steps: Vec<Step>,
-    /// `ACCEPT` (delivered or sent), `DROP`, or the terminal target (`NFQUEUE`, `REJECT`…).
-    pub verdict: String,
-    /// Marks at the end.
-    pub mark: String,
-    /// Connmark at the end.
-    pub ctmark: String,
-    /// The routing table of the last routing decision.
-    pub table: Option<String>,
-    /// Assumptions this path made.
-    pub assumptions: Vec<String>,
-}
-
-/// The whole trace.
-#[derive(Clone, Debug, Serialize)]
-pub struct Trace {
-    /// The packet.
-    pub packet: Packet,
-    /// The starting marks.
-    pub start: MarkState,
-    /// Every path (one unless a condition forked the walk).
-    pub paths: Vec<PathTrace>,
-    /// Whether the fork bound was reached.
-    pub truncated: bool,
-}
+pub use steps::{Options, PathTrace, Step, Trace};
 
 /// One stage of the pipeline.
 #[derive(Clone, Copy, Debug)]
@@ -640,7 +531,7 @@ fn run(
                     .then_some(w.state.mark);
                 w.frames.push(Frame { chain: c, next: 0 });
             }
-            Stage::Route(kind) => route(node, p, w, kind),
+            Stage::Route(kind) => route(node, p, w.state.mark, &mut w.path, kind),
         }
     }
 }
@@ -664,7 +555,7 @@ fn seen<'a>(p: &'a Packet, w: &Walker) -> Cow<'a, Packet> {
 fn end_base_chain(node: &Node, p: &Packet, w: &mut Walker) {
     if let Some(m) = w.route_mark.take() {
         if m != w.state.mark && p.path == PathKind::Output {
-            route(node, p, w, "re-route");
+            route(node, p, w.state.mark, &mut w.path, "re-route");
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::packet::{proto_number, Cidr, Packet, PathKind};
 use crate::snapshot::Node;
 use crate::touchpoint::{Subsystem, Touchpoint};
 
-use super::{Step, Walker};
+use super::steps::{PathTrace, Step};
 
 /// The selectors of a rule line besides its fwmark: whether it has `not`, and whether the
 /// selectors match the packet (`Err`: a selector cannot be decided; the text says which).
@@ -109,19 +109,18 @@ fn matches(node: &Node, t: &Touchpoint, p: &Packet, mark: u32) -> (bool, Option<
 }
 
 /// A routing decision by the `ip rule` fwmark rules of the snapshot, in priority order.
-pub(super) fn route(node: &Node, p: &Packet, w: &mut Walker, stage: &'static str) {
+pub(super) fn route(node: &Node, p: &Packet, mark: u32, path: &mut PathTrace, stage: &'static str) {
     let mut rules: Vec<&Touchpoint> = node
         .touchpoints
         .iter()
         .filter(|t| t.subsystem == Subsystem::IpRule)
         .collect();
     rules.sort_by_key(|t| t.context.priority.unwrap_or(u32::MAX));
-    let mark = w.state.mark;
     let mut chosen = None;
     for t in rules {
         let (hit, note) = matches(node, t, p, mark);
         if let Some(text) = note {
-            w.path.steps.push(Step::Note { text });
+            path.steps.push(Step::Note { text });
         }
         if hit {
             chosen = Some(t);
@@ -135,8 +134,8 @@ pub(super) fn route(node: &Node, p: &Packet, w: &mut Walker, stage: &'static str
         ),
         None => (None, "main".into()),
     };
-    w.path.table = Some(table.clone());
-    w.path.steps.push(Step::Route {
+    path.table = Some(table.clone());
+    path.steps.push(Step::Route {
         stage: stage.to_string(),
         mark: hex(mark),
         rule,

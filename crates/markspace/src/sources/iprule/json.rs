@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use crate::diagnostic::Diagnostic;
 use crate::source::SourceId;
+use crate::sources::sink::Sink;
 use crate::sources::text::{c_u32, json_elements, span_in};
-use crate::sources::Sink;
 
-use super::{fwmark_mask, IpRule, LineForm, Target};
+use super::rule::{fwmark_mask, IpRule, LineForm, Target};
 
 /// Whether a text is `ip -j rule` output: a JSON array whose first object has a `priority` key
 /// (empty arrays are not claimed: they carry nothing).

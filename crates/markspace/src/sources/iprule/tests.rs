@@ -1,7 +1,8 @@
 use super::*;
-use crate::model::{MarkOp, ReadTest};
+use crate::model::{MarkOp, ReadTest, ALL_BITS};
 use crate::source::SourceId;
-use crate::sources::Sink;
+use crate::sources::sink::Sink;
+use crate::touchpoint::TouchContext;
 
 fn listing(line: &str) -> IpRule {
     parse_line(line, LineForm::Listing).expect("parses")

@@ -6,21 +6,12 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::source::SourceId;
+use crate::sources::sink::Sink;
 use crate::sources::text::{
     c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt, Word,
 };
-use crate::sources::Sink;
 
-use super::{fwmark_mask, IpRule, Target};
-
-/// Which syntax a line is in; it decides the default mask of `fwmark V` (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LineForm {
-    /// `ip rule show` output.
-    Listing,
-    /// An `ip rule add …` command.
-    Command,
-}
+use super::rule::{fwmark_mask, IpRule, LineForm, Target};
 
 /// Whether a line is a listing line: `PREF:` then `from` or `not`.
 pub(crate) fn is_listing(line: &str) -> bool {

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use crate::diagnostic::Diagnostic;
 use crate::model::{MarkOp, ALL_BITS};
 use crate::source::SourceId;
+use crate::sources::sink::Sink;
 use crate::sources::text::{c_u32, json_elements, line_of, span_in, value_mask};
-use crate::sources::Sink;
 use crate::touchpoint::{Observation, Subsystem, TouchContext, Touchpoint};
 
 use super::{

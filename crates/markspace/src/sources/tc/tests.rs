@@ -2,7 +2,7 @@ use super::*;
 use crate::diagnostic::Diagnostic;
 use crate::model::{MarkState, ReadTest};
 use crate::source::SourceId;
-use crate::sources::Sink;
+use crate::sources::sink::Sink;
 use crate::touchpoint::Observation;
 
 fn run(text: &str, name: &str) -> (Sink, Vec<Diagnostic>) {

@@ -10,10 +10,10 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::source::SourceId;
+use crate::sources::sink::Sink;
 use crate::sources::text::{
     c_u32, first_line, prompt_command, value_mask, words, FirstLine, LineAt, Word,
 };
-use crate::sources::Sink;
 use crate::touchpoint::{Observation, Subsystem, TouchContext, Touchpoint};
 
 use super::{

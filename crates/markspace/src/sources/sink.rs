@@ -1,0 +1,17 @@
+//! Where parsers put what they read: one sink for every format (kept apart from the format
+//! table so that formats and the table that lists them do not import each other).
+
+use crate::ruleset::RulesetBuilder;
+use crate::source::SourceId;
+use crate::touchpoint::{Observation, Touchpoint};
+
+/// Where parsers put what they read.
+#[derive(Debug, Default)]
+pub struct Sink {
+    /// Netfilter tables, chains and rules.
+    pub ruleset: RulesetBuilder,
+    /// Mark touchpoints outside netfilter.
+    pub touchpoints: Vec<Touchpoint>,
+    /// Facts that are not operations, with the input they came from.
+    pub observations: Vec<(SourceId, Observation)>,
+}
