@@ -203,3 +203,127 @@ fn iptables_nft_and_nft_dumps_of_one_node_agree() {
         save_report.findings.len()
     );
 }
+
+/// Tailscale's rules in iptables mode (`util/linuxfw`): the forward mark 0x40000/0xff0000 and
+/// the masquerade of marked packets in `ts-postrouting`.
+const TAILSCALE: &str = r#"*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:ts-forward - [0:0]
+:ts-input - [0:0]
+-A INPUT -j ts-input
+-A FORWARD -j ts-forward
+-A ts-forward -i tailscale0 -j MARK --set-xmark 0x40000/0xff0000
+-A ts-forward -m mark --mark 0x40000/0xff0000 -j ACCEPT
+-A ts-forward -s 100.64.0.0/10 -o tailscale0 -j DROP
+-A ts-forward -o tailscale0 -j ACCEPT
+-A ts-input -s 100.101.102.103/32 -i lo -j ACCEPT
+-A ts-input -s 100.115.92.0/23 ! -i tailscale0 -j RETURN
+-A ts-input -s 100.64.0.0/10 ! -i tailscale0 -j DROP
+-A ts-input -i tailscale0 -j ACCEPT
+-A ts-input -p udp -m udp --dport 41641 -j ACCEPT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:ts-postrouting - [0:0]
+-A POSTROUTING -j ts-postrouting
+-A ts-postrouting -m mark --mark 0x40000/0xff0000 -j MASQUERADE
+COMMIT
+"#;
+
+/// The same rules as Tailscale's nftables mode writes them: native nft statements (`masquerade`,
+/// `meta mark set … xor …`), loaded with `nft -f`.
+const TAILSCALE_NFT: &str = r#"table ip filter {
+	chain INPUT {
+		type filter hook input priority filter; policy accept;
+		jump ts-input
+	}
+	chain FORWARD {
+		type filter hook forward priority filter; policy accept;
+		jump ts-forward
+	}
+	chain ts-forward {
+		iifname "tailscale0" meta mark set meta mark & 0xff00ffff ^ 0x00040000
+		meta mark & 0x00ff0000 == 0x00040000 accept
+		oifname "tailscale0" ip saddr 100.64.0.0/10 drop
+		oifname "tailscale0" accept
+	}
+	chain ts-input {
+		iifname "lo" ip saddr 100.101.102.103 accept
+		iifname != "tailscale0" ip saddr 100.115.92.0/23 return
+		iifname != "tailscale0" ip saddr 100.64.0.0/10 drop
+		iifname "tailscale0" accept
+		udp dport 41641 accept
+	}
+}
+table ip nat {
+	chain POSTROUTING {
+		type nat hook postrouting priority srcnat; policy accept;
+		jump ts-postrouting
+	}
+	chain ts-postrouting {
+		meta mark & 0x00ff0000 == 0x00040000 masquerade
+	}
+}
+"#;
+
+/// One Tailscale node read from `iptables-save`, from `nft list ruleset`, and from `nft -j`
+/// with `iptables-save`, and the same rules written natively in nft: the same findings, MS022
+/// (the forward mark selects packets for masquerade and is never cleared) among them. Before
+/// targets were typed, MS022 knew only the spelling `MASQUERADE` and missed nft's `masquerade`.
+#[test]
+fn tailscale_node_gives_the_same_findings_in_every_form() {
+    if !is_root() {
+        println!(
+            "tailscale forms: SKIPPED, not root (it needs `ip netns add`; CI runs it as root)"
+        );
+        return;
+    }
+    let ns = Netns::new("ts-forms");
+    ns.exec(&["iptables-nft-restore"], Some(TAILSCALE));
+    let save = ns.exec(&["iptables-nft-save"], None);
+    let text = ns.exec(&["nft", "list", "ruleset"], None);
+    let json = ns.exec(&["nft", "-j", "list", "ruleset"], None);
+    drop(ns);
+    let native = Netns::new("ts-native");
+    native.exec(&["nft", "-f", "-"], Some(TAILSCALE_NFT));
+    let native_text = native.exec(&["nft", "list", "ruleset"], None);
+    let native_json = native.exec(&["nft", "-j", "list", "ruleset"], None);
+    drop(native);
+
+    let (from_save, _) = audit(&[("iptables-save", &save)]);
+    let (from_text, _) = audit(&[("nft list ruleset", &text)]);
+    let (json_and_save, _) = audit(&[("nft -j list ruleset", &json), ("iptables-save", &save)]);
+    let (from_native, _) = audit(&[("nft list ruleset", &native_text)]);
+    let (from_native_json, _) = audit(&[("nft -j list ruleset", &native_json)]);
+
+    let codes = |d: &Digest| d.findings.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert!(
+        from_save
+            .findings
+            .iter()
+            .any(|f| f.0 == "MS022" && f.2 == ["tailscale"] && f.4 == "0x00040000"),
+        "no MS022 for tailscale from iptables-save: {:?}",
+        from_save.findings
+    );
+    assert_eq!(from_text, from_save, "nft text differs from iptables-save");
+    assert_eq!(json_and_save, from_save, "nft -j + iptables-save differs");
+    assert_eq!(
+        from_native.findings, from_save.findings,
+        "native nft rules give other findings"
+    );
+    assert_eq!(from_native.bitmap, from_save.bitmap);
+    assert_eq!(
+        from_native_json, from_native,
+        "native nft JSON differs from its text"
+    );
+    println!(
+        "tailscale forms: iptables-save, nft list ruleset, nft -j + iptables-save, native nft \
+         text and JSON agree: findings {:?}",
+        codes(&from_save)
+    );
+}
