@@ -10,10 +10,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
-use crate::ruleset::Ruleset;
+use crate::model::Node;
 use crate::source::{SourceMap, Span};
 use crate::sources::{self, Sink};
-use crate::touchpoint::{Observation, Touchpoint};
 
 /// Largest input file read (bytes).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -66,29 +65,6 @@ pub enum InputError {
         /// The supported formats, listed.
         formats: String,
     },
-}
-
-/// Everything read from a node.
-#[derive(Debug, Default)]
-pub struct Node {
-    /// The texts.
-    pub sources: SourceMap,
-    /// The netfilter model.
-    pub ruleset: Ruleset,
-    /// Mark touchpoints outside netfilter.
-    pub touchpoints: Vec<Touchpoint>,
-    /// Facts that are not operations.
-    pub observations: Vec<(crate::source::SourceId, Observation)>,
-    /// Problems found while parsing.
-    pub diagnostics: Vec<Diagnostic>,
-    /// Files in directories that no format recognised.
-    pub skipped: Vec<String>,
-    /// The detected format of each input, by display name.
-    pub formats: Vec<(String, &'static str)>,
-    /// Bundles recognised by their layout (sosreport, Cilium sysdump).
-    pub bundles: Vec<String>,
-    /// The format of each input, indexed by its `SourceId`.
-    pub source_formats: Vec<&'static str>,
 }
 
 /// Collects inputs, then parses them into a [`Node`].

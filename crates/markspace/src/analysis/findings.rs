@@ -127,7 +127,7 @@ const EVIDENCE_PER_OWNER: usize = 3;
 
 /// What the finding rules need.
 pub(crate) struct Ctx<'a> {
-    pub(crate) node: &'a crate::snapshot::Node,
+    pub(crate) node: &'a crate::model::Node,
     pub(crate) set: &'a Ruleset,
     pub(crate) sources: &'a SourceMap,
     pub(crate) registry: &'a Registry,

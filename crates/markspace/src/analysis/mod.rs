@@ -19,9 +19,8 @@ pub use findings::{EvidenceItem, Finding, IncidentRef, Severity};
 pub use path::{PathEvidence, PathStep};
 pub use usage::{Owner, Site, Usage, Use};
 
-use crate::model::Field;
+use crate::model::{Field, Node};
 use crate::registry::Registry;
-use crate::snapshot::Node;
 
 /// Who reads and writes one bit of a field.
 #[derive(Clone, Debug, Default, Serialize)]

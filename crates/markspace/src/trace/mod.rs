@@ -18,11 +18,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
+use crate::model::{hex, CopySource, Field, MarkOp, MarkState, Node, WriteOp};
 use crate::packet::{CtState, Flow, Outcome, Packet, PathKind, Test};
 use crate::registry::Registry;
 use crate::ruleset::{ChainId, ChainType, Family, Hook, Origin, RuleId, Verdict};
-use crate::snapshot::Node;
 
 mod route;
 use route::route;
