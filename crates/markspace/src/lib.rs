@@ -22,6 +22,9 @@ pub mod collect;
 pub mod diagnostic;
 #[doc(hidden)]
 pub mod fuzzing;
+// Only for benchmarks and tests (the `generate` feature, which the crate's own dev-dependency on
+// itself turns on for every test, bench and example build); not a stable API.
+#[cfg(feature = "generate")]
 #[doc(hidden)]
 pub mod generate;
 pub mod model;
