@@ -6,7 +6,8 @@
 #   SIZES= COLLECT_SIZES=10000 bash scripts/bench.sh      # only the collection rows
 #   MARKSPACE=/path/to/markspace bash scripts/bench.sh   # time another build
 #
-# For each size it generates a kube-proxy node (`gen-node`, from `markspace::generate`), then:
+# For each size it generates a kube-proxy node (the `gen-node` example, from `markspace::generate`,
+# the `generate` feature), then:
 #   - markspace: `markspace audit --format json` (release build), the whole command;
 #   - baseline: `iptables-restore --test` on the same file, inside a throwaway network namespace
 #     (so it starts from an empty ruleset and touches nothing on the host);
@@ -44,7 +45,12 @@ done
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (network namespaces)" >&2; exit 2; }
 
 echo "== building (release)"
-cargo build --release -j2 -q -p markspace-cli -p markspace --example gen-node
+# Two commands: with `--example`, cargo builds only that example of every package named, so one
+# command would leave an old (or no) markspace binary to time; and the generator's `generate`
+# feature (turned on by markspace's dev-dependency on itself) would be compiled into the timed
+# binary's library. The timed binary is built exactly as a user builds it.
+cargo build --release -j2 -q -p markspace-cli
+cargo build --release -j2 -q -p markspace --example gen-node
 # MARKSPACE=path times another markspace binary (an older release, another branch's build).
 MS=${MARKSPACE:-$CARGO_TARGET_DIR/release/markspace}
 GEN=$CARGO_TARGET_DIR/release/examples/gen-node

@@ -7,9 +7,10 @@
 
 use markspace::analysis::{analyze, Analysis};
 use markspace::generate::{iptables_save, Calico, KubeProxy, Node as Spec};
+use markspace::model::Node;
 use markspace::registry::Registry;
 use markspace::report::Report;
-use markspace::snapshot::{Node, NodeLoader};
+use markspace::snapshot::NodeLoader;
 
 fn main() {
     divan::main();

@@ -8,10 +8,11 @@
 use std::sync::OnceLock;
 
 use crate::analysis::analyze;
+use crate::model::Node;
 use crate::registry::Registry;
 use crate::report::{self, Report};
 use crate::ruleset::RulesetBuilder;
-use crate::snapshot::{Node, NodeLoader};
+use crate::snapshot::NodeLoader;
 use crate::source::SourceId;
 use crate::sources;
 

@@ -6,7 +6,8 @@
 //!    [`sources`] detects each input's format and parses it into the [`ruleset`] model: tables,
 //!    chains, rules in order, jumps, and for every rule its mark operations in the exact
 //!    algebra of [`model`] (`x' = (x & keep) ^ xor`, copies between fields, reads
-//!    `((x & mask) == value) ^ invert`).
+//!    `((x & mask) == value) ^ invert`). The result is a [`model::Node`], which every later stage
+//!    reads.
 //! 2. [`registry`] holds the knowledge base (one TOML file per software, embedded) and
 //!    attributes every rule to an owner from its chain, comment and table.
 //! 3. [`analysis`] builds the 32-bit maps of both fields (who reads and writes each bit) and
@@ -21,6 +22,9 @@ pub mod collect;
 pub mod diagnostic;
 #[doc(hidden)]
 pub mod fuzzing;
+// Only for benchmarks and tests (the `generate` feature, which the crate's own dev-dependency on
+// itself turns on for every test, bench and example build); not a stable API.
+#[cfg(feature = "generate")]
 #[doc(hidden)]
 pub mod generate;
 pub mod model;

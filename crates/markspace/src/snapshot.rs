@@ -10,11 +10,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
-use crate::packet::{DetailDecoder, RuleDetails};
-use crate::ruleset::{RuleId, Ruleset};
+use crate::model::Node;
+use crate::packet::DetailDecoder;
 use crate::source::{SourceMap, Span};
 use crate::sources::{self, Sink};
-use crate::touchpoint::{Observation, Touchpoint};
 
 /// Largest input file read (bytes).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -67,48 +66,6 @@ pub enum InputError {
         /// The supported formats, listed.
         formats: String,
     },
-}
-
-/// Everything read from a node.
-#[derive(Debug, Default)]
-pub struct Node {
-    /// The texts.
-    pub sources: SourceMap,
-    /// The netfilter model.
-    pub ruleset: Ruleset,
-    /// Mark touchpoints outside netfilter.
-    pub touchpoints: Vec<Touchpoint>,
-    /// Facts that are not operations.
-    pub observations: Vec<(crate::source::SourceId, Observation)>,
-    /// Problems found while parsing.
-    pub diagnostics: Vec<Diagnostic>,
-    /// Files in directories that no format recognised.
-    pub skipped: Vec<String>,
-    /// The detected format of each input, by display name.
-    pub formats: Vec<(String, &'static str)>,
-    /// Bundles recognised by their layout (sosreport, Cilium sysdump).
-    pub bundles: Vec<String>,
-    /// The format of each input, indexed by its `SourceId`.
-    pub source_formats: Vec<&'static str>,
-    /// The decoder of each input's rule conditions (from its format), indexed by its
-    /// `SourceId`.
-    pub rule_decoders: Vec<Option<DetailDecoder>>,
-}
-
-impl Node {
-    /// A rule's non-mark conditions and where its NAT sends the packet, decoded by its input's
-    /// format (an unknown condition when the format has no decoder).
-    pub fn rule_details(&self, rule: RuleId) -> RuleDetails {
-        let span = self.ruleset.rule(rule).span;
-        let i = span.source.0 as usize;
-        match self.rule_decoders.get(i).copied().flatten() {
-            Some(decode) => decode(&self.sources.file(span.source).text, span),
-            None => RuleDetails::unknown(format!(
-                "conditions of {} rules",
-                self.source_formats.get(i).copied().unwrap_or("unknown")
-            )),
-        }
-    }
 }
 
 /// Collects inputs, then parses them into a [`Node`].

@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use markspace::analysis::analyze;
+use markspace::model::Node;
 use markspace::registry::Registry;
-use markspace::snapshot::{InputError, Node, NodeLoader};
+use markspace::snapshot::{InputError, NodeLoader};
 
 fn load(name: &str, bytes: Vec<u8>) -> Result<Node, InputError> {
     let mut l = NodeLoader::new();

@@ -2,8 +2,9 @@
 
 use markspace::analysis::{analyze, Severity};
 use markspace::diagnostic::Level;
+use markspace::model::Node;
 use markspace::report::{self, Report};
-use markspace::snapshot::{Node, NodeLoader};
+use markspace::snapshot::NodeLoader;
 
 use crate::cli::{AuditArgs, FailOn, Format};
 use crate::output;

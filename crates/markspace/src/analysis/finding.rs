@@ -119,7 +119,7 @@ pub(super) fn field_name(f: Field) -> &'static str {
 
 /// What the checks need.
 pub(crate) struct Ctx<'a> {
-    pub(crate) node: &'a crate::snapshot::Node,
+    pub(crate) node: &'a crate::model::Node,
     pub(crate) set: &'a Ruleset,
     pub(crate) sources: &'a SourceMap,
     pub(crate) registry: &'a Registry,

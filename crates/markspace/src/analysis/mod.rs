@@ -27,9 +27,8 @@ pub use finding::{EvidenceItem, Finding, IncidentRef};
 pub use path::{PathEvidence, PathStep};
 pub use usage::{Owner, Site, Usage, Use};
 
-use crate::model::Field;
+use crate::model::{Field, Node};
 use crate::registry::Registry;
-use crate::snapshot::Node;
 
 /// Who reads and writes one bit of a field.
 #[derive(Clone, Debug, Default, Serialize)]

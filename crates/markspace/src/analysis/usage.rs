@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{CopySource, Field, MarkOp};
+use crate::model::{CopySource, Field, MarkOp, Node};
 use crate::registry::{Attribution, Registry, UNKNOWN};
 use crate::ruleset::{HookSet, RuleId};
-use crate::snapshot::Node;
 
 /// Where a mark operation sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

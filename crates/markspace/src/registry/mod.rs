@@ -1,6 +1,6 @@
 //! The registry: who uses which bits, how to recognise them, and known conflicts.
 //!
-//! The data is one TOML file per software under `registry/` in the repository, embedded in the
+//! The data is one TOML file per software under this crate's `registry/`, embedded in the
 //! binary at build time; [`Registry::load_dir`] reads more (or replacement) entries from a
 //! directory. [`Registry::attribute`] names the owner of a rule from its chain, comment and
 //! table; anything that matches no signature belongs to [`UNKNOWN`].

@@ -41,8 +41,7 @@ use serde::Serialize;
 
 use crate::analysis::{Analysis, BitUse, Finding, Severity};
 use crate::diagnostic::{Diagnostic, Level};
-use crate::model::{hex, Field};
-use crate::snapshot::Node;
+use crate::model::{hex, Field, Node};
 
 /// The JSON contract version.
 pub const VERSION: u32 = 1;

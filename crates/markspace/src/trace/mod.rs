@@ -15,11 +15,10 @@
 
 use std::borrow::Cow;
 
-use crate::model::{hex, CopySource, Field, MarkOp, MarkState, WriteOp};
+use crate::model::{hex, CopySource, Field, MarkOp, MarkState, Node, WriteOp};
 use crate::packet::{Cond, CtState, Flow, NatTo, Outcome, Packet, PathKind, FIELD_CONDITION_NAMES};
 use crate::registry::Registry;
 use crate::ruleset::{Action, ChainId, ChainType, Family, Hook, Rule, RuleId, Verdict};
-use crate::snapshot::Node;
 
 mod route;
 mod steps;

@@ -12,9 +12,8 @@
 //! selector trace cannot decide (an address the user did not give, `uidrange`, `tos`) is taken as
 //! matching, and a note says so.
 
-use crate::model::{hex, Field, MarkOp};
+use crate::model::{hex, Field, MarkOp, Node};
 use crate::packet::{proto_number, Cidr, Packet, PathKind};
-use crate::snapshot::Node;
 use crate::touchpoint::{Subsystem, Touchpoint};
 
 use super::steps::{PathTrace, Step};

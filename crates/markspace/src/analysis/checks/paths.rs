@@ -319,8 +319,9 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Node;
     use crate::registry::Registry;
-    use crate::snapshot::{Node, NodeLoader};
+    use crate::snapshot::NodeLoader;
 
     /// MS020's selection as it was first written, scanning every later rule for every ACCEPT:
     /// the oracle for [`shadowed_pairs`].

@@ -11,8 +11,14 @@
 //! data-dependent write whose result is only known to lie in some bits. The constructors for
 //! each tool's syntax live next to the types so that the kernel source behind each encoding is
 //! cited once (`net/netfilter/xt_mark.c`, `xt_connmark.c`, `xt_TPROXY.c`, `xt_socket.c`).
+//!
+//! [`Node`] (in `node`) holds everything read from one node: the texts, the ruleset whose rules
+//! carry these operations, the touchpoints outside netfilter and the diagnostics.
 
 use serde::Serialize;
+
+mod node;
+pub use node::Node;
 
 /// All 32 bits of a mark field.
 pub const ALL_BITS: u32 = 0xffff_ffff;

@@ -1,0 +1,51 @@
+//! Everything read from one node, whatever the inputs were: the data every later stage
+//! (registry, analysis, trace, report) reads. Building one from files is
+//! [`crate::snapshot::NodeLoader`]'s job; this module does no I/O.
+
+use crate::diagnostic::Diagnostic;
+use crate::packet::{DetailDecoder, RuleDetails};
+use crate::ruleset::{RuleId, Ruleset};
+use crate::source::{SourceId, SourceMap};
+use crate::touchpoint::{Observation, Touchpoint};
+
+/// Everything read from a node.
+#[derive(Debug, Default)]
+pub struct Node {
+    /// The texts.
+    pub sources: SourceMap,
+    /// The netfilter model.
+    pub ruleset: Ruleset,
+    /// Mark touchpoints outside netfilter.
+    pub touchpoints: Vec<Touchpoint>,
+    /// Facts that are not operations.
+    pub observations: Vec<(SourceId, Observation)>,
+    /// Problems found while parsing.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Files in directories that no format recognised.
+    pub skipped: Vec<String>,
+    /// The detected format of each input, by display name.
+    pub formats: Vec<(String, &'static str)>,
+    /// Bundles recognised by their layout (sosreport, Cilium sysdump).
+    pub bundles: Vec<String>,
+    /// The format of each input, indexed by its `SourceId`.
+    pub source_formats: Vec<&'static str>,
+    /// The decoder of each input's rule conditions (from its format), indexed by its
+    /// `SourceId`.
+    pub rule_decoders: Vec<Option<DetailDecoder>>,
+}
+
+impl Node {
+    /// A rule's non-mark conditions and where its NAT sends the packet, decoded by its input's
+    /// format (an unknown condition when the format has no decoder).
+    pub fn rule_details(&self, rule: RuleId) -> RuleDetails {
+        let span = self.ruleset.rule(rule).span;
+        let i = span.source.0 as usize;
+        match self.rule_decoders.get(i).copied().flatten() {
+            Some(decode) => decode(&self.sources.file(span.source).text, span),
+            None => RuleDetails::unknown(format!(
+                "conditions of {} rules",
+                self.source_formats.get(i).copied().unwrap_or("unknown")
+            )),
+        }
+    }
+}
