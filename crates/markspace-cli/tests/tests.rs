@@ -8,4 +8,5 @@ mod audit;
 mod collect;
 mod examples;
 mod registry;
+mod trace;
 mod trace_kernel;

@@ -122,6 +122,10 @@ struct Scenario {
     iptables: &'static str,
     /// `ip6tables-restore` input for the node (empty: none).
     ip6tables: &'static str,
+    /// `nft -f` input for the node: native nft tables (empty: none). Dumped table by table
+    /// (`nft list table`, never the probes), as text or, with `nft_json`, as `nft -j`.
+    nft: &'static str,
+    nft_json: bool,
     /// Extra `ip -batch` commands for the node (policy routing), IPv4 and IPv6.
     node_ip: &'static str,
     node_ip6: &'static str,
@@ -136,6 +140,8 @@ impl Scenario {
             server2: false,
             iptables,
             ip6tables: "",
+            nft: "",
+            nft_json: false,
             node_ip: "",
             node_ip6: "",
             checks: Vec::new(),
@@ -772,8 +778,111 @@ COMMIT
     ]
 }
 
+/// Native nft rulesets loaded with `nft -f` (not iptables-nft): their conditions are nft's
+/// (`iifname`, `udp dport`, `ct state`, `ip daddr`), decoded by the nft reader, and the trace
+/// must not fork on them.
+fn nft_scenarios() -> Vec<Scenario> {
+    vec![
+        // n1. Marks set by interface and port in an inet prerouting chain; a forward chain with
+        //     policy drop accepts by mark and by conntrack state.
+        Scenario {
+            nft: r#"table inet ms {
+	chain ms_pre {
+		type filter hook prerouting priority mangle; policy accept;
+		meta mark set meta mark | 0x00000100
+		iifname "vc" udp dport 5000 meta mark set meta mark | 0x00000010
+		iifname "vc" udp dport 5001 meta mark set 0x00000020
+		iifname "vs" meta mark set meta mark & 0xfffffeff
+	}
+	chain ms_forward {
+		type filter hook forward priority filter; policy drop;
+		meta mark & 0x00000010 == 0x00000010 accept
+		ct state established,related accept
+	}
+}
+"#,
+            ..Scenario::new(
+                "nft: marks by interface and port, forward by mark (inet)",
+                "",
+            )
+        }
+        .checks(&[
+            FWD,
+            Check {
+                label: "dport 5001: whole mark 0x20, dropped by policy",
+                sport: 40001,
+                dport: 5001,
+                ..FWD
+            },
+            REPLY,
+        ]),
+        // n2. Connmark save on the original direction, restore on the reply, with nft's own
+        //     expressions (`ct mark set meta mark & …`, `meta mark set ct mark`).
+        Scenario {
+            nft: r#"table ip ms {
+	chain ms_pre {
+		type filter hook prerouting priority mangle; policy accept;
+		iifname "vc" ct state new meta mark set meta mark | 0x00002000
+		meta mark & 0x00002000 == 0x00002000 ct mark set ct mark | 0x00002000
+		iifname "vs" meta mark set ct mark & 0x00002000
+	}
+	chain ms_forward {
+		type filter hook forward priority mangle; policy accept;
+		iifname "vs" meta mark & 0x00002000 == 0x00002000 meta mark set meta mark | 0x00000001
+	}
+}
+"#,
+            ..Scenario::new("nft: connmark save and restore across directions", "")
+        }
+        .checks(&[FWD, REPLY]),
+        // n3. nft NAT: a Service address DNATed with a mark, masqueraded by mark at srcnat, and
+        //     a filter chain that sees the new destination. Dumped as `nft -j`.
+        Scenario {
+            nft: r#"table ip msnat {
+	chain ms_pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.96.0.10 udp dport 53 meta mark set meta mark | 0x00004000 dnat to 192.168.2.2:5000
+	}
+	chain ms_post {
+		type nat hook postrouting priority srcnat; policy accept;
+		meta mark & 0x00004000 == 0x00004000 meta mark set meta mark ^ 0x00004000 masquerade
+	}
+}
+table ip msfilter {
+	chain ms_forward {
+		type filter hook forward priority filter; policy drop;
+		ip daddr 192.168.2.2 udp dport 5000 accept
+		ct state established accept
+	}
+}
+"#,
+            nft_json: true,
+            ..Scenario::new("nft: DNAT with a mark, masquerade by mark (nft -j)", "")
+        }
+        .checks(&[
+            Check {
+                label: "client -> Service address",
+                dst: "10.96.0.10",
+                dport: 53,
+                ..FWD
+            },
+            Check {
+                label: "client -> server port 5001 directly: not DNATed, dropped",
+                sport: 40002,
+                dport: 5001,
+                ..FWD
+            },
+        ]),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
+
+#[test]
+fn trace_of_native_nft_rules_agrees_with_the_kernel() {
+    differential("n", nft_scenarios(), 3);
+}
 
 #[test]
 fn trace_agrees_with_the_kernel() {
@@ -1085,12 +1194,24 @@ impl Lab {
         if !s.ip6tables.is_empty() {
             node.exec(&["ip6tables-restore"], Some(s.ip6tables));
         }
+        if !s.nft.is_empty() {
+            node.exec(&["nft", "-f", "-"], Some(s.nft));
+        }
         // The snapshot markspace reads: what `markspace collect` would capture of these.
         let dir = Dir::new();
         dir.file("iptables-save.txt", &node.exec(&["iptables-save"], None));
         let v6 = node.exec(&["ip6tables-save"], None);
         if !v6.trim().is_empty() {
             dir.file("ip6tables-save.txt", &v6);
+        }
+        for (k, table) in nft_tables(s.nft).iter().enumerate() {
+            let mut argv = vec!["nft"];
+            if s.nft_json {
+                argv.push("-j");
+            }
+            argv.extend(["list", "table", table.0, table.1]);
+            let ext = if s.nft_json { "json" } else { "nft" };
+            dir.file(&format!("nft-{k}.{ext}"), &node.exec(&argv, None));
         }
         dir.file("ip-rule.txt", &node.exec(&["ip", "rule", "show"], None));
         dir.file(
@@ -1339,6 +1460,18 @@ impl Lab {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
+
+/// The (family, name) of every `table FAMILY NAME {` of an nft script.
+fn nft_tables(script: &str) -> Vec<(&str, &str)> {
+    script
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("table")).then_some(())?;
+            Some((w.next()?, w.next()?))
+        })
+        .collect()
+}
 
 /// The elements of every set in `nft list table` output, by set name.
 fn nft_sets(text: &str) -> Vec<(String, Vec<String>)> {
