@@ -14,6 +14,9 @@
 
 use serde::Serialize;
 
+mod bits;
+pub use bits::{Bits, ParseBitsError};
+
 /// All 32 bits of a mark field.
 pub const ALL_BITS: u32 = 0xffff_ffff;
 
@@ -404,7 +407,7 @@ pub fn constant_values(ops: &[MarkOp]) -> Vec<u32> {
 
 /// Formats a mark value as the reports do: `0x0000c000`.
 pub fn hex(value: u32) -> String {
-    format!("0x{value:08x}")
+    Bits(value).to_string()
 }
 
 #[cfg(test)]
