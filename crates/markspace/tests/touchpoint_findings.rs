@@ -150,7 +150,7 @@ fn tailscale_ip_rule_reads_cilium_proxy_socket_mark() {
         .iter()
         .find(|o| o.id == "tailscale")
         .expect("tailscale");
-    assert_eq!(ts.reads.mark, "0x00ff0000");
+    assert_eq!(ts.reads.mark.to_string(), "0x00ff0000");
 }
 
 #[test]

@@ -2,10 +2,9 @@
 
 use std::fmt::Write;
 
-use markspace::model::{hex, Field};
+use markspace::model::{hex, Bits, Field};
 use markspace::registry::query::{self, bit_ranges};
 use markspace::registry::validate;
-use markspace::sources::iptables::rule::parse_u32;
 
 use crate::cli::{Format, RegistryArgs, RegistryCommand};
 use crate::output;
@@ -97,7 +96,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         RegistryCommand::Decode { value, ctmark } => {
-            let v = parse_u32(value.trim()).ok_or_else(|| {
+            let Bits(v) = value.trim().parse().map_err(|_| {
                 anyhow::anyhow!("`{value}` is not a 32-bit value (write 0x80B00 or 527104)")
             })?;
             let field = if ctmark { Field::CtMark } else { Field::Mark };

@@ -5,10 +5,9 @@ use std::fmt::Write;
 
 use anyhow::{bail, Context};
 use markspace::diagnostic::Level;
-use markspace::model::MarkState;
+use markspace::model::{Bits, MarkState};
 use markspace::packet::{proto_number, CtState, Packet, PathKind};
 use markspace::snapshot::NodeLoader;
-use markspace::sources::iptables::rule::parse_u32;
 use markspace::trace::{trace, Options, Step, Trace};
 
 use crate::cli::{Format, PathArg, StateArg, TraceArgs};
@@ -34,7 +33,10 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         return Ok(2);
     }
     let value = |s: &str, what: &str| {
-        parse_u32(s.trim()).with_context(|| format!("--{what} `{s}` is not a 32-bit value"))
+        s.trim()
+            .parse::<Bits>()
+            .map(u32::from)
+            .with_context(|| format!("--{what} `{s}` is not a 32-bit value"))
     };
     let proto = match args.proto.as_deref() {
         None => None,

@@ -1,8 +1,8 @@
 //! Concrete fixes: which knob to turn, and to what, so two owners stop sharing bits.
 
+use crate::model::Bits;
 use crate::model::{hex, Field};
-use crate::registry::schema::Knob;
-use crate::sources::iptables::rule::parse_u32;
+use crate::registry::schema::{Knob, KnobDefault};
 
 use super::finding::Ctx;
 use super::usage::fi;
@@ -19,15 +19,14 @@ pub(crate) fn free_bits(cx: &Ctx<'_>, field: Field) -> u32 {
 
 /// The new value of a knob that moves `owner`'s bits off `avoid`, if the knob's kind allows one.
 fn knob_value(knob: &Knob, avoid: u32, free: u32) -> Option<String> {
-    let default = parse_u32(knob.default.trim());
-    match knob.kind.as_str() {
-        "mask" => {
-            let m = default? & !avoid;
+    match knob.typed_default {
+        KnobDefault::Mask(Bits(m)) => {
+            let m = m & !avoid;
             (m != 0).then(|| hex(m))
         }
-        "bit" => (free != 0).then(|| free.trailing_zeros().to_string()),
-        "value" => {
-            let v = default?;
+        KnobDefault::Bit(_) => (free != 0).then(|| free.trailing_zeros().to_string()),
+        KnobDefault::Value(v) => {
+            let Bits(v) = v?;
             if v & avoid == 0 {
                 return None;
             }

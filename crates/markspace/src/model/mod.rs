@@ -17,7 +17,9 @@
 
 use serde::Serialize;
 
+mod bits;
 mod node;
+pub use bits::{Bits, ParseBitsError};
 pub use node::Node;
 
 /// All 32 bits of a mark field.
@@ -410,7 +412,7 @@ pub fn constant_values(ops: &[MarkOp]) -> Vec<u32> {
 
 /// Formats a mark value as the reports do: `0x0000c000`.
 pub fn hex(value: u32) -> String {
-    format!("0x{value:08x}")
+    Bits(value).to_string()
 }
 
 #[cfg(test)]

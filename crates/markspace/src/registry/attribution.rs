@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::schema::Software;
+use crate::model::Bits;
 
 /// The owner id of rules no signature matches.
 pub const UNKNOWN: &str = "unknown";
@@ -87,13 +88,7 @@ pub(crate) fn priority_range(s: &str) -> Option<(u32, u32)> {
 /// `"0x00000e00/0x00000f00"`.
 pub(crate) fn mark_pattern(s: &str) -> Option<(u32, u32)> {
     let (v, m) = s.split_once('/')?;
-    let num = |x: &str| {
-        let x = x.trim();
-        match x.strip_prefix("0x") {
-            Some(h) => u32::from_str_radix(h, 16).ok(),
-            None => x.parse().ok(),
-        }
-    };
+    let num = |x: &str| Bits::parse(x.trim()).ok().map(u32::from);
     Some((num(v)?, num(m)?))
 }
 

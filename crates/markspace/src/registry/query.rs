@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::schema::{Claim, Software, Style};
 use super::Registry;
-use crate::model::{hex, Field, ALL_BITS};
+use crate::model::{hex, Bits, Field, ALL_BITS};
 
 /// Parses a bit selection: a mask (`0x4000`, `0xff0000`), a bit number (`14`), a range of bit
 /// numbers (`16-31`), or a comma-separated list of these.
@@ -17,9 +17,10 @@ pub fn parse_bits(text: &str) -> Result<u32, String> {
         if part.is_empty() {
             return Err(format!("empty bit selection in `{text}`"));
         }
-        if let Some(hexdigits) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
-            mask |= u32::from_str_radix(hexdigits, 16)
-                .map_err(|_| format!("`{part}` is not a 32-bit hex mask"))?;
+        if part.starts_with("0x") || part.starts_with("0X") {
+            mask |= Bits::parse(part)
+                .map_err(|_| format!("`{part}` is not a 32-bit hex mask"))?
+                .0;
             continue;
         }
         let bit = |s: &str| -> Result<u32, String> {

@@ -1,42 +1,8 @@
 //! The registry's file format (`registry/README.md` documents it for contributors).
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-/// A 32-bit mask or value written as `"0x0000c000"` in the files.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Bits(pub u32);
-
-impl<'de> Deserialize<'de> for Bits {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(i64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(s) => {
-                let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"));
-                let parsed = match digits {
-                    Some(h) => u32::from_str_radix(h, 16).ok(),
-                    None => s.parse().ok(),
-                };
-                parsed
-                    .map(Bits)
-                    .ok_or_else(|| serde::de::Error::custom(format!("invalid 32-bit value `{s}`")))
-            }
-            Raw::Number(n) => u32::try_from(n)
-                .map(Bits)
-                .map_err(|_| serde::de::Error::custom(format!("{n} does not fit in 32 bits"))),
-        }
-    }
-}
-
-impl Serialize for Bits {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("0x{:08x}", self.0))
-    }
-}
+pub use crate::model::Bits;
 
 /// Which mark-like field a claim is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -236,9 +202,68 @@ impl Claim {
     }
 }
 
+/// What a knob sets, which says how its default is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KnobKind {
+    /// A bit number, 0 to 31 (kube-proxy's `--masquerade-bit`).
+    Bit,
+    /// A mask (Calico's `IptablesMarkMask`).
+    Mask,
+    /// A mark value.
+    Value,
+    /// On or off.
+    Bool,
+    /// Anything else (table ids, priorities, modes).
+    Other,
+}
+
+/// A knob's default, read at load time as its [`KnobKind`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KnobDefault {
+    /// A `bit` knob's bit number (0 to 31).
+    Bit(u8),
+    /// A `mask` knob's mask.
+    Mask(Bits),
+    /// A `value` knob's value; `None` when the default is words rather than one number
+    /// (`unset`, `0 (unset)`, `0x2023 (sing-tun default)`).
+    Value(Option<Bits>),
+    /// `bool` and `other` knobs: the default is only text.
+    Text,
+}
+
+impl KnobDefault {
+    /// Reads `text` as a default of `kind`: a bit knob needs a bit number, a mask knob a 32-bit
+    /// number, and a value knob's default, when it is one word starting with a digit, must be a
+    /// 32-bit number.
+    pub fn read(kind: KnobKind, text: &str) -> Result<KnobDefault, String> {
+        let t = text.trim();
+        match kind {
+            KnobKind::Bit => match Bits::parse(t) {
+                Ok(Bits(n)) if n < 32 => Ok(KnobDefault::Bit(n as u8)),
+                _ => Err(format!("default `{text}` is not a bit number 0-31")),
+            },
+            KnobKind::Mask => Bits::parse(t)
+                .map(KnobDefault::Mask)
+                .map_err(|e| format!("default `{text}` is not a 32-bit mask: {e}")),
+            KnobKind::Value => match Bits::parse(t) {
+                Ok(v) => Ok(KnobDefault::Value(Some(v))),
+                Err(e)
+                    if t.starts_with(|c: char| c.is_ascii_digit())
+                        && !t.contains(char::is_whitespace) =>
+                {
+                    Err(format!("default `{text}` is not a 32-bit value: {e}"))
+                }
+                Err(_) => Ok(KnobDefault::Value(None)),
+            },
+            KnobKind::Bool | KnobKind::Other => Ok(KnobDefault::Text),
+        }
+    }
+}
+
 /// A configuration knob that moves bits.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "KnobFile")]
 pub struct Knob {
     /// Unique within the file.
     pub id: String,
@@ -247,21 +272,61 @@ pub struct Knob {
     /// Where it is set.
     #[serde(rename = "where")]
     pub location: String,
-    /// Its default.
+    /// Its default as written (shown as written).
     pub default: String,
     /// Allowed values.
-    #[serde(default)]
     pub allowed: Option<String>,
-    /// `bit`, `mask`, `value`, `bool` or `other`.
-    pub kind: String,
+    /// What it sets.
+    pub kind: KnobKind,
     /// Claims it moves.
-    #[serde(default)]
     pub claims: Vec<String>,
     /// Where the fact comes from.
     pub source: String,
     /// False when unverified.
-    #[serde(default = "yes")]
     pub verified: bool,
+    /// [`Knob::default`] read as [`Knob::kind`] says.
+    #[serde(skip)]
+    pub typed_default: KnobDefault,
+}
+
+/// A knob as the file writes it, before its default is read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KnobFile {
+    id: String,
+    name: String,
+    #[serde(rename = "where")]
+    location: String,
+    default: String,
+    #[serde(default)]
+    allowed: Option<String>,
+    kind: KnobKind,
+    #[serde(default)]
+    claims: Vec<String>,
+    source: String,
+    #[serde(default = "yes")]
+    verified: bool,
+}
+
+impl TryFrom<KnobFile> for Knob {
+    type Error = String;
+
+    fn try_from(k: KnobFile) -> Result<Self, String> {
+        let typed_default =
+            KnobDefault::read(k.kind, &k.default).map_err(|e| format!("knob `{}`: {e}", k.id))?;
+        Ok(Knob {
+            id: k.id,
+            name: k.name,
+            location: k.location,
+            default: k.default,
+            allowed: k.allowed,
+            kind: k.kind,
+            claims: k.claims,
+            source: k.source,
+            verified: k.verified,
+            typed_default,
+        })
+    }
 }
 
 /// How to recognise a software's rules.

@@ -357,3 +357,57 @@ fn at_least_25_software_recognised_from_their_own_rules() {
         recognised.len()
     );
 }
+
+/// A minimal entry with one knob, for the load-time checks of knob defaults.
+fn entry_with_knob(kind: &str, default: &str) -> String {
+    format!(
+        "id = \"x\"\nname = \"X\"\ncategory = \"cni\"\nuses_marks = false\nsource = \"s\"\n\n\
+         [[knobs]]\nid = \"k\"\nname = \"K\"\nwhere = \"flag\"\ndefault = \"{default}\"\n\
+         kind = \"{kind}\"\nsource = \"s\"\n"
+    )
+}
+
+#[test]
+fn knob_defaults_are_typed_at_load() {
+    use super::schema::{KnobDefault, KnobKind};
+    let load = |kind: &str, default: &str| {
+        let mut reg = Registry::default();
+        reg.add_file("registry/x.toml", &entry_with_knob(kind, default))
+            .map(|()| reg.software[0].knobs[0].clone())
+    };
+    let k = load("bit", "14").unwrap();
+    assert_eq!(
+        (k.kind, k.typed_default),
+        (KnobKind::Bit, KnobDefault::Bit(14))
+    );
+    assert_eq!(
+        load("mask", "0xffff0000").unwrap().typed_default,
+        KnobDefault::Mask(crate::model::Bits(0xffff_0000))
+    );
+    assert_eq!(
+        load("value", "0x80").unwrap().typed_default,
+        KnobDefault::Value(Some(crate::model::Bits(0x80)))
+    );
+    for prose in ["unset", "0 (unset)", "0/0x00000000 (unused); if_id 0"] {
+        assert_eq!(
+            load("value", prose).unwrap().typed_default,
+            KnobDefault::Value(None),
+            "{prose}"
+        );
+    }
+    assert_eq!(load("bool", "No").unwrap().typed_default, KnobDefault::Text);
+    for (kind, bad) in [
+        ("bit", "32"),
+        ("bit", "x"),
+        ("mask", "0xfffff0000"),
+        ("value", "0x8g"),
+    ] {
+        let err = load(kind, bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("registry/x.toml: ") && err.contains("knob `k`") && err.contains(bad),
+            "{kind} {bad}: {err}"
+        );
+    }
+    let err = load("colour", "1").unwrap_err().to_string();
+    assert!(err.contains("colour"), "{err}");
+}

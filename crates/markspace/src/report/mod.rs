@@ -41,25 +41,33 @@ use serde::Serialize;
 
 use crate::analysis::{Analysis, BitUse, Finding, Severity};
 use crate::diagnostic::{Diagnostic, Level};
-use crate::model::{hex, Field, Node};
+use crate::model::{Bits, Field, Node};
 
 /// The JSON contract version.
 pub const VERSION: u32 = 1;
 
-/// A value per field.
-#[derive(Clone, Debug, Serialize)]
+/// A value per field (serialised as `"0x%08x"` strings).
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct PerField {
     /// Packet mark.
-    pub mark: String,
+    pub mark: Bits,
     /// Connmark.
-    pub ctmark: String,
+    pub ctmark: Bits,
 }
 
 impl PerField {
     fn of(v: [u32; 2]) -> Self {
         PerField {
-            mark: hex(v[0]),
-            ctmark: hex(v[1]),
+            mark: Bits(v[0]),
+            ctmark: Bits(v[1]),
+        }
+    }
+
+    /// The value of one field.
+    pub fn get(&self, field: Field) -> u32 {
+        match field {
+            Field::Mark => self.mark.0,
+            Field::CtMark => self.ctmark.0,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::analysis::Severity;
-use crate::model::hex;
+use crate::model::{hex, Field};
 
 use super::{OwnerReport, Report};
 
@@ -64,8 +64,8 @@ pub fn render(report: &Report, color: bool) -> String {
         );
     }
     for (name, field) in [
-        ("packet mark (skb->mark)", 0usize),
-        ("connmark (ct mark)", 1),
+        ("packet mark (skb->mark)", Field::Mark),
+        ("connmark (ct mark)", Field::CtMark),
     ] {
         let owners: Vec<&OwnerReport> = report
             .owners
@@ -228,13 +228,8 @@ pub fn render(report: &Report, color: bool) -> String {
     out
 }
 
-fn bits_of(o: &OwnerReport, field: usize) -> (u32, u32) {
-    let parse = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(0);
-    if field == 0 {
-        (parse(&o.reads.mark), parse(&o.writes.mark))
-    } else {
-        (parse(&o.reads.ctmark), parse(&o.writes.ctmark))
-    }
+fn bits_of(o: &OwnerReport, field: Field) -> (u32, u32) {
+    (o.reads.get(field), o.writes.get(field))
 }
 
 /// Two header lines of bit numbers (tens, then units), bit 31 on the left, grouped by nibble.

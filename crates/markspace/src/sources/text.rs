@@ -2,6 +2,7 @@
 //! the C tools parse them, `V/M` pairs, spans, shell prompt lines, the first line detectors judge, and top-level JSON objects with
 //! their positions.
 
+use crate::model::Bits;
 use crate::source::{SourceId, Span};
 
 /// A word of a line and its byte offset in the line.
@@ -38,10 +39,10 @@ pub(crate) fn words(line: &str) -> Vec<Word<'_>> {
     out
 }
 
-/// A number as `strtoul(s, NULL, 0)` reads it (iproute2 `get_u32(…, 0)`): `0x` hex, leading-`0`
-/// octal, or decimal; the whole word must be consumed.
+/// A number as iproute2 `get_u32(…, 0)` and OVS read it, through the model's one parser
+/// ([`Bits::parse_arg`]): `0x` hex, leading-`0` octal, or decimal, the whole word consumed.
 pub(crate) fn c_u32(s: &str) -> Option<u32> {
-    super::iptables::rule::parse_u32(s)
+    Bits::parse_arg(s).ok().map(u32::from)
 }
 
 /// `V` or `V/M` with both parts read by `num`; `None` if a part is not a number.

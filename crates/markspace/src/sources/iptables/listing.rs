@@ -19,11 +19,12 @@
 //! Older releases print `MARK set 0x4000/0x4000` (read as `xset`) and `CONNMARK restore mask 0x80`.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{CopySource, Field, MarkOp, MarkRead, MarkWrite, Shift, WriteOp, ALL_BITS};
+use crate::model::{
+    Bits, CopySource, Field, MarkOp, MarkRead, MarkWrite, Shift, WriteOp, ALL_BITS,
+};
 use crate::ruleset::{Action, Family, Origin, RulesetBuilder, TableId, Verdict};
 use crate::source::{Lines, SourceId, Span};
 
-use super::rule::parse_u32;
 use super::{ipv6_from_name, push_rule, table_from_name, verdict_of, TableSet};
 
 /// Whether a text looks like an `iptables -L` listing.
@@ -324,8 +325,11 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
         let w = words.get(i).ok_or((0, "mark value missing".to_string()))?;
         let w = w.trim_start_matches('~');
         let (v, m) = match w.split_once('/') {
-            Some((v, m)) => (parse_u32(v), parse_u32(m)),
-            None => (parse_u32(w), Some(ALL_BITS)),
+            Some((v, m)) => (
+                Bits::parse(v).ok().map(u32::from),
+                Bits::parse(m).ok().map(u32::from),
+            ),
+            None => (Bits::parse(w).ok().map(u32::from), Some(ALL_BITS)),
         };
         match (v, m) {
             (Some(v), Some(m)) => Ok((v, m)),
@@ -417,7 +421,7 @@ fn num_at<'w>(
             Some(d) => (true, d),
             None => (false, *w),
         };
-        parse_u32(digits).map(|v| (v, inverted)).ok_or((
+        Bits::parse(digits).ok().map(|v| (v.0, inverted)).ok_or((
             tail.find(w).unwrap_or(0),
             format!("invalid mark value `{w}`"),
         ))
@@ -435,7 +439,10 @@ fn target_print(
     let value_mask = |i: usize| -> Result<(u32, u32), (usize, String)> {
         let w = after.get(i).copied().unwrap_or("");
         match w.split_once('/') {
-            Some((v, m)) => match (parse_u32(v), parse_u32(m)) {
+            Some((v, m)) => match (
+                Bits::parse(v).ok().map(u32::from),
+                Bits::parse(m).ok().map(u32::from),
+            ) {
                 (Some(v), Some(m)) => Ok((v, m)),
                 _ => Err((0, format!("invalid mark value `{w}`"))),
             },

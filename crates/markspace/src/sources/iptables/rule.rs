@@ -25,7 +25,7 @@
 use std::borrow::Cow;
 
 use crate::model::{
-    CopySource, Field, MarkOp, MarkRead, MarkWrite, ReadTest, Shift, WriteOp, ALL_BITS,
+    Bits, CopySource, Field, MarkOp, MarkRead, MarkWrite, ReadTest, Shift, WriteOp, ALL_BITS,
 };
 
 use super::tokens::Token;
@@ -106,33 +106,9 @@ pub(crate) struct ParsedRule<'a> {
     pub(crate) ct: Option<Action>,
 }
 
-/// Parses a value as `strtoul(s, NULL, 0)` would for a 32-bit option: `0x` hex, leading `0`
-/// octal, else decimal; no sign, no overflow.
-pub fn parse_u32(s: &str) -> Option<u32> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        return u32::from_str_radix(hex, 16).ok();
-    }
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if s.len() > 1 && s.starts_with('0') {
-        return u32::from_str_radix(&s[1..], 8).ok();
-    }
-    s.parse().ok()
-}
-
-fn parse_hex_u32(s: &str) -> Option<u32> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(digits, 16).ok()
+/// A numeric option argument as iptables reads it (`xtables_strtoui`: see [`Bits::parse_arg`]).
+fn arg_u32(s: &str) -> Option<u32> {
+    Bits::parse_arg(s).ok().map(u32::from)
 }
 
 const VALUE_HINT: &str = "mark values are 32-bit numbers: decimal, 0x-prefixed hex or 0-prefixed octal, as in 0x4000 or 0x4000/0xc000";
@@ -151,13 +127,13 @@ fn parse_value_mask(
             let value = if v.is_empty() && allow_empty_value {
                 None
             } else {
-                Some(parse_u32(v).ok_or_else(|| bad("mark value", 0))?)
+                Some(arg_u32(v).ok_or_else(|| bad("mark value", 0))?)
             };
-            let mask = parse_u32(m).ok_or_else(|| bad("mark mask", v.len() + 1))?;
+            let mask = arg_u32(m).ok_or_else(|| bad("mark mask", v.len() + 1))?;
             Ok((value, mask))
         }
         None => Ok((
-            Some(parse_u32(text).ok_or_else(|| bad("mark value", 0))?),
+            Some(arg_u32(text).ok_or_else(|| bad("mark value", 0))?),
             ALL_BITS,
         )),
     }
@@ -692,9 +668,9 @@ impl<'t, 'a> RuleParser<'t, 'a> {
 
     fn number(&self, tok: &Token<'_>) -> Result<u32, ArgError> {
         let parsed = if self.dialect == Dialect::Arptables {
-            parse_hex_u32(&tok.text)
+            Bits::parse_hex(&tok.text).ok().map(u32::from)
         } else {
-            parse_u32(&tok.text)
+            arg_u32(&tok.text)
         };
         parsed.ok_or_else(|| {
             ArgError::new(tok.offset, format!("invalid number `{}`", tok.text)).hint(VALUE_HINT)
@@ -860,7 +836,7 @@ impl<'t, 'a> RuleParser<'t, 'a> {
                 if arg.text == "mark" {
                     st.zone_from_mark = true;
                 } else {
-                    match parse_u32(&arg.text) {
+                    match arg_u32(&arg.text) {
                         Some(z) if z <= 0xffff => {}
                         _ => {
                             return Err(ArgError::new(

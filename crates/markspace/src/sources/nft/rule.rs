@@ -14,7 +14,7 @@ use super::ast::{
     terminal_action, BinOp, Expr, MapData, MarkSrc, RelOp, Stmt, VerdictAst, VmapData,
 };
 use super::lex::{Tok, Token};
-use crate::model::Field;
+use crate::model::{Bits, Field, ParseBitsError};
 use crate::ruleset::Action;
 
 /// A rule that cannot be nft syntax.
@@ -105,36 +105,18 @@ fn is_statement(w: &str) -> bool {
     STATEMENTS.contains(&w)
 }
 
-/// Parses a number as nft does (its scanner's decimal and `0x` hexadecimal numbers, converted
-/// with base 0, so a leading `0` is octal: `010` is 8). `Err(true)` when it is a number too
-/// large for 32 bits.
-pub(crate) fn parse_num(w: &str) -> Result<u32, bool> {
-    let (digits, radix) = if let Some(h) = w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
-        (h, 16)
-    } else if w.len() > 1 && w.starts_with('0') {
-        (&w[1..], 8)
-    } else {
-        (w, 10)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(false);
-    }
-    match u64::from_str_radix(digits, radix) {
-        Ok(v) => u32::try_from(v).map_err(|_| true),
-        Err(_) => Err(true),
-    }
-}
-
 /// A digit-led word: a number, `lo-hi`, `value/len`, or something else (an address, a time).
 /// With `Some(too_big)` when it is a malformed number, or one too large for 32 bits.
 pub(crate) fn digit_word(w: &str) -> (Expr, Option<bool>) {
-    match parse_num(w) {
-        Ok(n) => return (Expr::Num(n), None),
-        Err(true) => return (Expr::data(vec![]), Some(true)),
-        Err(false) => {}
+    // nft's scanner numbers (`{digit}+` with a leading `0` octal, `0[xX]{hexdigit}+`): see
+    // `Bits::parse`.
+    match Bits::parse(w) {
+        Ok(n) => return (Expr::Num(n.0), None),
+        Err(ParseBitsError::TooLarge) => return (Expr::data(vec![]), Some(true)),
+        Err(_) => {}
     }
     if let Some((lo, hi)) = w.split_once('-') {
-        if let (Ok(lo), Ok(hi)) = (parse_num(lo), parse_num(hi)) {
+        if let (Ok(Bits(lo)), Ok(Bits(hi))) = (Bits::parse(lo), Bits::parse(hi)) {
             return (
                 Expr::Range(Box::new(Expr::Num(lo)), Box::new(Expr::Num(hi))),
                 None,
@@ -142,7 +124,7 @@ pub(crate) fn digit_word(w: &str) -> (Expr, Option<bool>) {
         }
     }
     if let Some((v, len)) = w.split_once('/') {
-        if let (Ok(v), Ok(len)) = (parse_num(v), len.parse::<u32>()) {
+        if let (Ok(Bits(v)), Ok(len)) = (Bits::parse(v), len.parse::<u32>()) {
             if len <= 32 {
                 return (Expr::Prefix(Box::new(Expr::Num(v)), len), None);
             }
@@ -903,7 +885,11 @@ impl<'t, 'a> Parser<'t, 'a> {
                     match k {
                         "mod" | "seed" | "offset" => {
                             self.i += 1;
-                            let v = self.word().and_then(|v| parse_num(v).ok()).unwrap_or(0);
+                            let v = self
+                                .word()
+                                .and_then(|v| Bits::parse(v).ok())
+                                .unwrap_or_default()
+                                .0;
                             if self.word().is_some() {
                                 self.i += 1;
                             }
