@@ -176,4 +176,6 @@ pub fn by_name(name: &str) -> Option<&'static Format> {
 }
 
 #[cfg(test)]
+mod attribution_tests;
+#[cfg(test)]
 mod corpus_tests;
