@@ -21,11 +21,13 @@
 //! - everywhere, at prerouting priority -500: the source address it arrived with (delivery, and
 //!   whether it was masqueraded).
 //!
-//! Then the node's ruleset is dumped (`iptables-save`, `ip6tables-save`, `ip rule show`) into a
-//! temporary directory and `markspace trace --format json` runs on it with the same packet (the
-//! connmark of a later packet is the one `conntrack -L` shows before it is sent). The kernel and
+//! Then the node's ruleset is dumped (`iptables-save`, `ip6tables-save`, `ip rule show`, and the
+//! native nft tables of a scenario with `nft list table` or `nft -j list table`) into a temporary
+//! directory, and a second time with the iptables tables as `iptables -t T -nvL` listings (the
+//! form sosreports hold), and `markspace trace --format json` runs on both with the same packet
+//! (the connmark of a later packet is the one `conntrack -L` shows before it is sent). The kernel and
 //! the trace must agree on delivery, the final mark and connmark, source NAT and, when the
-//! scenario routes by mark, the routing table.
+//! scenario routes by mark, the routing table — from either snapshot.
 //!
 //! Datagrams are sent by this test binary itself, re-run inside a namespace with
 //! `ip netns exec` and [`SEND_ENV`] set (the [`udp_send_helper`] test), because replies need a
@@ -1068,6 +1070,9 @@ struct Seen {
 struct Lab {
     nss: Vec<Ns>,
     dir: Dir,
+    /// The same snapshot with the iptables tables as `iptables -t T -nvL` listings (the form
+    /// sosreports hold) instead of `iptables-save`.
+    listing: Dir,
 }
 
 impl Lab {
@@ -1199,10 +1204,19 @@ impl Lab {
         }
         // The snapshot markspace reads: what `markspace collect` would capture of these.
         let dir = Dir::new();
-        dir.file("iptables-save.txt", &node.exec(&["iptables-save"], None));
+        let listing = Dir::new();
+        let v4 = node.exec(&["iptables-save"], None);
+        dir.file("iptables-save.txt", &v4);
         let v6 = node.exec(&["ip6tables-save"], None);
         if !v6.trim().is_empty() {
             dir.file("ip6tables-save.txt", &v6);
+        }
+        for (cmd, save) in [("iptables", &v4), ("ip6tables", &v6)] {
+            // Only the tables the rules use: listing another would create it.
+            for table in save.lines().filter_map(|l| l.strip_prefix('*')) {
+                let text = node.exec(&[cmd, "-t", table, "-nvL"], None);
+                listing.file(&format!("{cmd}_-t_{table}_-nvL"), &text);
+            }
         }
         for (k, table) in nft_tables(s.nft).iter().enumerate() {
             let mut argv = vec!["nft"];
@@ -1211,14 +1225,18 @@ impl Lab {
             }
             argv.extend(["list", "table", table.0, table.1]);
             let ext = if s.nft_json { "json" } else { "nft" };
-            dir.file(&format!("nft-{k}.{ext}"), &node.exec(&argv, None));
+            let text = node.exec(&argv, None);
+            dir.file(&format!("nft-{k}.{ext}"), &text);
+            listing.file(&format!("nft-{k}.{ext}"), &text);
         }
-        dir.file("ip-rule.txt", &node.exec(&["ip", "rule", "show"], None));
-        dir.file(
-            "ip-6-rule.txt",
-            &node.exec(&["ip", "-6", "rule", "show"], None),
-        );
-        Lab { nss, dir }
+        for d in [&dir, &listing] {
+            d.file("ip-rule.txt", &node.exec(&["ip", "rule", "show"], None));
+            d.file(
+                "ip-6-rule.txt",
+                &node.exec(&["ip", "-6", "rule", "show"], None),
+            );
+        }
+        Lab { nss, dir, listing }
     }
 
     fn ns(&self, host: Host) -> &Ns {
@@ -1318,7 +1336,8 @@ impl Lab {
             }
         };
         let seen = self.send(c);
-        let tr = self.trace(c, ctmark);
+        let tr = self.trace(c, ctmark, &self.dir);
+        let from_listing = self.trace(c, ctmark, &self.listing);
         let mut problems = Vec::new();
 
         // The kernel's view.
@@ -1348,76 +1367,89 @@ impl Lab {
             _ => None,
         };
 
-        // The trace's view.
-        let paths = tr["paths"].as_array().cloned().unwrap_or_default();
-        if paths.len() != 1 {
-            problems.push(format!("trace gave {} paths", paths.len()));
-        }
-        let Some(p) = paths.first() else {
-            return (false, problems.join("; "));
-        };
-        let t_delivered = p["verdict"] == "ACCEPT";
-        let t_mark = p["mark"].as_str().and_then(parse_hex);
-        let t_ct = p["ctmark"].as_str().and_then(parse_hex);
-        let t_snat = p["steps"].as_array().is_some_and(|steps| {
-            steps.iter().any(|s| {
-                s["kind"] == "rule"
-                    && s["matched"] == true
-                    && matches!(s["verdict"].as_str(), Some("MASQUERADE" | "SNAT"))
-            })
-        });
-        let t_table = p["table"].as_str().map(str::to_string);
+        let mut line = String::new();
+        for (form, tr) in [("", &tr), ("from iptables -L: ", &from_listing)] {
+            let mut found = Vec::new();
+            let mut text = String::new();
+            {
+                let problems = &mut found;
+                let line = &mut text;
+                // The trace's view.
+                let paths = tr["paths"].as_array().cloned().unwrap_or_default();
+                if paths.len() != 1 {
+                    problems.push(format!("trace gave {} paths", paths.len()));
+                }
+                let Some(p) = paths.first() else {
+                    return (false, format!("{form}{}", problems.join("; ")));
+                };
+                let t_delivered = p["verdict"] == "ACCEPT";
+                let t_mark = p["mark"].as_str().and_then(parse_hex);
+                let t_ct = p["ctmark"].as_str().and_then(parse_hex);
+                let t_snat = p["steps"].as_array().is_some_and(|steps| {
+                    steps.iter().any(|s| {
+                        s["kind"] == "rule"
+                            && s["matched"] == true
+                            && matches!(s["verdict"].as_str(), Some("MASQUERADE" | "SNAT"))
+                    })
+                });
+                let t_table = p["table"].as_str().map(str::to_string);
 
-        let mut line = if delivered {
-            format!(
-                "kernel delivered, mark {} ct {}",
-                opt_hex(k_mark),
-                k_ct.map_or("untracked".into(), |v| format!("{v:#x}")),
-            )
-        } else {
-            "kernel dropped".to_string()
-        };
-        if delivered != t_delivered {
-            problems.push(format!("trace verdict {}", p["verdict"]));
-        }
-        if delivered {
-            if k_mark != t_mark {
-                problems.push(format!("trace mark {}", opt_hex(t_mark)));
-            }
-            // Untracked: the trace must have left the connmark alone.
-            let want_ct = k_ct.unwrap_or(ctmark);
-            if Some(want_ct) != t_ct {
-                problems.push(format!("trace ctmark {}", opt_hex(t_ct)));
-            }
-            if c.state != "reply" {
-                if let Some(k) = k_snat {
-                    let _ = write!(line, " snat {}", yes(k));
-                    if k != t_snat {
-                        problems.push(format!("trace snat {}", yes(t_snat)));
+                *line = if delivered {
+                    format!(
+                        "kernel delivered, mark {} ct {}",
+                        opt_hex(k_mark),
+                        k_ct.map_or("untracked".into(), |v| format!("{v:#x}")),
+                    )
+                } else {
+                    "kernel dropped".to_string()
+                };
+                if delivered != t_delivered {
+                    problems.push(format!("trace verdict {}", p["verdict"]));
+                }
+                if delivered {
+                    if k_mark != t_mark {
+                        problems.push(format!("trace mark {}", opt_hex(t_mark)));
+                    }
+                    // Untracked: the trace must have left the connmark alone.
+                    let want_ct = k_ct.unwrap_or(ctmark);
+                    if Some(want_ct) != t_ct {
+                        problems.push(format!("trace ctmark {}", opt_hex(t_ct)));
+                    }
+                    if c.state != "reply" {
+                        if let Some(k) = k_snat {
+                            let _ = write!(line, " snat {}", yes(k));
+                            if k != t_snat {
+                                problems.push(format!("trace snat {}", yes(t_snat)));
+                            }
+                        }
+                    }
+                    if !c.tables.is_empty() {
+                        let k_table = egress.as_deref().and_then(|e| {
+                            c.tables
+                                .iter()
+                                .find(|(i, _)| *i == e)
+                                .map(|(_, t)| t.to_string())
+                        });
+                        let _ = write!(
+                            line,
+                            " via {} (table {})",
+                            egress.as_deref().unwrap_or("?"),
+                            k_table.as_deref().unwrap_or("?")
+                        );
+                        if k_table != t_table {
+                            problems.push(format!("trace table {t_table:?}"));
+                        }
+                    } else if let (Some(e), Some(o)) = (&egress, c.oif) {
+                        if e != o {
+                            problems.push(format!("lab: left through {e}, expected {o}"));
+                        }
                     }
                 }
             }
-            if !c.tables.is_empty() {
-                let k_table = egress.as_deref().and_then(|e| {
-                    c.tables
-                        .iter()
-                        .find(|(i, _)| *i == e)
-                        .map(|(_, t)| t.to_string())
-                });
-                let _ = write!(
-                    line,
-                    " via {} (table {})",
-                    egress.as_deref().unwrap_or("?"),
-                    k_table.as_deref().unwrap_or("?")
-                );
-                if k_table != t_table {
-                    problems.push(format!("trace table {t_table:?}"));
-                }
-            } else if let (Some(e), Some(o)) = (&egress, c.oif) {
-                if e != o {
-                    problems.push(format!("lab: left through {e}, expected {o}"));
-                }
+            if form.is_empty() {
+                line = text;
             }
+            problems.extend(found.into_iter().map(|p| format!("{form}{p}")));
         }
         if problems.is_empty() {
             (true, line + "; trace agrees")
@@ -1427,8 +1459,8 @@ impl Lab {
     }
 
     /// `markspace trace --format json` on the node's dump with the datagram's packet.
-    fn trace(&self, c: &Check, ctmark: u32) -> serde_json::Value {
-        let dir = self.dir.path().display().to_string();
+    fn trace(&self, c: &Check, ctmark: u32, snapshot: &Dir) -> serde_json::Value {
+        let dir = snapshot.path().display().to_string();
         let sport = c.sport.to_string();
         let dport = c.dport.to_string();
         let ct = format!("{ctmark:#x}");

@@ -22,7 +22,7 @@ pub(crate) mod wireguard;
 pub(crate) mod xfrm;
 
 use crate::diagnostic::Diagnostic;
-use crate::packet::{DetailDecoder, RuleDetails};
+use crate::packet::DetailDecoder;
 use crate::source::SourceId;
 pub use sink::Sink;
 
@@ -56,7 +56,7 @@ pub const ALL: &[Format] = &[
         description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
         detect: iptables::listing::detect,
         parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
-        details: Some(|_, _| RuleDetails::unknown("conditions of iptables-list rules")),
+        details: Some(|text, span| iptables::listing_conds::details(&text[span.range()])),
     },
     Format {
         name: "nft-json",

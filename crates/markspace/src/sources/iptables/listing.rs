@@ -131,7 +131,7 @@ pub(crate) fn parse(
                         .split_whitespace()
                         .any(|w| w.eq_ignore_ascii_case("notrack")))
                 .then_some(Action::Notrack);
-                let verdict = verdict_of(b, t, r.target, false, None, ct);
+                let verdict = verdict_of(b, t, r.target, r.goto, None, ct);
                 push_rule(
                     b,
                     c,
@@ -192,6 +192,8 @@ fn prompt_table(cmd: &str) -> Option<(Family, String)> {
 
 struct ListedRule<'a> {
     target: Option<&'a str>,
+    /// `[goto]` after the addresses: the target is a `-g` goto (`print_firewall`).
+    goto: bool,
     interfaces: Vec<Box<str>>,
     ops: Vec<MarkOp>,
     comment: Option<String>,
@@ -251,9 +253,11 @@ fn parse_rule_line<'a>(line: &'a str, cols: &Columns) -> Result<ListedRule<'a>, 
     let ipv6 = src.contains("::") || dst.contains("::") || src.matches(':').count() > 1;
     let tail_start = words.pos;
     let tail = &line[tail_start..];
+    let goto = words.peek() == Some("[goto]");
     let (ops, comment) = parse_extensions(tail).map_err(|(o, m)| (tail_start + o, m))?;
     Ok(ListedRule {
         target,
+        goto,
         interfaces,
         ops,
         comment,

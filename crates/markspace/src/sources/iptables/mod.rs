@@ -10,8 +10,9 @@
 //! Both feed the same rule model; `rule` knows the option syntax and the kernel semantics of
 //! every mark extension, `tokens` splits lines into words.
 
-pub mod conds;
+pub(crate) mod conds;
 pub(crate) mod listing;
+pub(crate) mod listing_conds;
 pub mod rule;
 pub(crate) mod save;
 pub(crate) mod tokens;
