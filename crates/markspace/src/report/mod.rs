@@ -25,7 +25,7 @@
 //!                                     "file": "…", "line": 187, "owner": "tailscale",
 //!                                     "action": "writes 0x000f0000"}]}}],
 //!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57,
-//!                "duplicate_tables": 0},
+//!                "duplicate_tables": 0, "skipped_lines": 0},
 //!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]
 //! }
 //! ```
@@ -126,6 +126,9 @@ pub struct Summary {
     pub mark_rules: usize,
     /// Tables read twice (the same ruleset in two forms) and counted once.
     pub duplicate_tables: usize,
+    /// Lines of pastes and fragments that could not be read and were skipped (each is a
+    /// warning in `diagnostics`); when nonzero the result may be incomplete.
+    pub skipped_lines: usize,
 }
 
 /// A diagnostic in the report.
@@ -222,6 +225,7 @@ impl Report {
                 rules: node.ruleset.rules.len(),
                 mark_rules,
                 duplicate_tables,
+                skipped_lines: node.skipped_lines,
             },
             diagnostics: node
                 .diagnostics

@@ -63,6 +63,19 @@ pub fn render(report: &Report, color: bool) -> String {
             ))
         );
     }
+    if report.summary.skipped_lines > 0 {
+        let _ = writeln!(
+            out,
+            "  {}",
+            p.severity(
+                Severity::Warning,
+                &format!(
+                    "{} pasted line(s) could not be read and were skipped (warnings above): this result may be incomplete",
+                    report.summary.skipped_lines
+                )
+            )
+        );
+    }
     for (name, field) in [
         ("packet mark (skb->mark)", Field::Mark),
         ("connmark (ct mark)", Field::CtMark),
@@ -219,11 +232,16 @@ pub fn render(report: &Report, color: bool) -> String {
     let s = &report.summary;
     let _ = writeln!(
         out,
-        "{} {} error(s), {} warning(s), {} info",
+        "{} {} error(s), {} warning(s), {} info{}",
         p.bold("summary:"),
         p.severity(Severity::Error, &s.errors.to_string()),
         p.severity(Severity::Warning, &s.warnings.to_string()),
-        s.infos
+        s.infos,
+        if s.skipped_lines > 0 {
+            format!("; {} input line(s) skipped", s.skipped_lines)
+        } else {
+            String::new()
+        }
     );
     out
 }
