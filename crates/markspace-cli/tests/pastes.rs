@@ -199,3 +199,37 @@ fn unclaimed_sections_are_noted_with_their_command() {
     let j = r.json();
     check!(r, j["inputs"][0]["format"] == "ip-rule");
 }
+
+/// Evidence first: a distinctive value outranks names, and every owner says which evidence
+/// decided it and how strong it was.
+#[test]
+fn values_attribute_rules_in_tables_of_other_names() {
+    let d = Dir::new();
+    // Mullvad's split-tunnel marks, pasted from a table not named `mullvad`.
+    let mv = d.file(
+        "mv.nft",
+        "table inet excluded {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority -199; policy accept;\n\t\tct mark 0x00000f41 meta mark set 0x6d6f6c65\n\t}\n}\n",
+    );
+    let r = run(&["audit", "--format", "json", "--fail-on", "never", &mv]);
+    let j = r.json();
+    let o = owner(&j, "mullvad").expect("mullvad by its values");
+    check!(r, o["evidence"][0]["signature"] == "value");
+    check!(r, o["evidence"][0]["strength"] == "strong");
+    // Weave's xfrm selector: inside Weave's narrow xfrm-mark claim, not strongSwan's whole one.
+    let wv = d.file(
+        "xfrm.txt",
+        "src 10.32.0.1/32 dst 10.32.0.2/32\n\tdir out priority 0\n\tmark 0x20000/0x20000\n",
+    );
+    let r = run(&["audit", "--format", "json", "--fail-on", "never", &wv]);
+    let j = r.json();
+    let o = owner(&j, "weave-net").expect("weave-net by its xfrm claim");
+    check!(r, o["evidence"][0]["signature"] == "claim");
+    check!(r, o["evidence"][0]["strength"] == "medium");
+    // A chain name is strong evidence; `unknown` has none.
+    let g = d.file("paste.txt", GIT_GREP);
+    let r = run(&["audit", "--format", "json", "--fail-on", "never", &g]);
+    let j = r.json();
+    let o = owner(&j, "kubelet").unwrap();
+    check!(r, o["evidence"][0]["signature"] == "chain");
+    check!(r, o["evidence"][0]["strength"] == "strong");
+}

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-pub use attribution::{Attribution, Evidence, RuleContext, UNKNOWN};
+pub use attribution::{strength, Attribution, Evidence, RuleContext, UNKNOWN};
 pub use schema::{Incident, Software};
 pub use validate::{validate, Problem};
 

@@ -12,7 +12,9 @@
 //!                 "reads":   {"mark": "0x00004000", "ctmark": "0x00000000"},
 //!                 "writes":  {"mark": "0x00004000", "ctmark": "0x00000000"},
 //!                 "claimed": {"mark": "0x00004000", "ctmark": "0x00000000"},   // registry
-//!                 "recognised_by": ["chain KUBE-MARK-MASQ (1)"]}],
+//!                 "recognised_by": ["chain KUBE-MARK-MASQ (1)"],
+//!                 "evidence": [{"signature": "chain", "pattern": "KUBE-MARK-MASQ",
+//!                               "strength": "strong", "rules": 1}]}],
 //!   "bitmap":   {"mark": [{"bit": 0, "readers": [], "writers": []}, … 32 entries],
 //!                "ctmark": [… 32 entries]},
 //!   "findings": [{"code": "MS001", "name": "shared-bits", "severity": "error",
@@ -91,6 +93,23 @@ pub struct OwnerReport {
     pub claimed: PerField,
     /// Signatures that recognised its rules, with counts.
     pub recognised_by: Vec<String>,
+    /// The same, structured: which evidence decided each group of its rules and how strong it
+    /// is (`strong`: exact names and values; `medium`: name prefixes, jumps, single-bit values;
+    /// `weak`: interfaces; `none` for `unknown`).
+    pub evidence: Vec<EvidenceReport>,
+}
+
+/// One kind of evidence that attributed rules to an owner.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvidenceReport {
+    /// The signature kind (`chain`, `comment`, `value`, `value-mask`, `chain-prefix`, `device`…).
+    pub signature: String,
+    /// The pattern that matched.
+    pub pattern: String,
+    /// `strong`, `medium`, `weak` or `none`.
+    pub strength: &'static str,
+    /// How many of its rules and touchpoints it decided.
+    pub rules: usize,
 }
 
 /// Both bit maps.
@@ -186,6 +205,23 @@ impl Report {
                     .recognised_by
                     .iter()
                     .map(|(k, n)| format!("{k} ({n})"))
+                    .collect(),
+                evidence: o
+                    .recognised_by
+                    .iter()
+                    .map(|(k, n)| {
+                        // Keys are `signature pattern`, or `no signature`.
+                        let (sig, pattern) = match k.split_once(' ') {
+                            Some(("no", "signature")) | None => ("none", ""),
+                            Some((s, p)) => (s, p),
+                        };
+                        EvidenceReport {
+                            signature: sig.to_string(),
+                            pattern: pattern.to_string(),
+                            strength: crate::registry::strength(sig),
+                            rules: *n,
+                        }
+                    })
                     .collect(),
             })
             .collect();
