@@ -156,6 +156,20 @@ impl NodeLoader {
             return self.add_paste(name, text, paste, bad_utf8, explicit);
         }
         let Some((format, fragment)) = whole else {
+            // Prose before a paste (`for example, if existing ip rules:`).
+            if let Some((masked, line, format)) = (text.len() <= PASTE_MAX_BYTES)
+                .then(|| sources::paste::after_prose(&text))
+                .flatten()
+            {
+                self.skipped.push(format!(
+                    "{name}:1-{}: no format reads these lines",
+                    line - 1
+                ));
+                let lenient = self.leniency != Leniency::Strict;
+                let id = self.sources.add(name, masked);
+                self.parse_one(id, name, format, true, lenient);
+                return Ok(());
+            }
             return self.unknown(name, explicit);
         };
         let lenient = match self.leniency {
@@ -269,6 +283,27 @@ impl NodeLoader {
                 .or_else(|| {
                     sources::paste::fragment_format(&section.text).and_then(sources::by_name)
                 });
+            let (section, format) = match format {
+                Some(f) => (section, Some(f)),
+                None => match sources::paste::after_prose(&section.text) {
+                    Some((text, line, f)) => {
+                        notes.push(format!(
+                            "{name}:{}-{}: no format reads these lines",
+                            section.line,
+                            line - 1
+                        ));
+                        (
+                            sources::paste::Section {
+                                text,
+                                line: section.line,
+                                ..section
+                            },
+                            Some(f),
+                        )
+                    }
+                    None => (section, None),
+                },
+            };
             let Some(format) = format else {
                 notes.push(match &section.command {
                     Some(c) => format!(

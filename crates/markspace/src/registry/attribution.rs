@@ -5,8 +5,9 @@
 //!   claims name (`0x6d6f6c65`, `0xf41`, `0xca6c`), a `value/mask` pattern (`0xe00/0xf00`);
 //! - **medium**: name heuristics (an nft table name prefix, the longest matching chain prefix,
 //!   the chain the rule jumps to: a builtin-chain rule jumping into `KUBE-POSTROUTING` is
-//!   kube-proxy's), a single-bit value only one software's claims name, and for touchpoints a
-//!   value inside exactly one software's narrowest claim of that kind (xfrm, WireGuard, …);
+//!   kube-proxy's), the bits of one software's claim exactly (`& 0x00ff0000`), a single-bit
+//!   value only one software's claims name, and for touchpoints a value inside exactly one
+//!   software's narrowest claim of that kind (xfrm, WireGuard, …);
 //! - **weak**: an interface it matches (`br-` is Docker's, and OpenWrt's `br-lan` too).
 //!
 //! A weaker kind is only consulted when no stronger one matched, so a weak heuristic never
@@ -41,6 +42,8 @@ pub struct RuleContext<'a> {
     pub interfaces: &'a [&'a str],
     /// Constant mark values the rule compares or writes.
     pub values: &'a [u32],
+    /// The bits each of its operations reads or writes, per field (`[mark, ctmark]`).
+    pub masks: &'a [[u32; 2]],
 }
 
 /// Why a rule was given to an owner.
@@ -95,6 +98,8 @@ pub(crate) struct Matcher {
     /// Claims of touchpoint kinds (xfrm marks, WireGuard fwmarks, `ip rule`, OVS, sockets): kind,
     /// bits, software.
     kind_claims: Vec<(super::schema::ClaimKind, u32, usize)>,
+    /// Claim bits per field (`[mark, ctmark]`) that exactly one software claims.
+    claim_bits: [HashMap<u32, usize>; 2],
     /// `ip rule` priority ranges (inclusive) and tables.
     priorities: Vec<(u32, u32, usize)>,
     rule_tables: HashMap<String, usize>,
@@ -195,6 +200,31 @@ impl Matcher {
                     m.kind_claims.push((c.kind, u32::from(c.bits), i));
                 }
             }
+        }
+        let mut bits: [HashMap<u32, Option<usize>>; 2] = Default::default();
+        for (i, s) in software.iter().enumerate() {
+            for c in &s.claims {
+                use super::schema::ClaimKind as K;
+                let f = match c.kind {
+                    K::Mark => 0,
+                    K::Ctmark => 1,
+                    _ => continue,
+                };
+                let b = u32::from(c.bits);
+                if b == 0 || b == u32::MAX {
+                    continue;
+                }
+                let e = bits[f].entry(b).or_insert(Some(i));
+                if *e != Some(i) {
+                    *e = None;
+                }
+            }
+        }
+        for (to, from) in m.claim_bits.iter_mut().zip(bits) {
+            *to = from
+                .into_iter()
+                .filter_map(|(b, i)| Some((b, i?)))
+                .collect();
         }
         m.claim_values = named
             .into_iter()
@@ -331,7 +361,7 @@ impl Matcher {
             S::Socket => &[K::SocketMark],
             _ => return None,
         };
-        values.iter().filter(|v| **v != 0).find_map(|v| {
+        values.iter().filter(|v| **v >= 0x10).find_map(|v| {
             let fits = self
                 .kind_claims
                 .iter()
@@ -341,6 +371,18 @@ impl Matcher {
             let (_, bits, i) = owners.next()?;
             let unique = owners.all(|(_, _, j)| j == i);
             unique.then(|| (*i, "claim", crate::model::hex(*bits)))
+        })
+    }
+
+    /// Bits a rule reads or writes that are exactly the bits of one software's claim on that
+    /// field (Tailscale's `meta mark & 0x00ff0000`, AWS VPC CNI's connmark `0x80`): medium.
+    fn claim_mask(&self, masks: &[[u32; 2]]) -> Option<(usize, &'static str, String)> {
+        masks.iter().find_map(|m| {
+            (0..2).find_map(|f| {
+                self.claim_bits[f]
+                    .get(&m[f])
+                    .map(|i| (*i, "claim", crate::model::hex(m[f])))
+            })
         })
     }
 
@@ -415,6 +457,7 @@ impl Matcher {
                 let (i, _, pattern) = self.chain_owner(ctx.jump?)?;
                 Some((i, "jump", pattern))
             })
+            .or_else(|| self.claim_mask(ctx.masks))
             .or_else(|| self.bit_value(ctx.values))
             .or_else(|| {
                 ctx.interfaces.iter().find_map(|iface| {

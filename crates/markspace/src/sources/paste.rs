@@ -73,6 +73,12 @@ fn prompt(line: &str) -> Option<(usize, &str)> {
         }
         return None;
     }
+    // mwan3's troubleshooting report: `Output of "ip rule show"`.
+    if let Some(rest) = l.strip_prefix("Output of \"") {
+        if let Some(cmd) = rest.strip_suffix('"') {
+            return Some((lead + "Output of \"".len(), cmd));
+        }
+    }
     // `kubectl exec POD -- cmd` typed without a prompt.
     if l.starts_with("kubectl ") && l.contains(" exec ") {
         if let Some(i) = l.find(" -- ") {
@@ -322,6 +328,67 @@ pub(crate) fn fragment_format(text: &str) -> Option<&'static str> {
     None
 }
 
+/// A text that starts with prose (`for example, if existing ip rules:`): the first of its first
+/// 50 lines from which a format reads it, as the text with the lines before it empty, that
+/// line's number and the format.
+pub(crate) fn after_prose(text: &str) -> Option<(String, u32, &'static super::Format)> {
+    for (n, start, line) in crate::source::Lines::new(text).take(50).skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rest = &text[start..];
+        let format = super::detect(rest).or_else(|| fragment_format(rest).and_then(super::by_name));
+        if let Some(format) = format {
+            let mut t = "\n".repeat(n as usize - 1);
+            t.push_str(rest);
+            return Some((t, n, format));
+        }
+    }
+    None
+}
+
+/// The padding a terminal leaves where it wrapped a long line (`ss -tanp`/`iptables -S` pasted
+/// from a narrow window): columns of `iptables -L` are never this far apart.
+const WRAP_PAD: &str = "                                        ";
+
+/// Markdown indented code blocks: a run of lines indented by 4 spaces or more, after a blank
+/// line or at the start, loses its common indentation (line numbers stay; the code's own
+/// relative indentation, which `ip xfrm` output needs, stays too).
+fn dedent_code_blocks(lines: &mut [String]) -> bool {
+    let mut changed = false;
+    let mut k = 0;
+    while k < lines.len() {
+        let starts = (k == 0 || lines[k - 1].trim().is_empty()) && lines[k].starts_with("    ");
+        if !starts {
+            k += 1;
+            continue;
+        }
+        let mut end = k;
+        while end < lines.len() && (lines[end].trim().is_empty() || lines[end].starts_with("    "))
+        {
+            end += 1;
+        }
+        let indent = lines[k..end]
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start_matches(' ').len())
+            .min()
+            .unwrap_or(0);
+        if indent >= 4 {
+            for l in &mut lines[k..end] {
+                if l.len() >= indent {
+                    l.replace_range(..indent, "");
+                } else {
+                    l.clear();
+                }
+            }
+            changed = true;
+        }
+        k = end.max(k + 1);
+    }
+    changed
+}
+
 /// Replaces `[from, to)` of a line with spaces.
 fn blank(line: &mut String, from: usize, to: usize) {
     let to = to.min(line.len());
@@ -376,16 +443,37 @@ pub(crate) fn split(text: &str) -> Paste {
             l.clear();
             continue;
         }
-        if t.starts_with("> ") || t == ">" {
+        // `> ` quotes (and a here-document's `> ` continuation prompt after them).
+        loop {
+            let t = l.trim_start();
+            if !(t.starts_with("> ") || t == ">") {
+                break;
+            }
             let at = l.len() - t.len();
             blank(l, at, at + 1);
             decorated = true;
+        }
+        let t = l.trim();
+        // Rules under report headers: `-----`, `=====`.
+        if t.len() >= 5 && (t.bytes().all(|c| c == b'-') || t.bytes().all(|c| c == b'=')) {
+            l.clear();
+            decorated = true;
+            continue;
+        }
+        // A line a terminal wrapped and padded (`… -j RETU<80 spaces>RN`): joined again.
+        if let Some(at) = l.trim_end().find(WRAP_PAD) {
+            let end = at + l[at..].len() - l[at..].trim_start().len();
+            if end < l.trim_end().len() {
+                l.replace_range(at..end, "");
+                decorated = true;
+            }
         }
         if l.contains('`') {
             decorated = true;
             *l = l.replace('`', " ");
         }
     }
+    decorated |= dedent_code_blocks(&mut lines);
     // Sections.
     let mut sections: Vec<Section> = Vec::new();
     let mut starts: Vec<(usize, Option<(usize, String)>)> = vec![(0, None)];
@@ -421,6 +509,19 @@ pub(crate) fn split(text: &str) -> Paste {
                 blank(first, 0, eff_at);
             } else {
                 *first = format!("{}$ {}", " ".repeat(eff_at.saturating_sub(2)), eff);
+            }
+        }
+        // `nft -f - <<HERE`: the terminator is no content.
+        if let Some(word) = prompt_at
+            .as_ref()
+            .and_then(|(_, c)| c.split_once("<<"))
+            .map(|(_, w)| w.trim().trim_matches(|c| c == '\'' || c == '"' || c == '-'))
+            .filter(|w| !w.is_empty())
+        {
+            for l in body.iter_mut().skip(1) {
+                if l.trim() == word {
+                    l.clear();
+                }
             }
         }
         if let Some((files, numbered)) = &grep {
