@@ -59,6 +59,31 @@ const MORE_TOOLS: &[&str] = &[
     "mwan3",
 ];
 
+/// Whether a tool's command line, typed without a prompt, starts a section: the network tools
+/// of [`super::text::COMMANDS`] whose output has no line starting with their name.
+fn bare_tool(tool: &str) -> bool {
+    super::text::COMMANDS.contains(&tool)
+        && !matches!(
+            tool,
+            "cat"
+                | "docker"
+                | "kubectl"
+                | "ss"
+                | "sysctl"
+                | "conntrack"
+                | "bpftool"
+                | "ipvsadm"
+                | "ovs-appctl"
+                | "wg-quick"
+        )
+}
+
+/// `ip` objects a command line names (`ip rule`, `ip -d link`): `ip saddr` is nft syntax.
+const IP_OBJECTS: &[&str] = &[
+    "rule", "ru", "route", "r", "ro", "xfrm", "link", "l", "addr", "address", "a", "neigh",
+    "netns", "tunnel",
+];
+
 /// A prompt-like line: the byte offset of its command and the command.
 fn prompt(line: &str) -> Option<(usize, &str)> {
     let lead = line.len() - line.trim_start().len();
@@ -66,12 +91,35 @@ fn prompt(line: &str) -> Option<(usize, &str)> {
     // sh -x / set -x traces: `+ cmd`, `++ cmd`.
     let plus = l.len() - l.trim_start_matches('+').len();
     if plus > 0 && l[plus..].starts_with(' ') {
+        // Every traced command is a boundary (`+ '[' -n 8080, ']'` too).
         let cmd = l[plus..].trim_start();
-        let first = cmd.split_whitespace().next()?;
-        if first.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/') {
+        return (!cmd.is_empty()).then_some((lead + (l.len() - cmd.len()), cmd));
+    }
+    // A command typed without a prompt (`iptables -t nat -S`, `ip -f inet rule add …`).
+    if let Some(first) = l.split_whitespace().next() {
+        let cmd = l.strip_prefix("sudo ").map_or(l, str::trim_start);
+        let first = if first == "sudo" {
+            cmd.split_whitespace().next().unwrap_or("")
+        } else {
+            first
+        };
+        let second = cmd.split_whitespace().nth(1).unwrap_or("");
+        // `ip saddr …`, `tc …` words also start nft statements and listings: only commands.
+        let command_like = match first {
+            "ip" => IP_OBJECTS.contains(&second) || second.starts_with('-'),
+            "tc" => matches!(second, "filter" | "qdisc" | "class" | "-s" | "-j" | "-d"),
+            "wg" => matches!(second, "show" | "showconf" | "set"),
+            _ => {
+                second.starts_with('-')
+                    || matches!(
+                        second,
+                        "list" | "add" | "insert" | "dump-flows" | "add-flow"
+                    )
+            }
+        };
+        if bare_tool(first) && command_like {
             return Some((lead + (l.len() - cmd.len()), cmd));
         }
-        return None;
     }
     // mwan3's troubleshooting report: `Output of "ip rule show"`.
     if let Some(rest) = l.strip_prefix("Output of \"") {
@@ -95,7 +143,10 @@ fn prompt(line: &str) -> Option<(usize, &str)> {
         (None, None) => return None,
     };
     let prefix = &l[..cut];
+    // `root@node:~# k logs …`: a prompt whatever it runs (`# comment` needs a known tool).
+    let has_host = prefix.contains('@') || prefix == "/" || prefix.ends_with('/');
     let plausible = prefix.is_empty()
+        || has_host
         || (!prefix.contains(char::is_whitespace)
             && !prefix.starts_with('-')
             && !prefix.starts_with('"')
@@ -112,7 +163,8 @@ fn prompt(line: &str) -> Option<(usize, &str)> {
     let cmd = l[cut + 2..].trim();
     let first = cmd.split_whitespace().next()?;
     let base = first.rsplit('/').next().unwrap_or(first);
-    if is_hash && !super::text::COMMANDS.contains(&base) && !MORE_TOOLS.contains(&base) {
+    if is_hash && !has_host && !super::text::COMMANDS.contains(&base) && !MORE_TOOLS.contains(&base)
+    {
         return None;
     }
     if !is_hash && !first.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '.') {
