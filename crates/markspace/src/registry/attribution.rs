@@ -6,8 +6,8 @@
 //! - **medium**: name heuristics (an nft table name prefix, the longest matching chain prefix,
 //!   the chain the rule jumps to: a builtin-chain rule jumping into `KUBE-POSTROUTING` is
 //!   kube-proxy's), the bits of one software's claim exactly (`& 0x00ff0000`), a single-bit
-//!   value only one software's claims name, and for touchpoints a value inside exactly one
-//!   software's narrowest claim of that kind (xfrm, WireGuard, …);
+//!   value only one software's claims name, and for touchpoints a value equal to exactly one
+//!   software's claim of that kind (xfrm, WireGuard, …);
 //! - **weak**: an interface it matches (`br-` is Docker's, and OpenWrt's `br-lan` too).
 //!
 //! A weaker kind is only consulted when no stronger one matched, so a weak heuristic never
@@ -343,9 +343,8 @@ impl Matcher {
             })
     }
 
-    /// A touchpoint value inside the bits of exactly one software's narrowest claim of that
-    /// touchpoint's kind (Weave's xfrm `mark 0x20000/0x20000` inside its xfrm-mark claim
-    /// 0x20000, where strongSwan's claim is all 32 bits): medium.
+    /// A touchpoint value equal to the bits of exactly one software's claim of that touchpoint's
+    /// kind (Weave's xfrm `mark 0x20000/0x20000` and its xfrm-mark claim 0x20000): medium.
     fn kind_claim(
         &self,
         subsystem: crate::touchpoint::Subsystem,
@@ -362,12 +361,12 @@ impl Matcher {
             _ => return None,
         };
         values.iter().filter(|v| **v >= 0x10).find_map(|v| {
-            let fits = self
+            // Only a value that is the whole claim says much (Weave's `0x20000/0x20000`): a
+            // value inside a wider claim (a bit of a 16-bit routing-mark space) is anyone's.
+            let mut owners = self
                 .kind_claims
                 .iter()
-                .filter(|(k, bits, _)| kinds.contains(k) && v & !bits == 0);
-            let narrowest = fits.clone().map(|(_, b, _)| b.count_ones()).min()?;
-            let mut owners = fits.filter(|(_, b, _)| b.count_ones() == narrowest);
+                .filter(|(k, bits, _)| kinds.contains(k) && *v == *bits);
             let (_, bits, i) = owners.next()?;
             let unique = owners.all(|(_, _, j)| j == i);
             unique.then(|| (*i, "claim", crate::model::hex(*bits)))
