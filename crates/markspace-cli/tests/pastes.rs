@@ -233,3 +233,50 @@ fn values_attribute_rules_in_tables_of_other_names() {
     check!(r, o["evidence"][0]["signature"] == "chain");
     check!(r, o["evidence"][0]["strength"] == "strong");
 }
+
+/// A paste of three commands gives all three formats, each section read by its own.
+#[test]
+fn iptables_save_xfrm_and_ip_rule_sections_give_all_three() {
+    let d = Dir::new();
+    let f = d.file(
+        "session.txt",
+        "$ sudo iptables-save -t mangle\n*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark 0x200/0xf00\nCOMMIT\n$ sudo ip xfrm policy\nsrc 0.0.0.0/0 dst 10.0.0.0/8\n\tdir out priority 0\n\tmark 0xe00/0xf00\n$ ip rule\n0:\tfrom all lookup local\n10:\tfrom all fwmark 0x200/0xf00 lookup 2004\n",
+    );
+    let r = run(&["audit", "--format", "json", "--fail-on", "never", &f]);
+    check!(r, r.code == 0);
+    let j = r.json();
+    let formats: Vec<&str> = j["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["format"].as_str().unwrap())
+        .collect();
+    check!(r, formats == ["iptables-save", "ip-xfrm", "ip-rule"]);
+    check!(r, j["summary"]["skipped_lines"] == 0);
+}
+
+/// Decorations: a `kubectl logs` preamble, an `sh -x` trace with a `\` continuation, a Markdown
+/// backtick before a prompt, `grep -n` line prefixes; every line keeps its number.
+#[test]
+fn decorations_are_removed_without_moving_lines() {
+    let d = Dir::new();
+    let f = d.file(
+        "trace.txt",
+        "$ kubectl logs pod -c init\nsetting up\n+ iptables -t mangle -A PREROUTING \\\n    -j MARK --set-xmark 0x10/0x10\n`$ grep -n mark rules.txt`\n12:-A FORWARD -m mark --mark 0x10/0x10 -j ACCEPT\n",
+    );
+    let r = run(&["audit", "--format", "json", "--fail-on", "never", &f]);
+    check!(r, r.code == 0);
+    let j = r.json();
+    check!(r, j["summary"]["mark_rules"] == 2);
+    check!(r, j["summary"]["skipped_lines"] == 0);
+    let mut lines: Vec<u64> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["evidence"].as_array().unwrap().iter())
+        .filter_map(|e| e["line"].as_u64())
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    check!(r, lines == [3, 6]);
+}
