@@ -4,6 +4,16 @@
 
 use crate::util::{findings, owner, run, Dir};
 
+/// The formats a report says it read, in order.
+fn formats_of(j: &serde_json::Value) -> Vec<&str> {
+    j["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["format"].as_str().unwrap())
+        .collect()
+}
+
 /// The multi-command paste of issue #14: `git grep` over a cilium-bugtool's `iptables-save -c`
 /// (counters in brackets) and its `ip xfrm policy`.
 const GIT_GREP: &str = "\
@@ -22,12 +32,7 @@ fn git_grep_paste_gives_the_kubelet_drop_bit_against_the_xfrm_mark() {
     let r = run(&["audit", "--format", "json", "--fail-on", "never", &f]);
     check!(r, r.code == 0);
     let j = r.json();
-    let formats: Vec<&str> = j["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["format"].as_str().unwrap())
-        .collect();
+    let formats = formats_of(&j);
     check!(r, formats == ["iptables-save", "ip-xfrm"]);
     check!(r, owner(&j, "kubelet").is_some());
     check!(r, owner(&j, "cilium").is_some());
@@ -245,12 +250,7 @@ fn iptables_save_xfrm_and_ip_rule_sections_give_all_three() {
     let r = run(&["audit", "--format", "json", "--fail-on", "never", &f]);
     check!(r, r.code == 0);
     let j = r.json();
-    let formats: Vec<&str> = j["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["format"].as_str().unwrap())
-        .collect();
+    let formats = formats_of(&j);
     check!(r, formats == ["iptables-save", "ip-xfrm", "ip-rule"]);
     check!(r, j["summary"]["skipped_lines"] == 0);
 }
