@@ -183,6 +183,7 @@ fn fragments_are_read_into_the_unknown_table() {
         check!(r, r.code == 0);
         let j = r.json();
         check!(r, j["summary"]["mark_rules"] == 1);
+        check!(r, j["summary"]["unknown_context_rules"] == 1);
         check!(r, findings(&j, "MS009").is_empty());
         let o = &j["owners"][0];
         check!(r, o["reads"][field] == reads);

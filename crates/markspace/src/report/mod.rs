@@ -27,7 +27,7 @@
 //!                                     "file": "…", "line": 187, "owner": "tailscale",
 //!                                     "action": "writes 0x000f0000"}]}}],
 //!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57,
-//!                "duplicate_tables": 0, "skipped_lines": 0},
+//!                "duplicate_tables": 0, "skipped_lines": 0, "unknown_context_rules": 0},
 //!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]
 //! }
 //! ```
@@ -148,6 +148,9 @@ pub struct Summary {
     /// Lines of pastes and fragments that could not be read and were skipped (each is a
     /// warning in `diagnostics`); when nonzero the result may be incomplete.
     pub skipped_lines: usize,
+    /// Mark rules pasted without their table or chain (read into `(unknown)`): where they run is
+    /// unknown, and the analysis assumes they meet every other owner's uses.
+    pub unknown_context_rules: usize,
 }
 
 /// A diagnostic in the report.
@@ -232,6 +235,17 @@ impl Report {
             .iter()
             .filter(|r| !r.ops().is_empty() && !node.ruleset.is_duplicate(r))
             .count();
+        let unknown_context_rules = node
+            .ruleset
+            .rules
+            .iter()
+            .filter(|r| !r.ops().is_empty() && !node.ruleset.is_duplicate(r))
+            .filter(|r| {
+                let chain = node.ruleset.chain(r.chain);
+                &*chain.name == crate::ruleset::UNKNOWN_CHAIN
+                    || &*node.ruleset.table(chain.table).name == crate::ruleset::UNKNOWN_TABLE
+            })
+            .count();
         let duplicate_tables = node
             .ruleset
             .tables
@@ -262,6 +276,7 @@ impl Report {
                 mark_rules,
                 duplicate_tables,
                 skipped_lines: node.skipped_lines,
+                unknown_context_rules,
             },
             diagnostics: node
                 .diagnostics

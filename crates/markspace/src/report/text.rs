@@ -53,15 +53,21 @@ pub fn render(report: &Report, color: bool) -> String {
     for i in &report.inputs {
         let _ = writeln!(out, "  {} {}", p.dim(&format!("[{}]", i.format)), i.file);
     }
-    if report.summary.duplicate_tables > 0 {
-        let _ = writeln!(
-            out,
-            "  {}",
-            p.dim(&format!(
-                "{} table(s) appeared in two inputs with the same rules and are counted once",
-                report.summary.duplicate_tables
-            ))
-        );
+    let s = &report.summary;
+    let notes = [
+        (
+            s.duplicate_tables,
+            "table(s) appeared in two inputs with the same rules and are counted once",
+        ),
+        (
+            s.unknown_context_rules,
+            "mark rule(s) were pasted without their table or chain (shown as `(unknown)`): where they run is not known, so they are assumed to meet every other owner's uses",
+        ),
+    ];
+    for (n, what) in notes {
+        if n > 0 {
+            let _ = writeln!(out, "  {}", p.dim(&format!("{n} {what}")));
+        }
     }
     if report.summary.skipped_lines > 0 {
         let _ = writeln!(
