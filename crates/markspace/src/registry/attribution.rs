@@ -1,7 +1,7 @@
 //! Naming the owner of a rule from its evidence, strongest first.
 //!
 //! - **strong**: an exact chain name, a comment (substring or prefix), a native nft table's
-//!   name, and exact values: a registry signature value, a multi-bit value only one software's
+//!   name, a registered `ip rule` priority range, and exact values: a registry signature value, a multi-bit value only one software's
 //!   claims name (`0x6d6f6c65`, `0xf41`, `0xca6c`), a `value/mask` pattern (`0xe00/0xf00`);
 //! - **medium**: name heuristics (an nft table name prefix, the longest matching chain prefix,
 //!   the chain the rule jumps to: a builtin-chain rule jumping into `KUBE-POSTROUTING` is
@@ -64,9 +64,10 @@ pub struct Evidence {
 pub fn strength(signature: &str) -> &'static str {
     match signature {
         "chain" | "comment" | "table" | "value" | "value-mask" | "mark-pattern" | "program"
-        | "process" => "strong",
-        "table-prefix" | "chain-prefix" | "jump" | "value-bit" | "priority" | "routing-table"
-        | "claim" => "medium",
+        | "process" | "priority" => "strong",
+        "table-prefix" | "chain-prefix" | "jump" | "value-bit" | "routing-table" | "claim" => {
+            "medium"
+        }
         "device" => "weak",
         _ => "none",
     }
@@ -280,7 +281,8 @@ impl Matcher {
         };
         let found = by_name(&self.programs, ctx.program.as_deref(), "program")
             .or_else(|| by_name(&self.processes, ctx.process.as_deref(), "process"))
-            .or_else(|| self.strong_value(values))
+            // A registered `ip rule` priority range before values: small fwmark values are
+            // reused (mwan3's 0x500/0x3f00 is its fifth interface, not Cilium's 0x500).
             .or_else(|| {
                 let prio = ctx.priority.filter(|_| ip_rule)?;
                 self.priorities
@@ -298,6 +300,7 @@ impl Matcher {
                         )
                     })
             })
+            .or_else(|| self.strong_value(values))
             .or_else(|| self.bit_value(values))
             .or_else(|| {
                 let t = ctx.table.as_deref().filter(|_| ip_rule)?;
