@@ -608,6 +608,27 @@ fn read_file(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// Random pastes (prompts, fences, fragments of every format) are read without a panic,
+    /// leniently and strictly, and the model builds.
+    #[test]
+    fn random_pastes_load_without_panics() {
+        for (k, text) in sources::paste::random_pastes(1500).into_iter().enumerate() {
+            for leniency in [Leniency::Auto, Leniency::Strict, Leniency::Lenient] {
+                let mut loader = NodeLoader::new();
+                loader.set_leniency(leniency);
+                let _ = loader.add_text(&format!("paste{k}"), text.clone().into_bytes(), false);
+                let node = loader.finish();
+                // Auto keeps machine output strict; --lenient never leaves an error.
+                if leniency == Leniency::Lenient {
+                    assert!(
+                        node.diagnostics.iter().all(|d| d.level != Level::Error),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+    }
+
     /// The two-thread read returns the file's bytes, at sizes around the threshold and with an
     /// odd length (the halves differ by one byte).
     #[test]

@@ -629,6 +629,68 @@ pub(crate) fn split(text: &str) -> Paste {
     }
 }
 
+/// Random texts of the pieces pastes are made of (prompts, quotes, fences, continuations,
+/// wraps, grep prefixes, multi-byte characters), for tests that nothing panics on them.
+#[cfg(test)]
+pub(crate) fn random_pastes(count: usize) -> Vec<String> {
+    const PIECES: &[&str] = &[
+        "$ ",
+        "# ",
+        "+ ",
+        "++ ",
+        "> ",
+        "```",
+        "`",
+        "\\",
+        "\n",
+        "\r\n",
+        "    ",
+        "\t",
+        "git grep x f.md",
+        "f.md:",
+        "12:",
+        "-A X -j MARK --set-xmark 0x1/0x1",
+        "iptables -S",
+        "ip rule",
+        "ip saddr",
+        "Output of \"",
+        "\"",
+        "kubectl exec p -- ",
+        "root@h:~# ",
+        "é",
+        "—",
+        "<<EOF",
+        "EOF",
+        "-----",
+        "chain c {",
+        "}",
+        "0:\tfrom all fwmark 0x1",
+        "                                        ",
+        "/ # ",
+        "meta mark set ct mark & 0x80",
+        "CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80",
+        "DROP all -- any any anywhere",
+        "src 1.2.3.4 dst 5.6.7.8",
+        "\tmark 0x9e00/0xff00",
+        "wg0\t0xca6c",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..count)
+        .map(|_| {
+            let n = (next() % 40) as usize;
+            (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,6 +744,27 @@ mod tests {
         assert!(lines[1].trim().starts_with("iptables -t mangle -A X"));
         assert!(lines[1].contains("--set-xmark 0x1/0x1"));
         assert_eq!(lines[2], "");
+    }
+
+    /// Every section keeps the input's line count (spans and line numbers stay the paste's),
+    /// and nothing panics, on random texts of the pieces pastes are made of.
+    #[test]
+    fn random_pastes_split_without_panics_and_keep_lines() {
+        for text in random_pastes(2000) {
+            let lines = crate::source::Lines::new(&text).count();
+            let paste = split(&text);
+            for sec in &paste.sections {
+                assert!(
+                    crate::source::Lines::new(&sec.text).count() <= lines.max(1),
+                    "{text:?}"
+                );
+            }
+            if let Some((t, line, _)) = after_prose(&text) {
+                assert!(line >= 2);
+                assert_eq!(crate::source::Lines::new(&t).count(), lines, "{text:?}");
+            }
+            let _ = fragment_format(&text);
+        }
     }
 
     #[test]
