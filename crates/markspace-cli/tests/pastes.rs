@@ -281,3 +281,19 @@ fn decorations_are_removed_without_moving_lines() {
     lines.dedup();
     check!(r, lines == [3, 6]);
 }
+
+/// A paste cut inside a quote: the cut line is skipped and counted like any unreadable line.
+#[test]
+fn a_paste_cut_inside_a_quote_counts_the_cut_line() {
+    let d = Dir::new();
+    let f = d.file(
+        "cut.txt",
+        "$ sudo iptables -t mangle -S\n-A PREROUTING -j MARK --set-xmark 0x1/0x1\n-A PREROUTING -m comment --comment \"cut her",
+    );
+    let r = run(&["audit", "--format", "json", &f]);
+    check!(r, r.code == 3);
+    check!(r, r.stderr.contains(&format!("{f}:3:")));
+    let j = r.json();
+    check!(r, j["summary"]["skipped_lines"] == 1);
+    check!(r, j["summary"]["mark_rules"] == 1);
+}

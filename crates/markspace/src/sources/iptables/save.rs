@@ -293,7 +293,14 @@ pub(crate) fn parse_in(
             let parsed = match rule {
                 Ok(p) => p,
                 &mut Err(Bad::Quote { at: offset, last }) => {
-                    diags.push(if last {
+                    // In a paste the cut line is reported like every unreadable line of a paste
+                    // (skipped and counted); whole machine output keeps its warning.
+                    diags.push(if last && fragment {
+                        Diagnostic::error(
+                            at(body_at + offset),
+                            "line ends inside a quote (the paste is cut here)",
+                        )
+                    } else if last {
                         Diagnostic::warning(
                             at(body_at + offset),
                             "line ends inside a quote; read as truncated and skipped",
