@@ -169,6 +169,15 @@ pub(crate) struct AuditArgs {
     /// When to use colours in text output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
+    /// Read every input strictly: a malformed line is an error and nothing is audited (the
+    /// default for machine output; pastes and fragments are otherwise read leniently).
+    #[arg(long, conflicts_with = "lenient")]
+    pub(crate) strict: bool,
+    /// Read every input leniently: a malformed line is a warning, skipped and counted (the
+    /// default for pastes and fragments); a run that skipped lines exits 3 unless findings
+    /// reached --fail-on.
+    #[arg(long)]
+    pub(crate) lenient: bool,
 }
 
 #[derive(Debug, Args)]

@@ -498,6 +498,14 @@ pub struct Table {
     pub nft_listing: bool,
 }
 
+/// The name of the table of rules pasted without one (no `*table`, `-t` or `table … {`): the
+/// table, and with it the hook, is unknown, and such rules may run anywhere.
+pub const UNKNOWN_TABLE: &str = "(unknown)";
+
+/// The name of the chain of rules pasted without one (a bare rule spec, an `iptables -L` line
+/// without its `Chain` header, an nft statement on its own).
+pub const UNKNOWN_CHAIN: &str = "(unknown)";
+
 /// The whole model of all netfilter inputs.
 #[derive(Clone, Debug, Default)]
 pub struct Ruleset {
@@ -603,6 +611,16 @@ impl RulesetBuilder {
             nft_listing: false,
         });
         id
+    }
+
+    /// Marks every table read from `source` as partial (a paste or fragment): the callers of
+    /// its chains may lie outside the excerpt, so none of its rules is unreachable.
+    pub fn mark_partial(&mut self, source: SourceId) {
+        for t in &mut self.set.tables {
+            if t.source == source {
+                t.complete = false;
+            }
+        }
     }
 
     /// Mutable access to a table (to set its family, origin or completeness).

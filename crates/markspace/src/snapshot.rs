@@ -9,10 +9,10 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Level};
 use crate::model::Node;
 use crate::packet::DetailDecoder;
-use crate::source::{SourceMap, Span};
+use crate::source::{SourceId, SourceMap, Span};
 use crate::sources::{self, Sink};
 
 /// Largest input file read (bytes).
@@ -68,9 +68,30 @@ pub enum InputError {
     },
 }
 
+/// How malformed lines are treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Leniency {
+    /// Machine output (a whole `iptables-save`, `nft -j`, a `collect` snapshot) is strict: a
+    /// malformed line is an error and nothing is audited. Pastes and fragments (prompts,
+    /// decorations, several commands, bare rules) are lenient.
+    #[default]
+    Auto,
+    /// Every input is strict.
+    Strict,
+    /// Every input is lenient: a malformed line is a warning and is skipped.
+    Lenient,
+}
+
+/// Texts larger than this are machine output, never split as pastes (pastes are small, and a
+/// large node's dump must not pay for the scan).
+const PASTE_MAX_BYTES: usize = 4 << 20;
+
 /// Collects inputs, then parses them into a [`Node`].
 #[derive(Default)]
 pub struct NodeLoader {
+    leniency: Leniency,
+    skipped_lines: usize,
     sources: SourceMap,
     sink: Sink,
     diagnostics: Vec<Diagnostic>,
@@ -85,6 +106,11 @@ impl NodeLoader {
     /// An empty loader.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how malformed lines are treated (default [`Leniency::Auto`]).
+    pub fn set_leniency(&mut self, leniency: Leniency) {
+        self.leniency = leniency;
     }
 
     /// Adds a text under a display name. `explicit` says the user named it (an unknown format is
@@ -108,44 +134,217 @@ impl NodeLoader {
                 (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(at))
             }
         };
-        let Some(format) = sources::detect(&text) else {
-            if explicit {
-                return Err(InputError::UnknownFormat {
-                    path: name.to_string(),
-                    formats: sources::ALL
-                        .iter()
-                        .map(|f| format!("{} ({})", f.name, f.description))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                });
+        // A paste (prompts, decorations, several commands) is read section by section; plain
+        // machine output whole and strictly; a fragment no detector claims, leniently.
+        let paste = (text.len() <= PASTE_MAX_BYTES)
+            .then(|| sources::paste::split(&text))
+            .filter(|p| p.decorated);
+        let whole = if paste.is_none() {
+            sources::detect(&text).map(|f| (f, false))
+        } else {
+            None
+        };
+        let whole = whole.or_else(|| {
+            if paste.is_some() {
+                return None;
             }
-            self.skipped.push(name.to_string());
-            return Ok(());
+            sources::paste::fragment_format(&text)
+                .and_then(sources::by_name)
+                .map(|f| (f, true))
+        });
+        if let Some(paste) = paste {
+            return self.add_paste(name, text, paste, bad_utf8, explicit);
+        }
+        let Some((format, fragment)) = whole else {
+            // Prose before a paste (`for example, if existing ip rules:`).
+            if let Some((masked, line, format)) = (text.len() <= PASTE_MAX_BYTES)
+                .then(|| sources::paste::after_prose(&text))
+                .flatten()
+            {
+                self.skipped.push(format!(
+                    "{name}:1-{}: no format reads these lines",
+                    line - 1
+                ));
+                let lenient = self.leniency != Leniency::Strict;
+                let id = self.sources.add(name, masked);
+                self.parse_one(id, name, format, true, lenient);
+                return Ok(());
+            }
+            return self.unknown(name, explicit);
+        };
+        let lenient = match self.leniency {
+            Leniency::Auto => fragment,
+            Leniency::Strict => false,
+            Leniency::Lenient => true,
         };
         let id = self.sources.add(name, text);
-        if let Some(at) = bad_utf8 {
-            let text = &self.sources.file(id).text;
-            let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at.min(text.len())])
-                .count() as u32;
-            self.diagnostics.push(
-                Diagnostic::warning(
-                    Span {
-                        source: id,
-                        line,
-                        start: at as u32,
-                        len: 1,
-                    },
-                    "invalid UTF-8; the bytes were replaced with U+FFFD",
-                )
-                .with_hint("comments in another encoding do not change the analysis"),
-            );
+        self.utf8_warning(id, bad_utf8);
+        self.parse_one(id, name, format, fragment, lenient);
+        Ok(())
+    }
+
+    fn unknown(&mut self, name: &str, explicit: bool) -> Result<(), InputError> {
+        if explicit {
+            return Err(InputError::UnknownFormat {
+                path: name.to_string(),
+                formats: sources::ALL
+                    .iter()
+                    .map(|f| format!("{} ({})", f.name, f.description))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
         }
+        self.skipped.push(name.to_string());
+        Ok(())
+    }
+
+    fn utf8_warning(&mut self, id: SourceId, bad_utf8: Option<usize>) {
+        let Some(at) = bad_utf8 else { return };
         let text = &self.sources.file(id).text;
+        let line =
+            1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at.min(text.len())]).count() as u32;
+        self.diagnostics.push(
+            Diagnostic::warning(
+                Span {
+                    source: id,
+                    line,
+                    start: at as u32,
+                    len: 1,
+                },
+                "invalid UTF-8; the bytes were replaced with U+FFFD",
+            )
+            .with_hint("comments in another encoding do not change the analysis"),
+        );
+    }
+
+    /// Parses one source; a lenient read turns each malformed line into a warning that says the
+    /// line was skipped, and counts it.
+    fn parse_one(
+        &mut self,
+        id: SourceId,
+        name: &str,
+        format: &'static sources::Format,
+        fragment: bool,
+        lenient: bool,
+    ) {
+        let text = &self.sources.file(id).text;
+        self.sink.fragment = fragment;
         let diags = (format.parse)(text, id, name, &mut self.sink);
-        self.diagnostics.extend(diags);
+        self.sink.fragment = false;
+        if fragment {
+            self.sink.ruleset.mark_partial(id);
+        }
+        let mut last_line = None;
+        for mut d in diags {
+            if lenient && d.level == Level::Error {
+                d.level = Level::Warning;
+                d.message = format!(
+                    "{}; line skipped (read leniently: {name} is a paste)",
+                    d.message
+                );
+                if last_line != Some(d.span.line) {
+                    self.skipped_lines += 1;
+                    last_line = Some(d.span.line);
+                }
+            }
+            self.diagnostics.push(d);
+        }
         self.formats.push((name.to_string(), format.name));
         self.source_formats.push(format.name);
         self.rule_decoders.push(format.details);
+    }
+
+    /// Reads a paste: each section by its own format (consecutive sections of one format
+    /// together), sections no format claims noted with their command.
+    fn add_paste(
+        &mut self,
+        name: &str,
+        text: String,
+        paste: sources::paste::Paste,
+        bad_utf8: Option<usize>,
+        explicit: bool,
+    ) -> Result<(), InputError> {
+        let lenient = self.leniency != Leniency::Strict;
+        let mut groups: Vec<(&'static sources::Format, String)> = Vec::new();
+        let mut notes = Vec::new();
+        for section in paste.sections {
+            if !section.has_content {
+                continue;
+            }
+            // A file the user printed (`git grep X ip-xfrm-policy.md`) is what its name says;
+            // a command's output is judged by its content first.
+            let named = section
+                .hint
+                .filter(|_| section.reads_files)
+                .and_then(sources::by_name);
+            let format = named
+                .or_else(|| sources::detect(&section.text))
+                .or_else(|| section.hint.and_then(sources::by_name))
+                .or_else(|| {
+                    sources::paste::fragment_format(&section.text).and_then(sources::by_name)
+                });
+            let (section, format) = match format {
+                Some(f) => (section, Some(f)),
+                None => match sources::paste::after_prose(&section.text) {
+                    Some((text, line, f)) => {
+                        notes.push(format!(
+                            "{name}:{}-{}: no format reads these lines",
+                            section.line,
+                            line - 1
+                        ));
+                        (
+                            sources::paste::Section {
+                                text,
+                                line: section.line,
+                                ..section
+                            },
+                            Some(f),
+                        )
+                    }
+                    None => (section, None),
+                },
+            };
+            let Some(format) = format else {
+                notes.push(match &section.command {
+                    Some(c) => format!(
+                        "{name}:{} (output of `{c}`): no format reads it",
+                        section.line
+                    ),
+                    None => format!("{name}:{}: no format reads these lines", section.line),
+                });
+                continue;
+            };
+            match groups.last_mut() {
+                Some((f, t)) if std::ptr::eq(*f, format) => {
+                    // Both texts hold every line up to their own, the lines before each
+                    // empty: drop the later one's empty lines that `t` already holds.
+                    let held = memchr::memchr_iter(b'\n', t.as_bytes()).count();
+                    t.push_str(section.text.get(held..).unwrap_or(""));
+                }
+                _ => groups.push((format, section.text)),
+            }
+        }
+        if groups.is_empty() {
+            self.skipped.extend(notes);
+            return self.unknown(name, explicit);
+        }
+        // The line of invalid UTF-8, in the paste's lines (the sections keep them).
+        let bad_line = bad_utf8.map(|at| line_of(&text, at));
+        drop(text);
+        for (k, (format, t)) in groups.into_iter().enumerate() {
+            let id = self.sources.add(name, t);
+            if k == 0 {
+                if let Some(line) = bad_line {
+                    let t = &self.sources.file(id).text;
+                    let start = crate::source::Lines::new(t)
+                        .nth(line.saturating_sub(1))
+                        .map_or(0, |(_, s, _)| s);
+                    self.utf8_warning(id, Some(start));
+                }
+            }
+            self.parse_one(id, name, format, true, lenient);
+        }
+        self.skipped.extend(notes);
         Ok(())
     }
 
@@ -232,6 +431,7 @@ impl NodeLoader {
             observations: self.sink.observations,
             diagnostics: self.diagnostics,
             skipped: self.skipped,
+            skipped_lines: self.skipped_lines,
             formats: self.formats,
             bundles: self.bundles,
             source_formats: self.source_formats,
@@ -368,6 +568,11 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, at: usize) -> usize {
+    1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at.min(text.len())]).count()
+}
+
 /// Files at least this large are read by two threads at once.
 const PARALLEL_READ_FROM: u64 = 8 << 20;
 
@@ -402,6 +607,27 @@ fn read_file(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Random pastes (prompts, fences, fragments of every format) are read without a panic,
+    /// leniently and strictly, and the model builds.
+    #[test]
+    fn random_pastes_load_without_panics() {
+        for (k, text) in sources::paste::random_pastes(1500).into_iter().enumerate() {
+            for leniency in [Leniency::Auto, Leniency::Strict, Leniency::Lenient] {
+                let mut loader = NodeLoader::new();
+                loader.set_leniency(leniency);
+                let _ = loader.add_text(&format!("paste{k}"), text.clone().into_bytes(), false);
+                let node = loader.finish();
+                // Auto keeps machine output strict; --lenient never leaves an error.
+                if leniency == Leniency::Lenient {
+                    assert!(
+                        node.diagnostics.iter().all(|d| d.level != Level::Error),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+    }
 
     /// The two-thread read returns the file's bytes, at sizes around the threshold and with an
     /// odd length (the halves differ by one byte).

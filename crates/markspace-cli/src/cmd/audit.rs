@@ -4,7 +4,7 @@ use markspace::analysis::{analyze, Severity};
 use markspace::diagnostic::Level;
 use markspace::model::Node;
 use markspace::report::{self, Report};
-use markspace::snapshot::NodeLoader;
+use markspace::snapshot::{Leniency, NodeLoader};
 
 use crate::cli::{AuditArgs, FailOn, Format};
 use crate::output;
@@ -23,7 +23,14 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     }
     let mut paths: Vec<&std::path::Path> = live_dir.iter().map(|d| d.path()).collect();
     paths.extend(args.paths.iter().map(|p| p.as_path()));
-    let node = read_inputs(&paths, &mut timings)?;
+    let leniency = if args.strict {
+        Leniency::Strict
+    } else if args.lenient {
+        Leniency::Lenient
+    } else {
+        Leniency::Auto
+    };
+    let node = read_inputs(&paths, leniency, &mut timings)?;
     // Read after the inputs, not beside them: its parse tree would add to the peak memory of
     // parsing a large node, for a few milliseconds saved.
     let registry = super::load_registry(args.registry.as_deref())?;
@@ -53,12 +60,22 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     }
     const SHOWN: usize = 5;
     for s in node.skipped.iter().take(SHOWN) {
-        eprintln!("markspace: note: skipped {s}: not a recognised input format");
+        if s.contains(": no format reads") {
+            eprintln!("markspace: note: skipped {s}");
+        } else {
+            eprintln!("markspace: note: skipped {s}: not a recognised input format");
+        }
     }
     if node.skipped.len() > SHOWN {
         eprintln!(
             "markspace: note: skipped {} more file(s) of no recognised format",
             node.skipped.len() - SHOWN
+        );
+    }
+    if node.skipped_lines > 0 {
+        eprintln!(
+            "markspace: warning: {} pasted line(s) could not be read and were skipped; the audit covers the rest",
+            node.skipped_lines
         );
     }
     if errors > 0 {
@@ -99,8 +116,10 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         FailOn::Info => Some(Severity::Info),
         FailOn::Never => None,
     };
+    // Never a false green: a run that skipped unreadable lines of a paste does not exit 0.
     let code = match threshold {
         Some(level) if report.count_at_least(level) > 0 => 1,
+        _ if report.summary.skipped_lines > 0 => 3,
         _ => 0,
     };
     // The process ends right after this: leave the model to the OS instead of freeing a
@@ -110,8 +129,13 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-fn read_inputs(paths: &[&std::path::Path], timings: &mut Timings) -> anyhow::Result<Node> {
+fn read_inputs(
+    paths: &[&std::path::Path],
+    leniency: Leniency,
+    timings: &mut Timings,
+) -> anyhow::Result<Node> {
     let mut loader = NodeLoader::new();
+    loader.set_leniency(leniency);
     for path in paths {
         loader.add_path(path)?;
     }

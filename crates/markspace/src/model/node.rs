@@ -23,6 +23,9 @@ pub struct Node {
     pub diagnostics: Vec<Diagnostic>,
     /// Files in directories that no format recognised.
     pub skipped: Vec<String>,
+    /// Lines of pastes and fragments that could not be read and were skipped (each is also a
+    /// warning diagnostic).
+    pub skipped_lines: usize,
     /// The detected format of each input, by display name.
     pub formats: Vec<(String, &'static str)>,
     /// Bundles recognised by their layout (sosreport, Cilium sysdump).

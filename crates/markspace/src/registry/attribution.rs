@@ -1,11 +1,19 @@
-//! Naming the owner of a rule from its signatures.
+//! Naming the owner of a rule from its evidence, strongest first.
 //!
-//! Strongest first: an exact chain name, a comment (substring or prefix), an nft table name or
-//! table name prefix (only for native nft tables), the
-//! longest matching chain prefix, the chain the rule jumps to (a rule in a builtin chain
-//! that jumps into `KUBE-POSTROUTING` is kube-proxy's), an interface it matches, and last a
-//! distinctive mark value. Only rules with mark operations are
-//! attributed, so this runs a few thousand times even on a million-rule node.
+//! - **strong**: an exact chain name, a comment (substring or prefix), a native nft table's
+//!   name, a registered `ip rule` priority range, and exact values: a registry signature value, a multi-bit value only one software's
+//!   claims name (`0x6d6f6c65`, `0xf41`, `0xca6c`), a `value/mask` pattern (`0xe00/0xf00`);
+//! - **medium**: name heuristics (an nft table name prefix, the longest matching chain prefix,
+//!   the chain the rule jumps to: a builtin-chain rule jumping into `KUBE-POSTROUTING` is
+//!   kube-proxy's), the bits of one software's claim exactly (`& 0x00ff0000`), a single-bit
+//!   value only one software's claims name, and for touchpoints a value equal to exactly one
+//!   software's claim of that kind (xfrm, WireGuard, …);
+//! - **weak**: an interface it matches (`br-` is Docker's, and OpenWrt's `br-lan` too).
+//!
+//! A weaker kind is only consulted when no stronger one matched, so a weak heuristic never
+//! overrides a value match. Every attribution carries its signature, pattern and strength. Only
+//! rules with mark operations are attributed, so this runs a few thousand times even on a
+//! million-rule node.
 
 use std::collections::HashMap;
 
@@ -34,15 +42,35 @@ pub struct RuleContext<'a> {
     pub interfaces: &'a [&'a str],
     /// Constant mark values the rule compares or writes.
     pub values: &'a [u32],
+    /// The bits each of its operations reads or writes, per field (`[mark, ctmark]`).
+    pub masks: &'a [[u32; 2]],
 }
 
 /// Why a rule was given to an owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Evidence {
-    /// `chain`, `comment`, `table`, `chain-prefix`, `jump` or `none`.
+    /// `chain`, `comment`, `table`, `value`, `value-mask`, `table-prefix`, `chain-prefix`,
+    /// `jump`, `value-bit`, `device`, (touchpoints) `program`, `process`, `priority`, `claim`,
+    /// `routing-table`, or `none`.
     pub signature: &'static str,
     /// The pattern that matched.
     pub pattern: String,
+    /// How much the signature proves: `strong`, `medium`, `weak` ([`strength`]); `none` when
+    /// nothing matched.
+    pub strength: &'static str,
+}
+
+/// How much a signature proves (module docs): `strong`, `medium`, `weak`, or `none`.
+pub fn strength(signature: &str) -> &'static str {
+    match signature {
+        "chain" | "comment" | "table" | "value" | "value-mask" | "mark-pattern" | "program"
+        | "process" | "priority" => "strong",
+        "table-prefix" | "chain-prefix" | "jump" | "value-bit" | "routing-table" | "claim" => {
+            "medium"
+        }
+        "device" => "weak",
+        _ => "none",
+    }
 }
 
 /// The owner of a rule and why.
@@ -65,6 +93,14 @@ pub(crate) struct Matcher {
     table_prefixes: Vec<(String, usize)>,
     devices: Vec<(String, usize)>,
     values: HashMap<u32, usize>,
+    /// Values the claims of exactly one software name (none below 0x10: small numbers are
+    /// everyone's).
+    claim_values: HashMap<u32, usize>,
+    /// Claims of touchpoint kinds (xfrm marks, WireGuard fwmarks, `ip rule`, OVS, sockets): kind,
+    /// bits, software.
+    kind_claims: Vec<(super::schema::ClaimKind, u32, usize)>,
+    /// Claim bits per field (`[mark, ctmark]`) that exactly one software claims.
+    claim_bits: [HashMap<u32, usize>; 2],
     /// `ip rule` priority ranges (inclusive) and tables.
     priorities: Vec<(u32, u32, usize)>,
     rule_tables: HashMap<String, usize>,
@@ -145,6 +181,56 @@ impl Matcher {
                     .map(|(v, mk)| (v, mk, i)),
             );
         }
+        let mut named: HashMap<u32, Option<usize>> = HashMap::new();
+        for (i, s) in software.iter().enumerate() {
+            for v in s.claims.iter().flat_map(|c| &c.values) {
+                let v = u32::from(v.value);
+                if v < 0x10 {
+                    continue;
+                }
+                let e = named.entry(v).or_insert(Some(i));
+                if *e != Some(i) {
+                    *e = None;
+                }
+            }
+        }
+        for (i, s) in software.iter().enumerate() {
+            for c in &s.claims {
+                use super::schema::ClaimKind as K;
+                if !matches!(c.kind, K::Mark | K::Ctmark | K::TproxyMark) {
+                    m.kind_claims.push((c.kind, u32::from(c.bits), i));
+                }
+            }
+        }
+        let mut bits: [HashMap<u32, Option<usize>>; 2] = Default::default();
+        for (i, s) in software.iter().enumerate() {
+            for c in &s.claims {
+                use super::schema::ClaimKind as K;
+                let f = match c.kind {
+                    K::Mark => 0,
+                    K::Ctmark => 1,
+                    _ => continue,
+                };
+                let b = u32::from(c.bits);
+                if b == 0 || b == u32::MAX {
+                    continue;
+                }
+                let e = bits[f].entry(b).or_insert(Some(i));
+                if *e != Some(i) {
+                    *e = None;
+                }
+            }
+        }
+        for (to, from) in m.claim_bits.iter_mut().zip(bits) {
+            *to = from
+                .into_iter()
+                .filter_map(|(b, i)| Some((b, i?)))
+                .collect();
+        }
+        m.claim_values = named
+            .into_iter()
+            .filter_map(|(v, i)| Some((v, i?)))
+            .collect();
         // Narrowest priority range first, longest program and process names first.
         m.priorities.sort_by_key(|(lo, hi, i)| (hi - lo, *lo, *i));
         m.programs
@@ -195,6 +281,8 @@ impl Matcher {
         };
         let found = by_name(&self.programs, ctx.program.as_deref(), "program")
             .or_else(|| by_name(&self.processes, ctx.process.as_deref(), "process"))
+            // A registered `ip rule` priority range before values: small fwmark values are
+            // reused (mwan3's 0x500/0x3f00 is its fifth interface, not Cilium's 0x500).
             .or_else(|| {
                 let prio = ctx.priority.filter(|_| ip_rule)?;
                 self.priorities
@@ -212,48 +300,119 @@ impl Matcher {
                         )
                     })
             })
-            .or_else(|| {
-                values.iter().find_map(|v| {
-                    self.values
-                        .get(v)
-                        .map(|i| (*i, "value", crate::model::hex(*v)))
-                })
-            })
+            .or_else(|| self.strong_value(values))
+            .or_else(|| self.bit_value(values))
             .or_else(|| {
                 let t = ctx.table.as_deref().filter(|_| ip_rule)?;
                 self.rule_tables
                     .get(t)
                     .map(|i| (*i, "routing-table", t.to_string()))
             })
+            .or_else(|| self.kind_claim(subsystem, values))
             .or_else(|| {
                 let name = ctx.device.as_deref()?.trim_end_matches(['+', '*']);
                 self.devices
                     .iter()
                     .find(|(d, _)| !d.is_empty() && name.starts_with(d.as_str()))
                     .map(|(d, i)| (*i, "device", d.clone()))
+            });
+        Self::named(software, found)
+    }
+
+    /// A strong value: a signature value, a multi-bit value one software's claims name, or a
+    /// `value/mask` pattern.
+    fn strong_value(&self, values: &[u32]) -> Option<(usize, &'static str, String)> {
+        values
+            .iter()
+            .find_map(|v| {
+                self.values
+                    .get(v)
+                    .map(|i| (*i, "value", crate::model::hex(*v)))
+            })
+            .or_else(|| {
+                values.iter().filter(|v| v.count_ones() > 1).find_map(|v| {
+                    self.claim_values
+                        .get(v)
+                        .map(|i| (*i, "value", crate::model::hex(*v)))
+                })
             })
             .or_else(|| {
                 values.iter().find_map(|c| {
                     self.patterns
                         .iter()
                         .find(|(v, m, _)| c & m == *v)
-                        .map(|(v, m, i)| (*i, "mark-pattern", format!("{v:#x}/{m:#x}")))
+                        .map(|(v, m, i)| (*i, "value-mask", format!("{v:#x}/{m:#x}")))
                 })
-            });
-        Self::named(software, found)
+            })
+    }
+
+    /// A touchpoint value equal to the bits of exactly one software's claim of that touchpoint's
+    /// kind (Weave's xfrm `mark 0x20000/0x20000` and its xfrm-mark claim 0x20000): medium.
+    fn kind_claim(
+        &self,
+        subsystem: crate::touchpoint::Subsystem,
+        values: &[u32],
+    ) -> Option<(usize, &'static str, String)> {
+        use super::schema::ClaimKind as K;
+        use crate::touchpoint::Subsystem as S;
+        let kinds: &[K] = match subsystem {
+            S::Xfrm => &[K::XfrmMark, K::XfrmOutputMark],
+            S::Wireguard => &[K::WgFwmark],
+            S::IpRule => &[K::IpRule],
+            S::Ovs => &[K::OvsPktMark, K::OvsCtMark],
+            S::Socket => &[K::SocketMark],
+            _ => return None,
+        };
+        values.iter().filter(|v| **v >= 0x10).find_map(|v| {
+            // Only a value that is the whole claim says much (Weave's `0x20000/0x20000`): a
+            // value inside a wider claim (a bit of a 16-bit routing-mark space) is anyone's.
+            let mut owners = self
+                .kind_claims
+                .iter()
+                .filter(|(k, bits, _)| kinds.contains(k) && *v == *bits);
+            let (_, bits, i) = owners.next()?;
+            let unique = owners.all(|(_, _, j)| j == i);
+            unique.then(|| (*i, "claim", crate::model::hex(*bits)))
+        })
+    }
+
+    /// Bits a rule reads or writes that are exactly the bits of one software's claim on that
+    /// field (Tailscale's `meta mark & 0x00ff0000`, AWS VPC CNI's connmark `0x80`): medium.
+    fn claim_mask(&self, masks: &[[u32; 2]]) -> Option<(usize, &'static str, String)> {
+        masks.iter().find_map(|m| {
+            (0..2).find_map(|f| {
+                self.claim_bits[f]
+                    .get(&m[f])
+                    .map(|i| (*i, "claim", crate::model::hex(m[f])))
+            })
+        })
+    }
+
+    /// A single-bit value one software's claims name (`0x4000`): medium.
+    fn bit_value(&self, values: &[u32]) -> Option<(usize, &'static str, String)> {
+        values.iter().filter(|v| v.count_ones() == 1).find_map(|v| {
+            self.claim_values
+                .get(v)
+                .map(|i| (*i, "value-bit", crate::model::hex(*v)))
+        })
     }
 
     fn named(software: &[Software], found: Option<(usize, &'static str, String)>) -> Attribution {
         match found {
             Some((i, signature, pattern)) => Attribution {
                 owner: software[i].id.clone(),
-                evidence: Evidence { signature, pattern },
+                evidence: Evidence {
+                    signature,
+                    pattern,
+                    strength: strength(signature),
+                },
             },
             None => Attribution {
                 owner: UNKNOWN.to_string(),
                 evidence: Evidence {
                     signature: "none",
                     pattern: String::new(),
+                    strength: "none",
                 },
             },
         }
@@ -279,12 +438,16 @@ impl Matcher {
                 self.tables
                     .get(ctx.table)
                     .map(|i| (*i, "table", ctx.table.to_string()))
-                    .or_else(|| {
-                        self.table_prefixes
-                            .iter()
-                            .find(|(p, _)| ctx.table.starts_with(p.as_str()))
-                            .map(|(p, i)| (*i, "table-prefix", p.clone()))
-                    })
+            })
+            .or_else(|| self.strong_value(ctx.values))
+            .or_else(|| {
+                if !ctx.nft {
+                    return None;
+                }
+                self.table_prefixes
+                    .iter()
+                    .find(|(p, _)| ctx.table.starts_with(p.as_str()))
+                    .map(|(p, i)| (*i, "table-prefix", p.clone()))
             })
             .or_else(|| {
                 self.prefixes
@@ -296,6 +459,8 @@ impl Matcher {
                 let (i, _, pattern) = self.chain_owner(ctx.jump?)?;
                 Some((i, "jump", pattern))
             })
+            .or_else(|| self.claim_mask(ctx.masks))
+            .or_else(|| self.bit_value(ctx.values))
             .or_else(|| {
                 ctx.interfaces.iter().find_map(|iface| {
                     let name = iface.trim_end_matches(['+', '*']);
@@ -303,13 +468,6 @@ impl Matcher {
                         .iter()
                         .find(|(d, _)| !d.is_empty() && name.starts_with(d.as_str()))
                         .map(|(d, i)| (*i, "device", d.clone()))
-                })
-            })
-            .or_else(|| {
-                ctx.values.iter().find_map(|v| {
-                    self.values
-                        .get(v)
-                        .map(|i| (*i, "value", crate::model::hex(*v)))
                 })
             });
         Self::named(software, found)

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-pub use attribution::{Attribution, Evidence, RuleContext, UNKNOWN};
+pub use attribution::{strength, Attribution, Evidence, RuleContext, UNKNOWN};
 pub use schema::{Incident, Software};
 pub use validate::{validate, Problem};
 
@@ -148,6 +148,7 @@ impl Registry {
             .map(|i| &**i)
             .collect();
         let values = crate::model::constant_values(rule.ops());
+        let masks = op_masks(rule.ops());
         self.attribute(&RuleContext {
             table: &table.name,
             nft: table.origin == Origin::Nftables,
@@ -156,6 +157,7 @@ impl Registry {
             jump,
             interfaces: &interfaces,
             values: &values,
+            masks: &masks,
         })
     }
 
@@ -212,3 +214,34 @@ impl Registry {
 
 #[cfg(test)]
 mod tests;
+
+/// The bits each operation reads or writes, per field (`[mark, ctmark]`), for attribution by
+/// claimed bits.
+pub fn op_masks(ops: &[crate::model::MarkOp]) -> Vec<[u32; 2]> {
+    use crate::model::{Field, MarkOp};
+    let fi = |f: Field| usize::from(f == Field::CtMark);
+    ops.iter()
+        .map(|op| {
+            let mut m = [0u32; 2];
+            match op {
+                MarkOp::Read(r) => m[fi(r.field)] = r.bits(),
+                MarkOp::Write(w) => {
+                    m[fi(w.field)] = w.bits();
+                    // A copy also reads its source's bits (`meta mark set ct mark & M`).
+                    match w.source_read() {
+                        Some((crate::model::CopySource::Mark, mask)) if w.field != Field::Mark => {
+                            m[0] = mask
+                        }
+                        Some((crate::model::CopySource::CtMark, mask))
+                            if w.field != Field::CtMark =>
+                        {
+                            m[1] = mask
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            m
+        })
+        .collect()
+}

@@ -19,6 +19,13 @@ pub fn render(report: &Report) -> String {
         s.warnings,
         s.infos
     );
+    if s.skipped_lines > 0 {
+        let _ = writeln!(
+            out,
+            "**{} pasted line(s) could not be read and were skipped: this result may be incomplete.**\n",
+            s.skipped_lines
+        );
+    }
     let _ = writeln!(out, "## Owners\n");
     let _ = writeln!(out, "| owner | rules | mark reads | mark writes | ctmark reads | ctmark writes | registered mark bits |");
     let _ = writeln!(out, "|---|---:|---|---|---|---|---|");

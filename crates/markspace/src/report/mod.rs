@@ -12,7 +12,9 @@
 //!                 "reads":   {"mark": "0x00004000", "ctmark": "0x00000000"},
 //!                 "writes":  {"mark": "0x00004000", "ctmark": "0x00000000"},
 //!                 "claimed": {"mark": "0x00004000", "ctmark": "0x00000000"},   // registry
-//!                 "recognised_by": ["chain KUBE-MARK-MASQ (1)"]}],
+//!                 "recognised_by": ["chain KUBE-MARK-MASQ (1)"],
+//!                 "evidence": [{"signature": "chain", "pattern": "KUBE-MARK-MASQ",
+//!                               "strength": "strong", "rules": 1}]}],
 //!   "bitmap":   {"mark": [{"bit": 0, "readers": [], "writers": []}, … 32 entries],
 //!                "ctmark": [… 32 entries]},
 //!   "findings": [{"code": "MS001", "name": "shared-bits", "severity": "error",
@@ -25,7 +27,7 @@
 //!                                     "file": "…", "line": 187, "owner": "tailscale",
 //!                                     "action": "writes 0x000f0000"}]}}],
 //!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57,
-//!                "duplicate_tables": 0},
+//!                "duplicate_tables": 0, "skipped_lines": 0, "unknown_context_rules": 0},
 //!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]
 //! }
 //! ```
@@ -91,6 +93,23 @@ pub struct OwnerReport {
     pub claimed: PerField,
     /// Signatures that recognised its rules, with counts.
     pub recognised_by: Vec<String>,
+    /// The same, structured: which evidence decided each group of its rules and how strong it
+    /// is (`strong`: exact names and values; `medium`: name prefixes, jumps, single-bit values;
+    /// `weak`: interfaces; `none` for `unknown`).
+    pub evidence: Vec<EvidenceReport>,
+}
+
+/// One kind of evidence that attributed rules to an owner.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvidenceReport {
+    /// The signature kind (`chain`, `comment`, `value`, `value-mask`, `chain-prefix`, `device`…).
+    pub signature: String,
+    /// The pattern that matched.
+    pub pattern: String,
+    /// `strong`, `medium`, `weak` or `none`.
+    pub strength: &'static str,
+    /// How many of its rules and touchpoints it decided.
+    pub rules: usize,
 }
 
 /// Both bit maps.
@@ -126,6 +145,12 @@ pub struct Summary {
     pub mark_rules: usize,
     /// Tables read twice (the same ruleset in two forms) and counted once.
     pub duplicate_tables: usize,
+    /// Lines of pastes and fragments that could not be read and were skipped (each is a
+    /// warning in `diagnostics`); when nonzero the result may be incomplete.
+    pub skipped_lines: usize,
+    /// Mark rules pasted without their table or chain (read into `(unknown)`): where they run is
+    /// unknown, and the analysis assumes they meet every other owner's uses.
+    pub unknown_context_rules: usize,
 }
 
 /// A diagnostic in the report.
@@ -184,6 +209,23 @@ impl Report {
                     .iter()
                     .map(|(k, n)| format!("{k} ({n})"))
                     .collect(),
+                evidence: o
+                    .recognised_by
+                    .iter()
+                    .map(|(k, n)| {
+                        // Keys are `signature pattern`, or `no signature`.
+                        let (sig, pattern) = match k.split_once(' ') {
+                            Some(("no", "signature")) | None => ("none", ""),
+                            Some((s, p)) => (s, p),
+                        };
+                        EvidenceReport {
+                            signature: sig.to_string(),
+                            pattern: pattern.to_string(),
+                            strength: crate::registry::strength(sig),
+                            rules: *n,
+                        }
+                    })
+                    .collect(),
             })
             .collect();
         let count = |s: Severity| analysis.findings.iter().filter(|f| f.severity == s).count();
@@ -192,6 +234,17 @@ impl Report {
             .rules
             .iter()
             .filter(|r| !r.ops().is_empty() && !node.ruleset.is_duplicate(r))
+            .count();
+        let unknown_context_rules = node
+            .ruleset
+            .rules
+            .iter()
+            .filter(|r| !r.ops().is_empty() && !node.ruleset.is_duplicate(r))
+            .filter(|r| {
+                let chain = node.ruleset.chain(r.chain);
+                &*chain.name == crate::ruleset::UNKNOWN_CHAIN
+                    || &*node.ruleset.table(chain.table).name == crate::ruleset::UNKNOWN_TABLE
+            })
             .count();
         let duplicate_tables = node
             .ruleset
@@ -222,6 +275,8 @@ impl Report {
                 rules: node.ruleset.rules.len(),
                 mark_rules,
                 duplicate_tables,
+                skipped_lines: node.skipped_lines,
+                unknown_context_rules,
             },
             diagnostics: node
                 .diagnostics

@@ -53,14 +53,33 @@ pub fn render(report: &Report, color: bool) -> String {
     for i in &report.inputs {
         let _ = writeln!(out, "  {} {}", p.dim(&format!("[{}]", i.format)), i.file);
     }
-    if report.summary.duplicate_tables > 0 {
+    let s = &report.summary;
+    let notes = [
+        (
+            s.duplicate_tables,
+            "table(s) appeared in two inputs with the same rules and are counted once",
+        ),
+        (
+            s.unknown_context_rules,
+            "mark rule(s) were pasted without their table or chain (shown as `(unknown)`): where they run is not known, so they are assumed to meet every other owner's uses",
+        ),
+    ];
+    for (n, what) in notes {
+        if n > 0 {
+            let _ = writeln!(out, "  {}", p.dim(&format!("{n} {what}")));
+        }
+    }
+    if report.summary.skipped_lines > 0 {
         let _ = writeln!(
             out,
             "  {}",
-            p.dim(&format!(
-                "{} table(s) appeared in two inputs with the same rules and are counted once",
-                report.summary.duplicate_tables
-            ))
+            p.severity(
+                Severity::Warning,
+                &format!(
+                    "{} pasted line(s) could not be read and were skipped (warnings above): this result may be incomplete",
+                    report.summary.skipped_lines
+                )
+            )
         );
     }
     for (name, field) in [
@@ -219,11 +238,16 @@ pub fn render(report: &Report, color: bool) -> String {
     let s = &report.summary;
     let _ = writeln!(
         out,
-        "{} {} error(s), {} warning(s), {} info",
+        "{} {} error(s), {} warning(s), {} info{}",
         p.bold("summary:"),
         p.severity(Severity::Error, &s.errors.to_string()),
         p.severity(Severity::Warning, &s.warnings.to_string()),
-        s.infos
+        s.infos,
+        if s.skipped_lines > 0 {
+            format!("; {} input line(s) skipped", s.skipped_lines)
+        } else {
+            String::new()
+        }
     );
     out
 }

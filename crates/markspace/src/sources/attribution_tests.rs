@@ -24,6 +24,7 @@ fn attribute_iptables(reg: &Registry, table: &str, line: &str) -> Option<String>
         .filter(|t| !KNOWN_TARGETS.contains(t));
     let interfaces: Vec<&str> = parsed.interfaces.iter().map(|i| i.as_ref()).collect();
     let values = crate::analysis::constant_values(&parsed.ops);
+    let masks = crate::registry::op_masks(&parsed.ops);
     let ctx = RuleContext {
         table,
         nft: false,
@@ -32,6 +33,7 @@ fn attribute_iptables(reg: &Registry, table: &str, line: &str) -> Option<String>
         jump,
         interfaces: &interfaces,
         values: &values,
+        masks: &masks,
     };
     Some(reg.attribute(&ctx).owner)
 }
@@ -101,6 +103,7 @@ fn attribute_nft(reg: &Registry, table: &str, line: &str) -> Result<String, Stri
     };
     let interfaces: Vec<&str> = lowered.interfaces.iter().map(String::as_str).collect();
     let values = crate::analysis::constant_values(&lowered.ops);
+    let masks = crate::registry::op_masks(&lowered.ops);
     let ctx = RuleContext {
         table,
         nft: true,
@@ -109,6 +112,7 @@ fn attribute_nft(reg: &Registry, table: &str, line: &str) -> Result<String, Stri
         jump,
         interfaces: &interfaces,
         values: &values,
+        masks: &masks,
     };
     Ok(reg.attribute(&ctx).owner)
 }

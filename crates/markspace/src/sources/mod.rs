@@ -13,6 +13,7 @@ pub(crate) mod ipvs;
 pub(crate) mod lines;
 pub mod nft;
 pub(crate) mod ovs;
+pub(crate) mod paste;
 mod sink;
 pub(crate) mod ss;
 pub(crate) mod sysctl;
@@ -48,14 +49,18 @@ pub const ALL: &[Format] = &[
         description:
             "iptables-save / ip6tables-save output, `iptables -S` output, or iptables commands",
         detect: iptables::save::detect,
-        parse: |text, id, name, sink| iptables::save::parse(text, id, name, &mut sink.ruleset),
+        parse: |text, id, name, sink| {
+            iptables::save::parse_in(text, id, name, &mut sink.ruleset, sink.fragment)
+        },
         details: Some(|text, span| iptables::conds::details(&text[span.range()])),
     },
     Format {
         name: "iptables-list",
         description: "iptables -L listings (-L, -nvL, --line-numbers, -x)",
         detect: iptables::listing::detect,
-        parse: |text, id, name, sink| iptables::listing::parse(text, id, name, &mut sink.ruleset),
+        parse: |text, id, name, sink| {
+            iptables::listing::parse_in(text, id, name, &mut sink.ruleset, sink.fragment)
+        },
         details: Some(|text, span| iptables::listing_conds::details(&text[span.range()])),
     },
     Format {
@@ -69,7 +74,9 @@ pub const ALL: &[Format] = &[
         name: "nft-text",
         description: "nft list ruleset output (also -a, with counters) or nft scripts (add rule …)",
         detect: nft::text::detect,
-        parse: |text, id, name, sink| nft::text::parse(text, id, name, &mut sink.ruleset),
+        parse: |text, id, name, sink| {
+            nft::text::parse_in(text, id, name, &mut sink.ruleset, sink.fragment)
+        },
         details: Some(nft::conds::text_details),
     },
     Format {

@@ -14,4 +14,7 @@ pub struct Sink {
     pub touchpoints: Vec<Touchpoint>,
     /// Facts that are not operations, with the input they came from.
     pub observations: Vec<(SourceId, Observation)>,
+    /// Set while a fragment or a paste section is read: rules without a table or chain go to
+    /// an unknown table and chain (`(unknown)`) instead of being errors or guesses.
+    pub fragment: bool,
 }

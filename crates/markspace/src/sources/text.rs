@@ -97,7 +97,7 @@ impl LineAt {
 }
 
 /// Command names a prompt line may run (so that `# ip rule` is a prompt, `# a comment` is not).
-const COMMANDS: &[&str] = &[
+pub(crate) const COMMANDS: &[&str] = &[
     "ip",
     "tc",
     "ss",

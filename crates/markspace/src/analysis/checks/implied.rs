@@ -49,6 +49,17 @@ pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 if b == a || shared == 0 {
                     continue;
                 }
+                // The registry records that `a` reacts to `b`'s bits and `a` claims none of
+                // them (flannel's RETURN on kube-proxy's 0x4000): `b`'s visible write is what
+                // the selector waits for, not an invisible write of `a`'s. (Cilium also reads
+                // kubelet's 0x8000, but its key index claims that bit: still reported.)
+                if shared & owner.claimed[f] == 0
+                    && cx
+                        .registry
+                        .cooperates(cx.owner_id(a), cx.owner_id(b), field, shared)
+                {
+                    continue;
+                }
                 let reads = other.reads[f] & shared != 0;
                 let mut evidence = Vec::new();
                 let mut omitted = 0;

@@ -169,3 +169,14 @@ fn detection() {
     ));
     assert!(!detect_json("[{\"protocol\":\"all\"}]"));
 }
+
+/// Web UIs (OpenWrt LuCI's `Priority<TAB>Rule` table) drop the colon after the priority.
+#[test]
+fn listing_lines_without_the_colon() {
+    assert!(super::text::is_listing(
+        "2001\tfrom all fwmark 0x100/0x3f00 lookup 1"
+    ));
+    assert!(super::text::is_listing("0:\tfrom all lookup local"));
+    assert!(!super::text::is_listing("Priority\tRule"));
+    assert!(!super::text::is_listing("2001 to all"));
+}

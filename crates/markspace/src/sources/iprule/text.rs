@@ -13,10 +13,11 @@ use crate::sources::text::{
 
 use super::rule::{fwmark_mask, IpRule, LineForm, Target};
 
-/// Whether a line is a listing line: `PREF:` then `from` or `not`.
+/// Whether a line is a listing line: `PREF:` then `from` or `not` (the colon may be missing: web
+/// UIs such as OpenWrt's LuCI show `Priority<TAB>Rule` tables).
 pub(crate) fn is_listing(line: &str) -> bool {
     let mut w = line.split_whitespace();
-    let Some(pref) = w.next().and_then(|p| p.strip_suffix(':')) else {
+    let Some(pref) = w.next().map(|p| p.strip_suffix(':').unwrap_or(p)) else {
         return false;
     };
     !pref.is_empty()

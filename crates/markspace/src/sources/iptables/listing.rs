@@ -22,7 +22,9 @@ use crate::diagnostic::Diagnostic;
 use crate::model::{
     Bits, CopySource, Field, MarkOp, MarkRead, MarkWrite, Shift, WriteOp, ALL_BITS,
 };
-use crate::ruleset::{Action, Family, Origin, RulesetBuilder, TableId, Verdict};
+use crate::ruleset::{
+    Action, Family, Origin, RulesetBuilder, TableId, Verdict, UNKNOWN_CHAIN, UNKNOWN_TABLE,
+};
 use crate::source::{Lines, SourceId, Span};
 
 use super::{ipv6_from_name, push_rule, table_from_name, verdict_of, TableSet};
@@ -47,12 +49,15 @@ struct Columns {
     interfaces: bool,
 }
 
-/// Reads one listing into the builder.
-pub(crate) fn parse(
+/// Reads one listing into the builder; `fragment` when it is a paste or fragment: rule lines before any
+/// `Chain` header go to the unknown chain (of the prompt's table, or the unknown table), their
+/// columns guessed from the line itself.
+pub(crate) fn parse_in(
     text: &str,
     source: SourceId,
     name: &str,
     b: &mut RulesetBuilder,
+    fragment: bool,
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut tables = TableSet::new(source);
@@ -61,7 +66,10 @@ pub(crate) fn parse(
     } else {
         Family::Ip
     };
-    let mut table_name = table_from_name(name).unwrap_or("filter").to_string();
+    let mut table_name = table_from_name(name)
+        .unwrap_or(if fragment { UNKNOWN_TABLE } else { "filter" })
+        .to_string();
+    let mut guessed = false;
     let mut table: Option<TableId> = None;
     let mut chain = None;
     let mut cols = Columns::default();
@@ -105,12 +113,22 @@ pub(crate) fn parse(
         }
         let first = trimmed.split_whitespace().next().unwrap_or("");
         if matches!(first, "target" | "pkts" | "num") {
+            guessed = false;
             cols = Columns {
                 num: first == "num",
                 counters: trimmed.contains("pkts"),
                 interfaces: trimmed.contains(" in ") || trimmed.contains(" out "),
             };
             continue;
+        }
+        if fragment && chain.is_none() {
+            let t = *table
+                .get_or_insert_with(|| tables.table(b, family, &table_name, Origin::Iptables));
+            chain = Some(b.chain(t, UNKNOWN_CHAIN));
+            guessed = true;
+        }
+        if guessed {
+            cols = guess_columns(trimmed);
         }
         let (Some(t), Some(c)) = (table, chain) else {
             diags.push(
@@ -163,6 +181,37 @@ pub(crate) fn parse(
     }
     tables.finish(b);
     diags
+}
+
+/// The columns of a rule line pasted without its header line, judged from its words: the words
+/// before the `opt` column (`--`) are [num] [pkts bytes] [target] prot; interface columns
+/// (`-v`) follow `opt` when the next word is not an address.
+fn guess_columns(line: &str) -> Columns {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let Some(p) = w.iter().position(|x| is_opt(x)) else {
+        return Columns::default();
+    };
+    let numeric = |x: &str| x.bytes().next().is_some_and(|c| c.is_ascii_digit());
+    let (num, counters) = match p {
+        0..=2 => (false, false),
+        3 => {
+            if numeric(w[0]) && numeric(w[1]) {
+                (false, true)
+            } else {
+                (true, false)
+            }
+        }
+        4 => (false, true),
+        _ => (true, true),
+    };
+    let interfaces = w.get(p + 1).is_some_and(|x| {
+        *x == "*" || *x == "any" || !(x.contains(['.', ':', '/']) || *x == "anywhere" || numeric(x))
+    }) && w.len() > p + 4;
+    Columns {
+        num,
+        counters,
+        interfaces,
+    }
 }
 
 fn prompt_table(cmd: &str) -> Option<(Family, String)> {

@@ -8,7 +8,9 @@
 use std::borrow::Cow;
 
 use crate::diagnostic::Diagnostic;
-use crate::ruleset::{ChainId, Family, Origin, RulesetBuilder, TableId, Verdict};
+use crate::ruleset::{
+    ChainId, Family, Origin, RulesetBuilder, TableId, Verdict, UNKNOWN_CHAIN, UNKNOWN_TABLE,
+};
 use crate::source::{Lines, SourceId, Span};
 use crate::sources::lines::lex_and_apply;
 
@@ -168,11 +170,25 @@ fn lex<'a>(tokens: &mut Vec<Token<'a>>, text: &'a str, start: usize, line: &'a s
 }
 
 /// Reads one input into the builder.
+#[cfg(test)]
 pub(crate) fn parse(
     text: &str,
     source: SourceId,
     name: &str,
     b: &mut RulesetBuilder,
+) -> Vec<Diagnostic> {
+    parse_in(text, source, name, b, false)
+}
+
+/// Reads one input; `fragment` when it is a paste or fragment: rules with no table prompt go
+/// to the unknown table (not `filter`), bare rule specs (no `-A CHAIN`) and bare targets
+/// (`CONNMARK --restore-mark …`) to the unknown chain.
+pub(crate) fn parse_in(
+    text: &str,
+    source: SourceId,
+    name: &str,
+    b: &mut RulesetBuilder,
+    fragment: bool,
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut tables = TableSet::new(source);
@@ -183,7 +199,9 @@ pub(crate) fn parse(
             Family::Ip
         },
         origin: Origin::Iptables,
-        table_name: super::table_from_name(name).unwrap_or("filter").to_string(),
+        table_name: super::table_from_name(name)
+            .unwrap_or(if fragment { UNKNOWN_TABLE } else { "filter" })
+            .to_string(),
         table: None,
         in_block: false,
     };
@@ -275,7 +293,14 @@ pub(crate) fn parse(
             let parsed = match rule {
                 Ok(p) => p,
                 &mut Err(Bad::Quote { at: offset, last }) => {
-                    diags.push(if last {
+                    // In a paste the cut line is reported like every unreadable line of a paste
+                    // (skipped and counted); whole machine output keeps its warning.
+                    diags.push(if last && fragment {
+                        Diagnostic::error(
+                            at(body_at + offset),
+                            "line ends inside a quote (the paste is cut here)",
+                        )
+                    } else if last {
                         Diagnostic::warning(
                             at(body_at + offset),
                             "line ends inside a quote; read as truncated and skipped",
@@ -288,6 +313,9 @@ pub(crate) fn parse(
                     return;
                 }
                 Err(Bad::NotARule) => {
+                    if fragment && bare_target(b, &mut st, &mut tables, span, &trimmed[body_at..]) {
+                        return;
+                    }
                     diags.push(
                         Diagnostic::error(at(body_at), format!("not an iptables rule: `{}`", truncate(trimmed)))
                             .with_hint("expected iptables-save or `iptables -S` lines: `*table`, `:CHAIN POLICY`, `-A CHAIN …`, `COMMIT`"),
@@ -342,25 +370,11 @@ pub(crate) fn parse(
                             id
                         }
                     };
-                    let verdict = verdict_of(
-                        b,
-                        table,
-                        parsed.target.as_deref(),
-                        parsed.goto,
-                        parsed.target_verdict,
-                        parsed.ct.take(),
-                    );
-                    push_rule(
-                        b,
-                        chain,
-                        span,
-                        std::mem::take(&mut parsed.ops),
-                        verdict,
-                        parsed.comment.as_deref(),
-                        parsed.target.as_deref(),
-                        &parsed.interfaces,
-                        position,
-                    );
+                    push_parsed(b, table, chain, span, parsed, position);
+                }
+                None if fragment => {
+                    let chain = b.chain(table, UNKNOWN_CHAIN);
+                    push_parsed(b, table, chain, span, parsed, None);
                 }
                 None => {
                     diags.push(
@@ -373,6 +387,68 @@ pub(crate) fn parse(
     );
     tables.finish(b);
     diags
+}
+
+/// A bare target as pasted (`CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80`,
+/// `MARK --set-xmark 0x4000/0x4000`): read as `-j TARGET …` in the unknown chain. False when the
+/// line is not one.
+fn bare_target(
+    b: &mut RulesetBuilder,
+    st: &mut State,
+    tables: &mut TableSet,
+    span: Span,
+    body: &str,
+) -> bool {
+    let first = body.split_whitespace().next().unwrap_or("");
+    let is_target = first.len() > 1
+        && first
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+    if !is_target || !body.contains(" --") {
+        return false;
+    }
+    let line = format!("-j {body}");
+    let mut tokens = Vec::new();
+    if tokenize_into(&line, &mut tokens).is_err() {
+        return false;
+    }
+    let Ok(mut parsed) = parse_rule(&tokens, Dialect::Iptables) else {
+        return false;
+    };
+    let table = current_table(st, tables, b);
+    let chain = b.chain(table, UNKNOWN_CHAIN);
+    push_parsed(b, table, chain, span, &mut parsed, None);
+    true
+}
+
+/// Adds a parsed rule to a chain: its verdict resolved in its table.
+fn push_parsed(
+    b: &mut RulesetBuilder,
+    table: TableId,
+    chain: ChainId,
+    span: Span,
+    parsed: &mut ParsedRule<'_>,
+    position: Option<usize>,
+) {
+    let verdict = verdict_of(
+        b,
+        table,
+        parsed.target.as_deref(),
+        parsed.goto,
+        parsed.target_verdict,
+        parsed.ct.take(),
+    );
+    push_rule(
+        b,
+        chain,
+        span,
+        std::mem::take(&mut parsed.ops),
+        verdict,
+        parsed.comment.as_deref(),
+        parsed.target.as_deref(),
+        &parsed.interfaces,
+        position,
+    );
 }
 
 fn truncate(s: &str) -> String {

@@ -10,7 +10,7 @@
 //! is an error naming its line and column.
 
 use crate::diagnostic::Diagnostic;
-use crate::ruleset::{BaseChain, Family, RulesetBuilder, TableId};
+use crate::ruleset::{BaseChain, Family, RulesetBuilder, TableId, UNKNOWN_CHAIN, UNKNOWN_TABLE};
 use crate::source::{SourceId, Span};
 
 use super::ast::VerdictAst;
@@ -57,11 +57,26 @@ enum Ctx {
 }
 
 /// Reads one input into the builder.
+#[cfg(test)]
 pub(crate) fn parse(
+    text: &str,
+    source: SourceId,
+    name: &str,
+    b: &mut RulesetBuilder,
+) -> Vec<Diagnostic> {
+    parse_in(text, source, name, b, false)
+}
+
+/// Reads one input; `fragment` when it is a paste or fragment: a `chain NAME { … }` without
+/// its table, and statements or rules outside any block, go to the unknown table (family
+/// `inet`: unknown too) and, for statements, the unknown chain; a `}` closing a block opened
+/// before the excerpt is ignored.
+pub(crate) fn parse_in(
     text: &str,
     source: SourceId,
     _name: &str,
     b: &mut RulesetBuilder,
+    fragment: bool,
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let lexed = lex(text);
@@ -94,7 +109,7 @@ pub(crate) fn parse(
                 continue;
             }
             Tok::Close('}') => {
-                if stack.pop().is_none() {
+                if stack.pop().is_none() && !fragment {
                     diags.push(
                         Diagnostic::error(span_at(t.line, t.start), "`}` closes no block")
                             .with_hint("remove it, or add the `table … {` it closes"),
@@ -130,6 +145,7 @@ pub(crate) fn parse(
         let end = toks.get(j).map_or(text.len(), |t| t.start);
         let line_span = line_span(text, source, &toks[i]);
         let opened = match ctx {
+            None if fragment => fragment_item(item, end, opens, line_span, &mut nft, &mut diags),
             None => top_item(item, end, opens, line_span, &mut nft, &mut diags),
             Some(Ctx::Table(table, family)) => Some(table_item(item, table, family, &mut nft)),
             Some(Ctx::Chain(table, family, ref chain)) => {
@@ -226,13 +242,7 @@ fn top_item(
         Some(&("add" | "create" | "insert" | "replace")) => {
             (w.get(1).copied().unwrap_or(""), &w[2.min(w.len())..])
         }
-        Some(
-            &("flush" | "delete" | "destroy" | "list" | "reset" | "define" | "include"
-            | "undefine" | "redefine" | "describe" | "monitor" | "export" | "import" | "rename"),
-        ) => return None,
-        Some(w0) if w0.starts_with('$') || w0.contains('@') || *w0 == "sudo" || *w0 == "nft" => {
-            return None
-        }
+        Some(w0) if is_ignored_top_word(w0) => return None,
         _ => {
             let at = item.first().map_or(span.start, |t| t.start as u32);
             diags.push(
@@ -297,6 +307,75 @@ fn top_item(
         }
         _ => None,
     }
+}
+
+/// Top-level words of a whole ruleset or script that add tables, chains, rules or elements.
+fn is_top_command(w: &str) -> bool {
+    matches!(w, "table" | "add" | "create" | "insert" | "replace")
+}
+
+/// Top-level words that change nothing markspace reads (commands that list, delete or define,
+/// prompts and the `nft` command word).
+fn is_ignored_top_word(w: &str) -> bool {
+    matches!(
+        w,
+        "flush"
+            | "delete"
+            | "destroy"
+            | "list"
+            | "reset"
+            | "define"
+            | "include"
+            | "undefine"
+            | "redefine"
+            | "describe"
+            | "monitor"
+            | "export"
+            | "import"
+            | "rename"
+            | "sudo"
+            | "nft"
+    ) || w.starts_with('$')
+        || w.contains('@')
+}
+
+/// An item at the top level of a fragment: what a whole ruleset may hold there, or a chain
+/// without its table, or a statement on its own.
+fn fragment_item(
+    item: &[Token<'_>],
+    end: usize,
+    opens: bool,
+    span: Span,
+    nft: &mut NftBuild<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Ctx> {
+    let w = words(item);
+    if w.first()
+        .is_some_and(|w0| is_ignored_top_word(w0) || is_top_command(w0))
+    {
+        return top_item(item, end, opens, span, nft, diags);
+    }
+    let table = nft.table(Family::Inet, UNKNOWN_TABLE);
+    if w.first() == Some(&"chain") && opens {
+        let chain = w.get(1)?;
+        nft.chain(table, chain, None);
+        return Some(Ctx::Chain(table, Family::Inet, chain.to_string()));
+    }
+    if opens {
+        // `set NAME {`, `map …`, prose: not rules.
+        return Some(Ctx::Skip);
+    }
+    chain_item(
+        item,
+        end,
+        table,
+        Family::Inet,
+        UNKNOWN_CHAIN,
+        span,
+        nft,
+        diags,
+    );
+    None
 }
 
 /// The index of the token after the first `n` words (or strings).
