@@ -33,7 +33,7 @@ impl Span {
 }
 
 /// One input: its display name and text.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SourceFile {
     /// The name shown in reports (a path, `-` for stdin, or a collector's command).
     pub name: String,
@@ -42,7 +42,7 @@ pub struct SourceFile {
 }
 
 /// All inputs of one run.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
 }
