@@ -7,6 +7,7 @@ mod util;
 mod audit;
 mod collect;
 mod examples;
+mod fixes;
 mod registry;
 mod trace;
 mod trace_kernel;
