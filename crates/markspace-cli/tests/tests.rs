@@ -8,6 +8,7 @@ mod audit;
 mod collect;
 mod examples;
 mod fixes;
+mod live;
 mod registry;
 mod trace;
 mod trace_kernel;

@@ -79,7 +79,34 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     }
     let analysis = analyze(&node, &registry);
     timings.lap("analysis");
-    let report = Report::new(&node, &analysis);
+    let mut report = Report::new(&node, &analysis);
+    // Never a false green: a snapshot whose collection could not read a source the audit needs
+    // (no privileges, a missing tool, a timeout) is reported as incomplete and exits 3.
+    for path in &paths {
+        let manifest = path.join("manifest.json");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let shown = if live_dir.is_some() && Some(*path) == live_dir.as_ref().map(|d| d.path()) {
+            "live".to_string()
+        } else {
+            manifest.display().to_string()
+        };
+        for u in markspace::collect::unread_sources(&json) {
+            eprintln!(
+                "markspace: error: not read: {} (`{}`): {}",
+                u.what, u.command, u.reason
+            );
+            report.not_read(
+                &shown,
+                format!("not read: {} (`{}`): {}", u.what, u.command, u.reason),
+                Some("run as root or with CAP_NET_ADMIN and CAP_NET_RAW, with iptables, nft and ip installed".to_string()),
+            );
+        }
+    }
     let text = match args.format {
         Format::Text => report::text::render(&report, output::use_color(args.color)),
         Format::Json => {
@@ -100,6 +127,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         FailOn::Never => None,
     };
     let code = match threshold {
+        _ if report.summary.incomplete => 3,
         Some(level) if report.count_at_least(level) > 0 => 1,
         _ => 0,
     };

@@ -19,6 +19,16 @@ pub fn render(report: &Report) -> String {
         s.warnings,
         s.infos
     );
+    if s.incomplete {
+        let _ = writeln!(
+            out,
+            "**Incomplete:** a source the audit needs was not read; the findings are only those of what was read.\n"
+        );
+        for d in report.unread() {
+            let _ = writeln!(out, "- not read: `{}`: {}", d.file, d.message);
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "## Owners\n");
     let _ = writeln!(out, "| owner | rules | mark reads | mark writes | ctmark reads | ctmark writes | registered mark bits |");
     let _ = writeln!(out, "|---|---:|---|---|---|---|---|");

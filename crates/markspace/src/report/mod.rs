@@ -126,6 +126,9 @@ pub struct Summary {
     pub mark_rules: usize,
     /// Tables read twice (the same ruleset in two forms) and counted once.
     pub duplicate_tables: usize,
+    /// True when a source the audit needs could not be read (see the diagnostics with line 0):
+    /// the findings are those of what was read, and the exit status says so.
+    pub incomplete: bool,
 }
 
 /// A diagnostic in the report.
@@ -222,6 +225,7 @@ impl Report {
                 rules: node.ruleset.rules.len(),
                 mark_rules,
                 duplicate_tables,
+                incomplete: false,
             },
             diagnostics: node
                 .diagnostics
@@ -229,6 +233,27 @@ impl Report {
                 .map(|d| diagnostic_report(node, d))
                 .collect(),
         }
+    }
+
+    /// Records a source that could not be read: an error diagnostic on line 0 of `file`, and
+    /// `summary.incomplete`.
+    pub fn not_read(&mut self, file: &str, message: String, hint: Option<String>) {
+        self.summary.incomplete = true;
+        self.diagnostics.push(DiagnosticReport {
+            level: Level::Error,
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            message,
+            hint,
+        });
+    }
+
+    /// The diagnostics about sources not read ([`Report::not_read`]).
+    pub fn unread(&self) -> impl Iterator<Item = &DiagnosticReport> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.line == 0 && d.level == Level::Error)
     }
 
     /// The findings at or above a severity.

@@ -225,6 +225,16 @@ pub fn render(report: &Report, color: bool) -> String {
         p.severity(Severity::Warning, &s.warnings.to_string()),
         s.infos
     );
+    if s.incomplete {
+        let _ = writeln!(
+            out,
+            "{} a source the audit needs was not read; the findings above are only those of what was read:",
+            p.severity(Severity::Error, "incomplete:")
+        );
+        for d in report.unread() {
+            let _ = writeln!(out, "  not read: {}: {}", d.file, d.message);
+        }
+    }
     out
 }
 
