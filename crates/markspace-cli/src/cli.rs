@@ -103,9 +103,14 @@ pub(crate) struct TraceArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CollectArgs {
-    /// Directory to write the snapshot into (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "markspace-snapshot")]
-    pub(crate) out: PathBuf,
+    /// Directory to write the snapshot into (created if missing; it must be empty). Default:
+    /// a new `markspace-snapshot-<host>-<UTC time>` in the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Write into a non-empty --out that holds an earlier snapshot: its files (those its
+    /// manifest.json lists, and the manifest) are removed first; any other file is refused.
+    #[arg(long)]
+    pub(crate) force: bool,
     /// Seconds each command may run before it is killed.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub(crate) timeout: u64,

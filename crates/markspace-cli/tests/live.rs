@@ -83,3 +83,62 @@ fn live_audit_without_privileges_is_incomplete_and_exits_3() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["summary"]["incomplete"], false);
 }
+
+#[test]
+fn collect_never_mixes_snapshots() {
+    if !is_root() {
+        eprintln!("collect directory test SKIPPED: not root (CI runs as root)");
+        return;
+    }
+    let ns = Netns::new("snapdir");
+    let d = Dir::new();
+    let collect = |extra: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            ns.name(),
+            env!("CARGO_BIN_EXE_markspace"),
+            "collect",
+        ])
+        .args(extra)
+        .current_dir(d.path());
+        cmd.output().unwrap()
+    };
+    // Twice into the default location: two fresh directories named with host and time.
+    assert!(collect(&[]).status.success());
+    assert!(collect(&[]).status.success());
+    let mut dirs: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for name in &dirs {
+        assert!(name.starts_with("markspace-snapshot-"), "{name}");
+        assert!(
+            name.contains('T') && name.contains('Z'),
+            "no UTC time in {name}"
+        );
+    }
+    // A non-empty --out is refused; --force replaces an earlier snapshot's own files.
+    let first = d.path().join(&dirs[0]);
+    let out = collect(&["--out", first.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    std::fs::write(first.join("sysctl.txt"), "markspace-test-stale-marker\n").unwrap();
+    let out = collect(&["--out", first.to_str().unwrap(), "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(first.join("sysctl.txt")).unwrap_or_default();
+    assert!(!text.contains("markspace-test-stale-marker"));
+    // A file no snapshot wrote is never removed, even with --force.
+    std::fs::write(first.join("notes.txt"), "mine\n").unwrap();
+    let out = collect(&["--out", first.to_str().unwrap(), "--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.txt"));
+    assert!(first.join("notes.txt").exists());
+}

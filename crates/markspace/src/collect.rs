@@ -488,7 +488,8 @@ fn read_trim(path: &str) -> String {
 
 /// Formats a time as RFC 3339 UTC (civil-from-days, Howard Hinnant's algorithm), to avoid a date
 /// crate for one timestamp.
-fn rfc3339(t: SystemTime) -> String {
+/// A time as RFC 3339 UTC (`2026-12-04T17:38:26Z`).
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
