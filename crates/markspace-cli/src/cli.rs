@@ -151,7 +151,7 @@ pub(crate) enum Color {
     Never,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub(crate) struct AuditArgs {
     /// Files or directories to read (iptables-save, iptables -S, iptables -L …); `-` reads stdin.
     #[arg(value_name = "PATH", required_unless_present = "live")]
@@ -174,6 +174,11 @@ pub(crate) struct AuditArgs {
     /// When to use colours in text output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
+    /// A directory holding several nodes (one subdirectory each) is audited node by node: one
+    /// report section per node and a summary of their exit statuses (without it, such a
+    /// directory is refused with the list of nodes).
+    #[arg(long)]
+    pub(crate) each: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod collect;
 mod examples;
 mod fixes;
 mod live;
+mod nodes;
 mod registry;
 mod trace;
 mod trace_kernel;

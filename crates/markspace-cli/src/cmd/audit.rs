@@ -10,6 +10,139 @@ use crate::cli::{AuditArgs, FailOn, Format};
 use crate::output;
 
 pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
+    let mut nodes = Vec::new();
+    for p in &args.paths {
+        match several_nodes(p)? {
+            Some(found) => nodes.push((p.clone(), found)),
+            None if args.each => nodes.push((p.clone(), vec![p.clone()])),
+            None => {}
+        }
+    }
+    if nodes.is_empty() || (!args.each && nodes.iter().all(|(_, n)| n.len() < 2)) {
+        let (code, text) = run_one(args)?;
+        if let Some(text) = text {
+            output::print(&text)?;
+        }
+        return Ok(code);
+    }
+    if !args.each {
+        let Some((dir, found)) = nodes.iter().find(|(_, n)| n.len() >= 2) else {
+            anyhow::bail!("internal: no directory of several nodes");
+        };
+        let dir = dir.display();
+        anyhow::bail!(
+            "{dir} holds {} nodes, which an audit would merge into one (reporting collisions between software that never met): {}. Audit one of them, or each on its own with --each",
+            found.len(),
+            found
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    each(args, nodes.into_iter().flat_map(|(_, n)| n).collect())
+}
+
+/// `--each`: every node on its own, one section each, then their exit statuses; the exit status
+/// is the highest of theirs (3 incomplete, 2 input error, 1 findings, 0 clean).
+fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
+    let mut worst = 0u8;
+    let mut statuses = Vec::new();
+    let mut out = String::new();
+    let mut json_nodes = Vec::new();
+    for node in &nodes {
+        let one = AuditArgs {
+            paths: vec![node.clone()],
+            each: false,
+            ..args.clone()
+        };
+        let (code, text) = run_one(one)?;
+        worst = worst.max(code);
+        statuses.push(format!("{}: {code}", node.display()));
+        match args.format {
+            Format::Json => json_nodes.push(serde_json::json!({
+                "path": node.display().to_string(),
+                "exit_status": code,
+                "report": text.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose()?,
+            })),
+            Format::Markdown => {
+                out.push_str(&format!("# node `{}`\n\n", node.display()));
+                out.push_str(text.as_deref().unwrap_or("(not audited: input error)\n"));
+                out.push('\n');
+            }
+            Format::Text => {
+                out.push_str(&format!("== node {} ==\n", node.display()));
+                out.push_str(text.as_deref().unwrap_or("(not audited: input error, see above)\n"));
+                out.push('\n');
+            }
+        }
+    }
+    if args.format == Format::Json {
+        let doc = serde_json::json!({
+            "version": report::VERSION,
+            "markspace": env!("CARGO_PKG_VERSION"),
+            "nodes": json_nodes,
+            "exit_status": worst,
+        });
+        out = serde_json::to_string_pretty(&doc)?;
+        out.push('\n');
+    } else {
+        out.push_str(&format!(
+            "{} node(s) audited; exit status per node: {}\n",
+            nodes.len(),
+            statuses.join(", ")
+        ));
+    }
+    output::print(&out)?;
+    Ok(worst)
+}
+
+/// The nodes a directory holds, when it holds several: subdirectories that each hold inputs,
+/// with no input at the top (a snapshot, a sosreport or a Cilium sysdump is one node, or is
+/// split by its own reader). `None` for files and single-node directories.
+fn several_nodes(path: &std::path::Path) -> anyhow::Result<Option<Vec<std::path::PathBuf>>> {
+    let Ok(rd) = std::fs::read_dir(path) else {
+        return Ok(None);
+    };
+    let mut subdirs = Vec::new();
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "sos_commands" || name.starts_with("cilium-bugtool") {
+            return Ok(None);
+        }
+        if e.file_type().is_ok_and(|t| t.is_dir()) && !name.starts_with('.') {
+            subdirs.push(name);
+        }
+    }
+    if subdirs.len() < 2 {
+        return Ok(None);
+    }
+    // Which of them hold inputs, and whether the top does: read as one node once.
+    let mut loader = NodeLoader::new();
+    if loader.add_path(path).is_err() {
+        return Ok(None);
+    }
+    let node = loader.finish();
+    if !node.bundles.is_empty() {
+        return Ok(None);
+    }
+    let prefix = format!("{}/", path.display().to_string().trim_end_matches('/'));
+    let mut groups = std::collections::BTreeSet::new();
+    for (file, _) in &node.formats {
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            return Ok(None);
+        };
+        match rest.split_once('/') {
+            Some((dir, _)) => groups.insert(dir.to_string()),
+            None => return Ok(None),
+        };
+    }
+    Ok((groups.len() >= 2).then(|| groups.into_iter().map(|g| path.join(g)).collect()))
+}
+
+/// One audit: the exit status and the rendered report (`None` after an input error, which is
+/// reported on stderr).
+fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     let mut timings = Timings::from_env();
     // Keeps the live snapshot until the audit is done.
     let mut live_dir = None;
@@ -65,7 +198,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         eprintln!(
             "markspace: {errors} input error(s); fix them and run again (nothing was audited)"
         );
-        return Ok(2);
+        return Ok((2, None));
     }
     if node.formats.is_empty() {
         anyhow::bail!(
@@ -116,7 +249,6 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
         }
         Format::Markdown => report::markdown::render(&report),
     };
-    output::print(&text)?;
     timings.lap("report");
     timings.print();
     drop(live_dir);
@@ -135,7 +267,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     // million-rule node piece by piece, which takes longer than some of the audit.
     std::mem::forget(analysis);
     std::mem::forget(node);
-    Ok(code)
+    Ok((code, Some(text)))
 }
 
 fn read_inputs(paths: &[&std::path::Path], timings: &mut Timings) -> anyhow::Result<Node> {
