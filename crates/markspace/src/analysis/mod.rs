@@ -14,6 +14,7 @@ mod catalogue;
 mod checks;
 mod finding;
 mod fix;
+mod incidents;
 mod meeting;
 mod path;
 mod proposal;

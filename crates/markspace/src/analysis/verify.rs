@@ -244,23 +244,36 @@ pub(crate) fn move_value(cx: &Ctx<'_>, owner: usize, mask_copies: bool) -> Optio
         return None;
     }
     let id = &cx.usage.owners[owner].id;
+    let users = users_of(cx, owner, v & others);
+    let mut then = Vec::new();
+    let changed: Vec<&MarkOp> = rewrites.iter().flat_map(|r| &r.ops).collect();
+    if changed
+        .iter()
+        .any(|op| matches!(op, MarkOp::Read(r) if matches!(r.test, ReadTest::Equals { value, .. } if value & new == new)))
+    {
+        then.push(format!(
+            "its match then reads `-m mark --mark {}/{}`",
+            hex(new),
+            hex(new | (own & v))
+        ));
+    }
+    if mask_copies {
+        then.push(format!("its connmark copies `--mask {}`", hex(own)));
+    }
     Some(Candidate {
         text: format!(
-            "{id}'s value {} has bits {} that {} use{}, so no masked rule keeps its meaning: move it with {}'s {} ({}) to {shown} (bits free on this node: {}); its match then reads `-m mark --mark {}/{}`{}.",
+            "{id}'s value {} has bits {} that {users} use{}, so no masked rule keeps its meaning: move it with {}'s {} ({}) to {shown} (bits free on this node: {}){}.",
             hex(v),
             hex(v & others),
-            users_of(cx, owner, v & others),
-            if users_of(cx, owner, v & others).contains(", ") { "" } else { "s" },
+            if users.contains(", ") { "" } else { "s" },
             sw.name,
             knob.name,
             knob.location,
             hex(free),
-            hex(new),
-            hex(new | (own & v)),
-            if mask_copies {
-                format!(" and its connmark copies `--mask {}`", hex(own))
-            } else {
+            if then.is_empty() {
                 String::new()
+            } else {
+                format!("; {}", then.join(" and "))
             }
         ),
         rewrites,
@@ -373,11 +386,16 @@ pub(crate) fn check(
                 continue;
             }
             if let MarkOp::Write(w) = b {
-                if w.bits() & others != 0 {
-                    return Some(format!(
-                        "it writes bits {} of another owner",
-                        hex(w.bits() & others)
-                    ));
+                // A whole write that stays whole (a device's or socket's configured mark, moved
+                // to another value) is judged by the bits it sets; any other rewritten write
+                // must not touch another owner's bits at all.
+                let stays_whole = w.is_whole() && matches!(a, MarkOp::Write(o) if o.is_whole());
+                let touched = match (stays_whole, w.op) {
+                    (true, WriteOp::Const { xor, .. }) => xor & others,
+                    _ => w.bits() & others,
+                };
+                if touched != 0 {
+                    return Some(format!("it writes bits {} of another owner", hex(touched)));
                 }
             }
             if !c.moves_value && !same_on(a, b, own) {
@@ -393,7 +411,12 @@ pub(crate) fn check(
     for rw in undo.iter().rev() {
         node.apply_rewrite(rw);
     }
-    if let Some(f) = after.iter().find(|f| is_same(f, target)) {
+    // Gone, or down to information (a configured mark moved off others' bits).
+    let info = super::catalogue::Severity::Info;
+    if let Some(f) = after
+        .iter()
+        .find(|f| is_same(f, target) && !(f.severity == info && target.severity != info))
+    {
         return Some(format!("{} is still reported: {}", f.code, f.title));
     }
     if let Some(f) = after.iter().find(|f| !already_there(f, before)) {

@@ -102,6 +102,7 @@ pub(crate) fn run_all(
         );
     }
     let mut fixes = super::verify::settle(cx, &mut out, reaudit);
+    super::incidents::attach(cx.registry, &mut out);
     let mut order: Vec<usize> = (0..out.len()).collect();
     order.sort_by(|&a, &b| {
         let (a, b) = (&out[a], &out[b]);

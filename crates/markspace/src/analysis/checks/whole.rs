@@ -42,15 +42,24 @@ pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 let data_dependent = group.iter().all(|u| {
                     matches!(u.op, MarkOp::Write(w) if matches!(w.op, WriteOp::DataDependent { .. } | WriteOp::Copy { src: CopySource::Socket, .. }))
                 });
+                let other_bits = others
+                    .iter()
+                    .fold(0, |a, &o| a | cx.usage.owners[o].used(field));
+                // A device's or socket's configured mark starts its own packets (WireGuard's
+                // outer UDP packets, a socket's packets): when the value carries no other
+                // owner's bits, the bits it clears were never set on them.
+                let own_value = !is_copy
+                    && group.iter().all(|u| {
+                        value_write_site(cx, u)
+                            && matches!(u.op, MarkOp::Write(w) if matches!(w.op, WriteOp::Const { xor, .. } if xor & other_bits == 0))
+                    });
                 let severity = match (others.is_empty(), is_copy, data_dependent) {
+                    _ if own_value => Severity::Info,
                     (false, _, false) => Severity::Error,
                     (false, _, true) => Severity::Warning,
                     (true, true, _) => Severity::Warning,
                     (true, false, _) => Severity::Info,
                 };
-                let other_bits = others
-                    .iter()
-                    .fold(0, |a, &o| a | cx.usage.owners[o].used(field));
                 let mut evidence: Vec<EvidenceItem> = Vec::new();
                 let mut omitted = 0;
                 for u in group.iter() {
@@ -95,6 +104,11 @@ pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         if data_dependent {
                             format!(
                                 "{id} may replace the whole {} (data-dependent write)",
+                                field_name(field)
+                            )
+                        } else if own_value && !others.is_empty() {
+                            format!(
+                                "{id} sets the whole {} of its own packets to a configured value that carries no other owner's bits",
                                 field_name(field)
                             )
                         } else {
