@@ -6,6 +6,7 @@ mod util;
 
 mod audit;
 mod collect;
+mod edges;
 mod examples;
 mod fixes;
 mod live;

@@ -156,7 +156,7 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     }
     let mut paths: Vec<&std::path::Path> = live_dir.iter().map(|d| d.path()).collect();
     paths.extend(args.paths.iter().map(|p| p.as_path()));
-    let node = read_inputs(&paths, &mut timings)?;
+    let (node, empty_inputs) = read_inputs(&paths, &mut timings)?;
     // Read after the inputs, not beside them: its parse tree would add to the peak memory of
     // parsing a large node, for a few milliseconds saved.
     let registry = super::load_registry(args.registry.as_deref())?;
@@ -164,7 +164,8 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     let color = output::stderr_color(args.color);
     let mut errors = 0;
     for d in &node.diagnostics {
-        let rendered = d.render(&node.sources).to_string();
+        let rendered =
+            markspace::report::escape_controls(&d.render(&node.sources).to_string()).into_owned();
         let rendered = if color {
             let (head, rest) = rendered.split_once('\n').unwrap_or((&rendered, ""));
             let code = if d.level == Level::Error {
@@ -200,7 +201,7 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
         );
         return Ok((2, None));
     }
-    if node.formats.is_empty() {
+    if node.formats.is_empty() && empty_inputs == 0 {
         anyhow::bail!(
             "no input of a recognised format was found in {}",
             args.paths
@@ -270,15 +271,48 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     Ok((code, Some(text)))
 }
 
-fn read_inputs(paths: &[&std::path::Path], timings: &mut Timings) -> anyhow::Result<Node> {
+fn read_inputs(paths: &[&std::path::Path], timings: &mut Timings) -> anyhow::Result<(Node, usize)> {
     let mut loader = NodeLoader::new();
+    // Inputs that hold nothing (an empty `iptables-save` of a host without rules): valid, and
+    // counted so that an audit of only such inputs says "no rules" instead of failing.
+    let mut empty = 0;
     for path in paths {
-        loader.add_path(path)?;
+        let bytes = if *path == std::path::Path::new("-") {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .take(markspace::snapshot::MAX_FILE_BYTES + 1)
+                .read_to_end(&mut buf)?;
+            Some(buf)
+        } else if path.is_file() && std::fs::metadata(path).is_ok_and(|m| m.len() < 4096) {
+            std::fs::read(path).ok()
+        } else {
+            None
+        };
+        match bytes {
+            Some(b) if b.iter().all(u8::is_ascii_whitespace) => {
+                eprintln!(
+                    "markspace: note: {}: empty input (no rules)",
+                    path.display()
+                );
+                empty += 1;
+            }
+            Some(b) if *path == std::path::Path::new("-") => {
+                if b.len() as u64 > markspace::snapshot::MAX_FILE_BYTES {
+                    anyhow::bail!(
+                        "-: input is more than the {}-byte limit",
+                        markspace::snapshot::MAX_FILE_BYTES
+                    );
+                }
+                loader.add_text("-", b, true)?;
+            }
+            _ => loader.add_path(path)?,
+        }
     }
     timings.lap("read and parse");
     let node = loader.finish();
     timings.lap("model (reachability, duplicates)");
-    Ok(node)
+    Ok((node, empty))
 }
 
 /// Wall time per stage and the peak memory so far, printed to stderr when `MARKSPACE_TIMINGS`

@@ -6,6 +6,7 @@ use super::Report;
 
 /// Renders the report as Markdown.
 pub fn render(report: &Report) -> String {
+    let report = &report.for_terminal();
     let mut out = String::new();
     let _ = writeln!(out, "# markspace audit\n");
     let s = &report.summary;

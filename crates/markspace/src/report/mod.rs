@@ -256,10 +256,87 @@ impl Report {
             .filter(|d| d.line == 0 && d.level == Level::Error)
     }
 
+    /// A copy whose every string that may come from the input (file names, rule text, chain
+    /// names, comments inside titles and fixes, diagnostics) has its control characters
+    /// escaped ([`escape_controls`]): what the text and Markdown renderers print, so that an
+    /// ESC, OSC or BEL sequence in a rule comment never reaches the terminal.
+    pub fn for_terminal(&self) -> Report {
+        let mut r = self.clone();
+        let e = |s: &mut String| {
+            if let std::borrow::Cow::Owned(o) = escape_controls(s) {
+                *s = o;
+            }
+        };
+        for i in &mut r.inputs {
+            e(&mut i.file);
+        }
+        for o in &mut r.owners {
+            e(&mut o.id);
+            e(&mut o.name);
+            o.recognised_by.iter_mut().for_each(e);
+        }
+        for f in &mut r.findings {
+            f.owners.iter_mut().for_each(e);
+            e(&mut f.title);
+            e(&mut f.fix);
+            for ev in &mut f.evidence {
+                e(&mut ev.file);
+                e(&mut ev.text);
+                e(&mut ev.owner);
+            }
+            for i in &mut f.incidents {
+                e(&mut i.title);
+                i.links.iter_mut().for_each(e);
+            }
+            if let Some(p) = &mut f.path {
+                for st in &mut p.steps {
+                    e(&mut st.table);
+                    e(&mut st.chain);
+                    e(&mut st.file);
+                    e(&mut st.owner);
+                    e(&mut st.action);
+                }
+            }
+        }
+        for b in [&mut r.bitmap.mark, &mut r.bitmap.ctmark] {
+            for u in b.iter_mut() {
+                u.readers.iter_mut().for_each(e);
+                u.writers.iter_mut().for_each(e);
+            }
+        }
+        for d in &mut r.diagnostics {
+            e(&mut d.file);
+            e(&mut d.message);
+            if let Some(h) = &mut d.hint {
+                e(h);
+            }
+        }
+        r
+    }
+
     /// The findings at or above a severity.
     pub fn count_at_least(&self, level: Severity) -> usize {
         self.findings.iter().filter(|f| f.severity <= level).count()
     }
+}
+
+/// Escapes control characters (C0 but newline and tab, DEL, C1) as `\x1b`-style text, so that
+/// input echoed to a terminal or into Markdown cannot move the cursor, set the title, ring the
+/// bell or start an OSC 8 hyperlink.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn diagnostic_report(node: &Node, d: &Diagnostic) -> DiagnosticReport {

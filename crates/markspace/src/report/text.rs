@@ -39,6 +39,7 @@ impl Paint {
 
 /// Renders the report; `color` adds ANSI colours (the caller decides: a terminal, no `NO_COLOR`).
 pub fn render(report: &Report, color: bool) -> String {
+    let report = &report.for_terminal();
     let p = Paint { on: color };
     let mut out = String::new();
     let _ = writeln!(
@@ -52,6 +53,9 @@ pub fn render(report: &Report, color: bool) -> String {
     );
     for i in &report.inputs {
         let _ = writeln!(out, "  {} {}", p.dim(&format!("[{}]", i.format)), i.file);
+    }
+    if report.summary.rules == 0 && report.owners.is_empty() {
+        let _ = writeln!(out, "no rules: nothing on this node reads or writes a mark");
     }
     if report.summary.duplicate_tables > 0 {
         let _ = writeln!(
