@@ -81,6 +81,7 @@ fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
         let doc = serde_json::json!({
             "version": report::VERSION,
             "markspace": env!("CARGO_PKG_VERSION"),
+            "registry": super::load_registry(args.registry.as_deref())?.version(),
             "nodes": json_nodes,
             "exit_status": worst,
         });
@@ -214,6 +215,7 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     let analysis = analyze(&node, &registry);
     timings.lap("analysis");
     let mut report = Report::new(&node, &analysis);
+    report.registry = Some(registry.version());
     // Never a false green: a snapshot whose collection could not read a source the audit needs
     // (no privileges, a missing tool, a timeout) is reported as incomplete and exits 3.
     for path in &paths {

@@ -9,8 +9,13 @@ use markspace::registry::validate;
 use crate::cli::{Format, RegistryArgs, RegistryCommand};
 use crate::output;
 
-fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<u8> {
-    output::print(&(serde_json::to_string_pretty(value)? + "\n"))?;
+fn json<T: serde::Serialize>(
+    reg: &markspace::registry::Registry,
+    key: &str,
+    value: &T,
+) -> anyhow::Result<u8> {
+    let doc = super::envelope(reg, key, value)?;
+    output::print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
     Ok(0)
 }
 
@@ -19,8 +24,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
     match args.command {
         RegistryCommand::List => {
             if args.format == Format::Json {
-                output::print(&(serde_json::to_string_pretty(&reg.software)? + "\n"))?;
-                return Ok(0);
+                return json(&reg, "software", &reg.software);
             }
             let mut out = String::new();
             for s in &reg.software {
@@ -51,15 +55,14 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             let Some(s) = reg.get(&id) else {
                 anyhow::bail!("no registry entry `{id}`; `markspace registry list` shows them all");
             };
-            output::print(&(serde_json::to_string_pretty(s)? + "\n"))?;
-            Ok(0)
+            json(&reg, "software", s)
         }
         RegistryCommand::Who { bits, ctmark } => {
             let mask = query::parse_bits(&bits).map_err(|e| anyhow::anyhow!("{e}"))?;
             let field = if ctmark { Field::CtMark } else { Field::Mark };
             let hits = query::who(&reg, mask, field);
             if args.format == Format::Json {
-                return json(&hits);
+                return json(&reg, "claims", &hits);
             }
             let mut out = format!(
                 "{} bits {} ({}): {} claim(s)\n",
@@ -102,7 +105,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             let field = if ctmark { Field::CtMark } else { Field::Mark };
             let hits = query::decode(&reg, v, field);
             if args.format == Format::Json {
-                return json(&hits);
+                return json(&reg, "readings", &hits);
             }
             let mut out = format!(
                 "{} value {} ({v}): read by {} claim(s)\n",
@@ -139,7 +142,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             let overlaps = query::conflicts(&reg, &ids)
                 .map_err(|e| anyhow::anyhow!("{e}; `markspace registry list` shows the ids"))?;
             if args.format == Format::Json {
-                return json(&overlaps);
+                return json(&reg, "conflicts", &overlaps);
             }
             let mut out = format!(
                 "{} overlap(s) between registered defaults\n",
@@ -174,18 +177,25 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
                     .iter()
                     .map(|f| hex(query::free_bits(&reg, *f)))
                     .collect();
-                return json(&serde_json::json!({
-                    "version": 1,
-                    "software": reg.software,
-                    "incidents": reg.incidents,
-                    "free_bits": {"mark": free[0], "ctmark": free[1]},
-                }));
+                let mut doc = super::envelope(&reg, "software", &reg.software)?;
+                doc["incidents"] = serde_json::to_value(&reg.incidents)?;
+                doc["free_bits"] = serde_json::json!({"mark": free[0], "ctmark": free[1]});
+                output::print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+                return Ok(0);
             }
             output::print(&query::export_markdown(&reg))?;
             Ok(0)
         }
         RegistryCommand::Check => {
             let problems = validate(&reg);
+            if args.format == Format::Json {
+                let list: Vec<serde_json::Value> = problems
+                    .iter()
+                    .map(|p| serde_json::json!({"entry": p.entry, "message": p.message}))
+                    .collect();
+                json(&reg, "problems", &list)?;
+                return Ok(if problems.is_empty() { 0 } else { 1 });
+            }
             for p in &problems {
                 eprintln!("{}: {}", p.entry, p.message);
             }

@@ -100,7 +100,9 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
     };
     let t = trace(&node, &registry, packet, start, &options);
     match args.format {
-        Format::Json => output::print(&(serde_json::to_string_pretty(&t)? + "\n"))?,
+        Format::Json => {
+            output::print(&(serde_json::to_string_pretty(&super::stamped(&registry, &t)?)? + "\n"))?
+        }
         _ => output::print(&render(&t))?,
     }
     Ok(0)

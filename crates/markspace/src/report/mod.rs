@@ -6,6 +6,8 @@
 //! ```text
 //! {
 //!   "version": 1,
+//!   "markspace": "0.1.0",
+//!   "registry": {"entries": 48, "incidents": 31, "digest": "…"},
 //!   "inputs":   [{"file": "nodes/a/iptables-save.txt", "format": "iptables-save"}],
 //!   "owners":   [{"id": "kube-proxy", "name": "kube-proxy", "rules": 3,
 //!                 "bits":    {"mark": "0x00004000", "ctmark": "0x00000000"},   // read | written
@@ -153,6 +155,10 @@ pub struct DiagnosticReport {
 pub struct Report {
     /// Contract version.
     pub version: u32,
+    /// markspace's version (the library's).
+    pub markspace: &'static str,
+    /// The registry the audit used (set by the caller that loaded it; null otherwise).
+    pub registry: Option<crate::registry::RegistryVersion>,
     /// Inputs read.
     pub inputs: Vec<InputReport>,
     /// Owners seen.
@@ -204,6 +210,8 @@ impl Report {
             .count();
         Report {
             version: VERSION,
+            markspace: env!("CARGO_PKG_VERSION"),
+            registry: None,
             inputs: node
                 .formats
                 .iter()
