@@ -127,6 +127,19 @@ pub(crate) enum Format {
     Markdown,
 }
 
+/// Output formats of `audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuditFormat {
+    /// Human-readable, with a register diagram.
+    Text,
+    /// The documented JSON contract.
+    Json,
+    /// Markdown, for tickets and pull requests.
+    Markdown,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+}
+
 /// When to exit 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum FailOn {
@@ -163,8 +176,8 @@ pub(crate) struct AuditArgs {
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub(crate) timeout: u64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub(crate) format: Format,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub(crate) format: AuditFormat,
     /// Exit 1 when there are findings at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub(crate) fail_on: FailOn,

@@ -64,3 +64,77 @@ fn control_characters_in_input_are_escaped() {
         r.stderr
     );
 }
+
+#[test]
+fn sarif_output_for_code_scanning() {
+    let node = crate::util::root().join("examples/nodes/tailscale-calico");
+    let r = run(&["audit", "--format", "sarif", node.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["version"], "2.1.0");
+    let run0 = &j["runs"][0];
+    assert_eq!(run0["tool"]["driver"]["name"], "markspace");
+    let rules = run0["tool"]["driver"]["rules"].as_array().unwrap();
+    let results = run0["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for res in results {
+        let id = res["ruleId"].as_str().unwrap();
+        assert!(rules.iter().any(|r| r["id"] == id), "{id} is not a rule");
+        assert!(["error", "warning", "note"].contains(&res["level"].as_str().unwrap()));
+        let loc = &res["locations"][0]["physicalLocation"];
+        assert!(loc["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("iptables-save.txt"));
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
+    }
+    assert_eq!(run0["invocations"][0]["executionSuccessful"], true);
+    // Per node with --each: one run each.
+    let nodes = crate::util::root().join("examples/nodes");
+    let r = run(&[
+        "audit",
+        "--each",
+        "--format",
+        "sarif",
+        nodes.to_str().unwrap(),
+    ]);
+    assert_eq!(r.json()["runs"].as_array().unwrap().len(), 6);
+    // The other commands do not take sarif.
+    let r = run(&["registry", "list", "--format", "sarif"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn a_negated_ip_rule_is_not_described_as_requiring_its_bits() {
+    let d = Dir::new();
+    d.file("ip-rule.txt", "0:\tfrom all lookup local\n5270:\tnot from all fwmark 0x80000/0xff0000 lookup 52\n32766:\tfrom all lookup main\n");
+    let f = d.file(
+        "iptables-save.txt",
+        "*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\n-A KUBE-FIREWALL -m comment --comment \"kubernetes firewall for dropping marked packets\" -m mark --mark 0x80000/0x80000 -j DROP\nCOMMIT\n",
+    );
+    let dir = std::path::Path::new(&f)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = run(&["audit", "--fail-on", "never", "--format", "json", &dir]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for finding in r.json()["findings"].as_array().unwrap() {
+        let title = finding["title"].as_str().unwrap();
+        let negated = finding["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            // The subject of "only match packets carrying" (the first owner) must not be the
+            // owner whose selector is negated.
+            .any(|e| {
+                e["text"].as_str().unwrap().contains("not from all fwmark")
+                    && e["owner"] == finding["owners"][0]
+            });
+        assert!(
+            !(negated && title.contains("only match packets carrying")),
+            "{title}"
+        );
+    }
+}

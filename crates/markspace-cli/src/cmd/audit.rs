@@ -6,7 +6,7 @@ use markspace::model::Node;
 use markspace::report::{self, Report};
 use markspace::snapshot::NodeLoader;
 
-use crate::cli::{AuditArgs, FailOn, Format};
+use crate::cli::{AuditArgs, AuditFormat as Format, FailOn};
 use crate::output;
 
 pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
@@ -60,6 +60,14 @@ fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
         worst = worst.max(code);
         statuses.push(format!("{}: {code}", node.display()));
         match args.format {
+            Format::Sarif => {
+                let log: serde_json::Value =
+                    serde_json::from_str(text.as_deref().unwrap_or("{}"))?;
+                for mut run in log["runs"].as_array().cloned().unwrap_or_default() {
+                    run["automationDetails"] = serde_json::json!({"id": node.display().to_string()});
+                    json_nodes.push(run);
+                }
+            }
             Format::Json => json_nodes.push(serde_json::json!({
                 "path": node.display().to_string(),
                 "exit_status": code,
@@ -77,7 +85,15 @@ fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
             }
         }
     }
-    if args.format == Format::Json {
+    if args.format == Format::Sarif {
+        let doc = serde_json::json!({
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": json_nodes,
+        });
+        out = serde_json::to_string_pretty(&doc)?;
+        out.push('\n');
+    } else if args.format == Format::Json {
         let doc = serde_json::json!({
             "version": report::VERSION,
             "markspace": env!("CARGO_PKG_VERSION"),
@@ -251,6 +267,11 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
             s
         }
         Format::Markdown => report::markdown::render(&report),
+        Format::Sarif => {
+            let mut s = serde_json::to_string_pretty(&report::sarif::render(&report))?;
+            s.push('\n');
+            s
+        }
     };
     timings.lap("report");
     timings.print();

@@ -37,6 +37,7 @@
 //! are only ever added in a version; a removal or change of meaning bumps `version`.
 
 pub mod markdown;
+pub mod sarif;
 pub mod text;
 
 use serde::Serialize;
