@@ -138,3 +138,15 @@ fn a_negated_ip_rule_is_not_described_as_requiring_its_bits() {
         );
     }
 }
+
+#[test]
+fn one_cause_per_error_line() {
+    let r = run(&["audit", "/nonexistent"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}
