@@ -187,6 +187,14 @@ pub(crate) struct AuditArgs {
     /// When to use colours in text output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
+    /// Findings this baseline file accepts (TOML `[[suppress]]` entries: code, owners, field,
+    /// bits, a required reason, an optional expiry) leave the counts and the exit status and
+    /// are listed as suppressed.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) baseline: Option<PathBuf>,
+    /// Write a baseline accepting every finding of this audit to FILE (edit each reason).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) write_baseline: Option<PathBuf>,
     /// A directory holding several nodes (one subdirectory each) is audited node by node: one
     /// report section per node and a summary of their exit statuses (without it, such a
     /// directory is refused with the list of nodes).

@@ -150,3 +150,59 @@ fn one_cause_per_error_line() {
         r.stderr
     );
 }
+
+#[test]
+fn a_baseline_suppresses_with_reasons_and_expires() {
+    let node = crate::util::root().join("examples/nodes/tailscale-calico");
+    let node = node.to_str().unwrap();
+    let d = Dir::new();
+    let file = d.path().join("baseline.toml");
+    let file = file.to_str().unwrap();
+    let r = run(&["audit", "--write-baseline", file, node]);
+    assert_eq!(
+        r.code, 1,
+        "writing a baseline does not change this run's status"
+    );
+    let r = run(&["audit", "--baseline", file, "--format", "json", node]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["summary"]["errors"], 0);
+    assert!(j["findings"].as_array().unwrap().is_empty());
+    let suppressed = j["suppressed"].as_array().unwrap();
+    assert_eq!(
+        j["summary"]["suppressed"].as_u64().unwrap() as usize,
+        suppressed.len()
+    );
+    assert!(suppressed.iter().any(|s| s["finding"]["code"] == "MS001"
+        && s["reason"].as_str().unwrap().contains("replace with why")));
+    // A reason is required.
+    let bad = d.file(
+        "bad.toml",
+        "[[suppress]]\ncode = \"MS001\"\nreason = \" \"\n",
+    );
+    let r = run(&["audit", "--baseline", &bad, node]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("reason"), "{}", r.stderr);
+    // An expired entry no longer applies, and says so.
+    let old = d.file(
+        "old.toml",
+        "[[suppress]]\ncode = \"MS001\"\nowners = [\"tailscale\", \"calico\"]\nreason = \"INC-1\"\nexpires = \"2020-01-01\"\n",
+    );
+    let r = run(&["audit", "--baseline", &old, "--format", "json", node]);
+    assert_eq!(r.code, 1);
+    let j = r.json();
+    assert_eq!(j["summary"]["suppressed"], 0);
+    assert!(j["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["message"].as_str().unwrap().contains("expired")));
+    // Only matching owners are suppressed.
+    let other = d.file(
+        "other.toml",
+        "[[suppress]]\ncode = \"MS001\"\nowners = [\"cilium\", \"calico\"]\nreason = \"x\"\n",
+    );
+    let r = run(&["audit", "--baseline", &other, "--format", "json", node]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["summary"]["suppressed"], 0);
+}

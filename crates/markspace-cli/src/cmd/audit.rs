@@ -232,6 +232,27 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     timings.lap("analysis");
     let mut report = Report::new(&node, &analysis);
     report.registry = Some(registry.version());
+    let today: String = markspace::collect::rfc3339(std::time::SystemTime::now())
+        .chars()
+        .take(10)
+        .collect();
+    if let Some(file) = &args.write_baseline {
+        let b = markspace::report::baseline::Baseline::of(&report, &today);
+        std::fs::write(file, b.to_toml())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+        eprintln!(
+            "markspace: note: wrote a baseline of {} finding(s) to {}; give each its reason",
+            b.suppress.len(),
+            file.display()
+        );
+    }
+    if let Some(file) = &args.baseline {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let b = markspace::report::baseline::Baseline::parse(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        report.apply_baseline(&b, &file.display().to_string(), &today);
+    }
     // Never a false green: a snapshot whose collection could not read a source the audit needs
     // (no privileges, a missing tool, a timeout) is reported as incomplete and exits 3.
     for path in &paths {

@@ -36,6 +36,7 @@
 //! `"0x%08x"` strings. `evidence[].line` is `null` for evidence that is a registry claim. Fields
 //! are only ever added in a version; a removal or change of meaning bumps `version`.
 
+pub mod baseline;
 pub mod markdown;
 pub mod sarif;
 pub mod text;
@@ -132,6 +133,8 @@ pub struct Summary {
     /// True when a source the audit needs could not be read (see the diagnostics with line 0):
     /// the findings are those of what was read, and the exit status says so.
     pub incomplete: bool,
+    /// Findings a baseline suppressed (listed under `suppressed`).
+    pub suppressed: usize,
 }
 
 /// A diagnostic in the report.
@@ -168,6 +171,9 @@ pub struct Report {
     pub bitmap: Bitmap,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
+    /// Findings a baseline accepted ([`baseline`]), with its reason; not in `findings` or the
+    /// counts.
+    pub suppressed: Vec<baseline::Suppressed>,
     /// Counts.
     pub summary: Summary,
     /// Parse problems.
@@ -227,6 +233,7 @@ impl Report {
                 ctmark: analysis.bitmap[1].clone(),
             },
             findings: analysis.findings.clone(),
+            suppressed: Vec::new(),
             summary: Summary {
                 errors: count(Severity::Error),
                 warnings: count(Severity::Warning),
@@ -235,6 +242,7 @@ impl Report {
                 mark_rules,
                 duplicate_tables,
                 incomplete: false,
+                suppressed: 0,
             },
             diagnostics: node
                 .diagnostics
@@ -312,6 +320,11 @@ impl Report {
                 u.readers.iter_mut().for_each(e);
                 u.writers.iter_mut().for_each(e);
             }
+        }
+        for x in &mut r.suppressed {
+            e(&mut x.reason);
+            e(&mut x.finding.title);
+            x.finding.owners.iter_mut().for_each(e);
         }
         for d in &mut r.diagnostics {
             e(&mut d.file);

@@ -220,6 +220,29 @@ pub fn render(report: &Report, color: bool) -> String {
         let _ = writeln!(out, "  = fix: {}", f.fix);
         let _ = writeln!(out);
     }
+    if !report.suppressed.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {} finding(s) accepted by the baseline:",
+            p.bold("suppressed:"),
+            report.suppressed.len()
+        );
+        for x in &report.suppressed {
+            let _ = writeln!(
+                out,
+                "  {} {} ({}): {}{}",
+                x.finding.code,
+                x.finding.owners.join(", "),
+                crate::model::hex(x.finding.bits),
+                x.reason,
+                x.expires
+                    .as_deref()
+                    .map(|e| format!(" (until {e})"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(out);
+    }
     let s = &report.summary;
     let _ = writeln!(
         out,
