@@ -237,7 +237,7 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
         .take(10)
         .collect();
     if let Some(file) = &args.write_baseline {
-        let b = markspace::report::baseline::Baseline::of(&report, &today);
+        let b = markspace::report::baseline::Baseline::of(&report.findings, &today);
         std::fs::write(file, b.to_toml())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
         eprintln!(

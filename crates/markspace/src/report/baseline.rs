@@ -14,9 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Report;
 use crate::analysis::Finding;
-use crate::model::{hex, Bits};
+use crate::model::Bits;
 
 /// One accepted finding.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -106,11 +105,10 @@ impl Baseline {
         Ok(b)
     }
 
-    /// A baseline accepting every finding of a report, each with a placeholder reason to edit.
-    pub fn of(report: &Report, today: &str) -> Baseline {
+    /// A baseline accepting every one of these findings, each with a placeholder reason to edit.
+    pub fn of(findings: &[Finding], today: &str) -> Baseline {
         Baseline {
-            suppress: report
-                .findings
+            suppress: findings
                 .iter()
                 .map(|f| Suppression {
                     code: f.code.as_str().to_string(),
@@ -146,49 +144,5 @@ impl Suppression {
             })
             && self.field.as_deref().is_none_or(|x| x == f.field.as_str())
             && self.bits.is_none_or(|Bits(b)| f.bits & !b == 0)
-    }
-}
-
-impl Report {
-    /// Moves the findings a baseline accepts to `suppressed` and counts them there; entries
-    /// past their expiry (`today` is a UTC `YYYY-MM-DD`) no longer apply, and a warning says so.
-    pub fn apply_baseline(&mut self, baseline: &Baseline, file: &str, today: &str) {
-        let mut keep = Vec::new();
-        for f in std::mem::take(&mut self.findings) {
-            let entry = baseline.suppress.iter().find(|s| s.matches(&f));
-            match entry {
-                Some(s) if s.expires.as_deref().is_none_or(|e| e >= today) => {
-                    self.suppressed.push(Suppressed {
-                        finding: f,
-                        reason: s.reason.clone(),
-                        expires: s.expires.clone(),
-                    });
-                }
-                Some(s) => {
-                    self.diagnostics.push(super::DiagnosticReport {
-                        level: crate::diagnostic::Level::Warning,
-                        file: file.to_string(),
-                        line: 0,
-                        column: 0,
-                        message: format!(
-                            "the baseline entry for {} ({}) expired on {}: the finding is reported again",
-                            f.code,
-                            f.owners.join(", "),
-                            s.expires.as_deref().unwrap_or("")
-                        ),
-                        hint: Some(format!("bits {}; renew it with a new `expires` or fix the finding", hex(f.bits))),
-                    });
-                    keep.push(f);
-                }
-                None => keep.push(f),
-            }
-        }
-        self.findings = keep;
-        let count =
-            |s: crate::analysis::Severity| self.findings.iter().filter(|f| f.severity == s).count();
-        self.summary.errors = count(crate::analysis::Severity::Error);
-        self.summary.warnings = count(crate::analysis::Severity::Warning);
-        self.summary.infos = count(crate::analysis::Severity::Info);
-        self.summary.suppressed = self.suppressed.len();
     }
 }

@@ -342,6 +342,51 @@ impl Report {
     }
 }
 
+/// Baselines ([`baseline`]).
+impl Report {
+    /// Moves the findings a baseline accepts to `suppressed` and counts them there; entries
+    /// past their expiry (`today` is a UTC `YYYY-MM-DD`) no longer apply, and a warning says so.
+    pub fn apply_baseline(&mut self, baseline: &baseline::Baseline, file: &str, today: &str) {
+        let mut keep = Vec::new();
+        for f in std::mem::take(&mut self.findings) {
+            let entry = baseline.suppress.iter().find(|s| s.matches(&f));
+            match entry {
+                Some(s) if s.expires.as_deref().is_none_or(|e| e >= today) => {
+                    self.suppressed.push(baseline::Suppressed {
+                        finding: f,
+                        reason: s.reason.clone(),
+                        expires: s.expires.clone(),
+                    });
+                }
+                Some(s) => {
+                    self.diagnostics.push(DiagnosticReport {
+                        level: crate::diagnostic::Level::Warning,
+                        file: file.to_string(),
+                        line: 0,
+                        column: 0,
+                        message: format!(
+                            "the baseline entry for {} ({}) expired on {}: the finding is reported again",
+                            f.code,
+                            f.owners.join(", "),
+                            s.expires.as_deref().unwrap_or("")
+                        ),
+                        hint: Some(format!("bits {}; renew it with a new `expires` or fix the finding", crate::model::hex(f.bits))),
+                    });
+                    keep.push(f);
+                }
+                None => keep.push(f),
+            }
+        }
+        self.findings = keep;
+        let count =
+            |s: crate::analysis::Severity| self.findings.iter().filter(|f| f.severity == s).count();
+        self.summary.errors = count(crate::analysis::Severity::Error);
+        self.summary.warnings = count(crate::analysis::Severity::Warning);
+        self.summary.infos = count(crate::analysis::Severity::Info);
+        self.summary.suppressed = self.suppressed.len();
+    }
+}
+
 /// Escapes control characters (C0 but newline and tab, DEL, C1) as `\x1b`-style text, so that
 /// input echoed to a terminal or into Markdown cannot move the cursor, set the title, ring the
 /// bell or start an OSC 8 hyperlink.
