@@ -94,8 +94,8 @@ pub(crate) struct TraceArgs {
     #[arg(long, default_value_t = 16)]
     pub(crate) max_paths: usize,
     /// Output format (text or json).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub(crate) format: Format,
+    #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+    pub(crate) format: TextOrJson,
     /// Also read registry entries from this directory.
     #[arg(long, value_name = "DIR")]
     pub(crate) registry: Option<PathBuf>,
@@ -116,14 +116,23 @@ pub(crate) struct CollectArgs {
     pub(crate) timeout: u64,
 }
 
-/// Output formats.
+/// Output formats of `trace`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Format {
-    /// Human-readable, with a register diagram.
+pub(crate) enum TextOrJson {
+    /// Human-readable.
     Text,
-    /// The documented JSON contract.
+    /// JSON with version, markspace's and the registry's versions.
     Json,
-    /// Markdown, for tickets and pull requests.
+}
+
+/// Output formats of `registry` (markdown only for `registry export`, whose default it is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RegistryFormat {
+    /// Human-readable.
+    Text,
+    /// JSON with version, markspace's and the registry's versions.
+    Json,
+    /// Markdown (only `registry export`).
     Markdown,
 }
 
@@ -209,9 +218,9 @@ pub(crate) struct RegistryArgs {
     /// Also read registry entries from this directory.
     #[arg(long, value_name = "DIR", global = true)]
     pub(crate) registry: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
-    pub(crate) format: Format,
+    /// Output format: text or json (and markdown for `export`, its default).
+    #[arg(long, value_enum, global = true)]
+    pub(crate) format: Option<RegistryFormat>,
 }
 
 #[derive(Debug, Subcommand)]

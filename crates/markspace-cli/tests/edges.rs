@@ -206,3 +206,27 @@ fn a_baseline_suppresses_with_reasons_and_expires() {
     assert_eq!(r.code, 1);
     assert_eq!(r.json()["summary"]["suppressed"], 0);
 }
+
+#[test]
+fn every_format_is_honoured_or_rejected() {
+    // registry show honours text.
+    let r = run(&["registry", "show", "kube-proxy", "--format", "text"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.starts_with("kube-proxy (kube-proxy)") && !r.stdout.contains('{'),
+        "{}",
+        r.stdout
+    );
+    // Markdown only where it is printed.
+    for args in [
+        &["registry", "list", "--format", "markdown"][..],
+        &["registry", "who", "0x4000", "--format", "markdown"],
+        &["registry", "export", "--format", "text"],
+        &["trace", "x", "--format", "markdown"],
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+    }
+    let r = run(&["registry", "export"]);
+    assert!(r.stdout.starts_with("# "), "{}", r.stdout);
+}

@@ -6,7 +6,7 @@ use markspace::model::{hex, Bits, Field};
 use markspace::registry::query::{self, bit_ranges};
 use markspace::registry::validate;
 
-use crate::cli::{Format, RegistryArgs, RegistryCommand};
+use crate::cli::{RegistryArgs, RegistryCommand, RegistryFormat as Format};
 use crate::output;
 
 fn json<T: serde::Serialize>(
@@ -21,9 +21,21 @@ fn json<T: serde::Serialize>(
 
 pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
     let reg = super::load_registry(args.registry.as_deref())?;
+    let export = matches!(args.command, RegistryCommand::Export);
+    let format = match (args.format, export) {
+        (Some(Format::Markdown), false) => {
+            anyhow::bail!("--format markdown is only for `registry export`; use text or json")
+        }
+        (Some(Format::Text), true) => {
+            anyhow::bail!("`registry export` prints markdown (the default) or json")
+        }
+        (Some(f), _) => f,
+        (None, true) => Format::Markdown,
+        (None, false) => Format::Text,
+    };
     match args.command {
         RegistryCommand::List => {
-            if args.format == Format::Json {
+            if format == Format::Json {
                 return json(&reg, "software", &reg.software);
             }
             let mut out = String::new();
@@ -55,13 +67,17 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             let Some(s) = reg.get(&id) else {
                 anyhow::bail!("no registry entry `{id}`; `markspace registry list` shows them all");
             };
-            json(&reg, "software", s)
+            if format == Format::Json {
+                return json(&reg, "software", s);
+            }
+            output::print(&show_text(s))?;
+            Ok(0)
         }
         RegistryCommand::Who { bits, ctmark } => {
             let mask = query::parse_bits(&bits).map_err(|e| anyhow::anyhow!("{e}"))?;
             let field = if ctmark { Field::CtMark } else { Field::Mark };
             let hits = query::who(&reg, mask, field);
-            if args.format == Format::Json {
+            if format == Format::Json {
                 return json(&reg, "claims", &hits);
             }
             let mut out = format!(
@@ -104,7 +120,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             })?;
             let field = if ctmark { Field::CtMark } else { Field::Mark };
             let hits = query::decode(&reg, v, field);
-            if args.format == Format::Json {
+            if format == Format::Json {
                 return json(&reg, "readings", &hits);
             }
             let mut out = format!(
@@ -141,7 +157,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
         RegistryCommand::Conflicts { ids } => {
             let overlaps = query::conflicts(&reg, &ids)
                 .map_err(|e| anyhow::anyhow!("{e}; `markspace registry list` shows the ids"))?;
-            if args.format == Format::Json {
+            if format == Format::Json {
                 return json(&reg, "conflicts", &overlaps);
             }
             let mut out = format!(
@@ -172,7 +188,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         RegistryCommand::Export => {
-            if args.format == Format::Json {
+            if format == Format::Json {
                 let free: Vec<String> = Field::BOTH
                     .iter()
                     .map(|f| hex(query::free_bits(&reg, *f)))
@@ -188,7 +204,7 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
         }
         RegistryCommand::Check => {
             let problems = validate(&reg);
-            if args.format == Format::Json {
+            if format == Format::Json {
                 let list: Vec<serde_json::Value> = problems
                     .iter()
                     .map(|p| serde_json::json!({"entry": p.entry, "message": p.message}))
@@ -208,4 +224,36 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             Ok(if problems.is_empty() { 0 } else { 1 })
         }
     }
+}
+
+/// One entry as text: what it is, its claims with their values, its knobs.
+fn show_text(s: &markspace::registry::schema::Software) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ({}): {}", s.name, s.id, s.category);
+    let _ = writeln!(out, "  {}", s.summary);
+    for c in &s.claims {
+        let _ = writeln!(
+            out,
+            "  claim {}: {} bits {} ({:?}, {:?}){}",
+            c.id,
+            c.kind.field().as_str(),
+            c.bits,
+            c.access,
+            c.style,
+            if c.verified { "" } else { " [unverified]" }
+        );
+        let _ = writeln!(out, "    {}", c.description);
+        for v in &c.values {
+            let _ = writeln!(out, "    value {}: {}", v.value, v.meaning);
+        }
+    }
+    for k in &s.knobs {
+        let _ = writeln!(
+            out,
+            "  knob {} (default {}): {}",
+            k.name, k.default, k.location
+        );
+    }
+    let _ = writeln!(out, "  source: {}", s.source);
+    out
 }

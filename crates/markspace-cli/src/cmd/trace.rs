@@ -10,7 +10,7 @@ use markspace::packet::{proto_number, CtState, Packet, PathKind};
 use markspace::snapshot::NodeLoader;
 use markspace::trace::{trace, Options, Step, Trace};
 
-use crate::cli::{Format, PathArg, StateArg, TraceArgs};
+use crate::cli::{PathArg, StateArg, TextOrJson as Format, TraceArgs};
 use crate::output;
 
 pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
