@@ -12,5 +12,6 @@ mod fixes;
 mod live;
 mod nodes;
 mod registry;
+mod schemas;
 mod trace;
 mod trace_kernel;
