@@ -103,7 +103,8 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         Format::Json => {
             output::print(&(serde_json::to_string_pretty(&super::stamped(&registry, &t)?)? + "\n"))?
         }
-        _ => output::print(&render(&t))?,
+        // Rule text and chain names come from the input: never send its control characters.
+        _ => output::print(&markspace::report::escape_controls(&render(&t)))?,
     }
     Ok(0)
 }
