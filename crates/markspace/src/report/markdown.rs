@@ -114,5 +114,21 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "```\n");
         }
     }
+    if !report.suppressed.is_empty() {
+        let _ = writeln!(out, "\n## Suppressed by the baseline\n");
+        let _ = writeln!(out, "| code | owners | bits | reason | until |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for x in &report.suppressed {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} |",
+                x.finding.code,
+                x.finding.owners.join(", "),
+                crate::model::hex(x.finding.bits),
+                x.reason.replace('|', "\\|"),
+                x.expires.as_deref().unwrap_or("")
+            );
+        }
+    }
     out
 }

@@ -26,8 +26,9 @@
 //!                          "steps": [{"hook": "forward", "table": "ip filter", "chain": "ts-forward",
 //!                                     "file": "…", "line": 187, "owner": "tailscale",
 //!                                     "action": "writes 0x000f0000"}]}}],
+//!   "suppressed": [{"finding": {…}, "reason": "…", "expires": null}],   // --baseline
 //!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57,
-//!                "duplicate_tables": 0},
+//!                "duplicate_tables": 0, "incomplete": false, "suppressed": 0},
 //!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]
 //! }
 //! ```
