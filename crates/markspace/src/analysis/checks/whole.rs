@@ -298,9 +298,11 @@ fn match_proposal(cx: &Ctx<'_>, owner: usize, field: Field, values: &[u32]) -> P
         candidates,
         none: if clash != 0 {
             format!(
-                "No rule change keeps {id}'s match: its value has bits {} that {} use, and markspace found no registered knob of {id} that moves it to free bits; change {id}'s value by hand to bits no other owner uses.",
+                "No rule change keeps {}'s match: its value has bits {} that {} use, and {}; change the value by hand to bits no other owner uses.",
+                who(&id),
                 hex(clash),
-                users_of(cx, owner, clash)
+                users_of(cx, owner, clash),
+                no_knob(&id)
             )
         } else {
             format!("No masked match for {id} passed markspace's re-audit; match only bits no other owner uses.")
@@ -414,9 +416,11 @@ fn write_proposal(
         candidates,
         none: if clash != 0 {
             format!(
-                "No masked rule keeps {id} working: its value has bits {} that {} use, and markspace found no registered knob of {id} that moves it to free bits; give {id} a value in bits no other owner uses, then mask its rules to that value.",
+                "No masked rule keeps {} working: its value has bits {} that {} use, and {}; give it a value in bits no other owner uses, then mask its rules to that value.",
+                who(&id),
                 hex(clash),
-                users_of(cx, owner, clash)
+                users_of(cx, owner, clash),
+                no_knob(&id)
             )
         } else {
             format!(
@@ -424,4 +428,22 @@ fn write_proposal(
             )
         },
     })
+}
+
+/// How fix texts name an owner: its id, or what `unknown` means.
+fn who(id: &str) -> String {
+    if id == crate::registry::UNKNOWN {
+        "the rules no registry entry recognises".to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+/// Why no knob moves an owner's value.
+fn no_knob(id: &str) -> String {
+    if id == crate::registry::UNKNOWN {
+        "without a registry entry markspace knows no setting that moves it".to_string()
+    } else {
+        format!("markspace found no registered knob of {id} that moves it to free bits")
+    }
 }
