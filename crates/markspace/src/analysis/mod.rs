@@ -9,6 +9,10 @@
 //! - `finding`: the [`Finding`] type, its evidence, and the context the checks run in.
 //! - `checks`: the checks, one row each in a table (the codes it reports and its function),
 //!   and the run that sorts their findings. `fix` words the fixes they share.
+//! - `proposal`, `verify`: rule-changing fixes are proposed with their rewrite in the algebra,
+//!   applied to a copy of the node ([`Node::apply_rewrite`]) and audited again; only those that
+//!   pass are printed ([`Analysis::verified_fixes`]).
+//! - `incidents`: known incidents attach to the findings whose owners and mechanism are theirs.
 
 mod catalogue;
 mod checks;

@@ -5,7 +5,8 @@
 //! algebra) with [`Ctx::propose`]. [`settle`] then applies each candidate to a copy of the node,
 //! audits the copy again and prints the first candidate that
 //!
-//! - removes its finding,
+//! - removes its finding (or brings it down to information: a device's configured mark moved
+//!   off other owners' bits),
 //! - creates no finding the node did not already have (no MS006 never-true match, no new shared
 //!   bits, no new whole-field operation, …; a finding is "already there" when one of the same
 //!   code and field, with the same or more owners and the same or more bits, existed before),
