@@ -94,8 +94,8 @@ pub(crate) struct TraceArgs {
     #[arg(long, default_value_t = 16)]
     pub(crate) max_paths: usize,
     /// Output format (text or json).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub(crate) format: Format,
+    #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+    pub(crate) format: TextOrJson,
     /// Also read registry entries from this directory.
     #[arg(long, value_name = "DIR")]
     pub(crate) registry: Option<PathBuf>,
@@ -103,23 +103,50 @@ pub(crate) struct TraceArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CollectArgs {
-    /// Directory to write the snapshot into (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "markspace-snapshot")]
-    pub(crate) out: PathBuf,
+    /// Directory to write the snapshot into (created if missing; it must be empty). Default:
+    /// a new `markspace-snapshot-<host>-<UTC time>` in the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Write into a non-empty --out that holds an earlier snapshot: its files (those its
+    /// manifest.json lists, and the manifest) are removed first; any other file is refused.
+    #[arg(long)]
+    pub(crate) force: bool,
     /// Seconds each command may run before it is killed.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub(crate) timeout: u64,
 }
 
-/// Output formats.
+/// Output formats of `trace`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Format {
+pub(crate) enum TextOrJson {
+    /// Human-readable.
+    Text,
+    /// JSON with version, markspace's and the registry's versions.
+    Json,
+}
+
+/// Output formats of `registry` (markdown only for `registry export`, whose default it is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RegistryFormat {
+    /// Human-readable.
+    Text,
+    /// JSON with version, markspace's and the registry's versions.
+    Json,
+    /// Markdown (only `registry export`).
+    Markdown,
+}
+
+/// Output formats of `audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuditFormat {
     /// Human-readable, with a register diagram.
     Text,
     /// The documented JSON contract.
     Json,
     /// Markdown, for tickets and pull requests.
     Markdown,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
 }
 
 /// When to exit 1.
@@ -146,7 +173,7 @@ pub(crate) enum Color {
     Never,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub(crate) struct AuditArgs {
     /// Files or directories to read (iptables-save, iptables -S, iptables -L …); `-` reads stdin.
     #[arg(value_name = "PATH", required_unless_present = "live")]
@@ -158,8 +185,8 @@ pub(crate) struct AuditArgs {
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub(crate) timeout: u64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub(crate) format: Format,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub(crate) format: AuditFormat,
     /// Exit 1 when there are findings at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub(crate) fail_on: FailOn,
@@ -178,6 +205,19 @@ pub(crate) struct AuditArgs {
     /// reached --fail-on.
     #[arg(long)]
     pub(crate) lenient: bool,
+    /// Findings this baseline file accepts (TOML `[[suppress]]` entries: code, owners, field,
+    /// bits, a required reason, an optional expiry) leave the counts and the exit status and
+    /// are listed as suppressed.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) baseline: Option<PathBuf>,
+    /// Write a baseline accepting every finding of this audit to FILE (edit each reason).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) write_baseline: Option<PathBuf>,
+    /// A directory holding several nodes (one subdirectory each) is audited node by node: one
+    /// report section per node and a summary of their exit statuses (without it, such a
+    /// directory is refused with the list of nodes).
+    #[arg(long)]
+    pub(crate) each: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,9 +227,9 @@ pub(crate) struct RegistryArgs {
     /// Also read registry entries from this directory.
     #[arg(long, value_name = "DIR", global = true)]
     pub(crate) registry: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
-    pub(crate) format: Format,
+    /// Output format: text or json (and markdown for `export`, its default).
+    #[arg(long, value_enum, global = true)]
+    pub(crate) format: Option<RegistryFormat>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,11 @@ fn list_json_has_every_entry_with_sources() {
     let r = run(&["registry", "list", "--format", "json"]);
     check!(r, r.code == 0);
     let j = r.json();
-    let list = j.as_array().expect("a list");
+    check!(
+        r,
+        j["version"] == 1 && j["markspace"].is_string() && j["registry"]["digest"].is_string()
+    );
+    let list = j["software"].as_array().expect("a list");
     check!(r, list.len() >= 6);
     for s in list {
         check!(r, s["source"].as_str().is_some_and(|x| !x.is_empty()));
@@ -27,7 +31,7 @@ fn check_passes_on_the_embedded_registry() {
 fn list_has_the_whole_field() {
     let r = run(&["registry", "list", "--format", "json"]);
     let j = r.json();
-    check!(r, j.as_array().is_some_and(|l| l.len() >= 45));
+    check!(r, j["software"].as_array().is_some_and(|l| l.len() >= 45));
 }
 
 #[test]
@@ -38,7 +42,8 @@ fn who_0x4000_includes_kube_proxy() {
         let j = r.json();
         check!(
             r,
-            j.as_array()
+            j["claims"]
+                .as_array()
                 .unwrap()
                 .iter()
                 .any(|h| h["software"] == "kube-proxy" && h["overlap"] == "0x00004000")
@@ -53,7 +58,7 @@ fn decode_0x80b00_explains_cilium_and_tailscale() {
     let r = run(&["registry", "decode", "0x80B00", "--format", "json"]);
     check!(r, r.code == 0);
     let j = r.json();
-    let hits = j.as_array().unwrap();
+    let hits = j["readings"].as_array().unwrap();
     let has = |sw: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
         hits.iter().any(|h| h["software"] == sw && pred(h))
     };
@@ -118,12 +123,49 @@ fn conflicts_between_tailscale_and_calico_name_the_incident() {
     let j = r.json();
     check!(
         r,
-        j.as_array().unwrap().iter().any(|o| o["incidents"]
+        j["conflicts"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i[0] == "tailscale-calico-0x40000"))
+            .any(|o| o["incidents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i[0] == "tailscale-calico-0x40000"))
     );
     let bad = run(&["registry", "conflicts", "no-such-thing"]);
     check!(bad, bad.code == 2);
+}
+
+#[test]
+fn every_json_document_carries_the_versions() {
+    let example = crate::util::root().join("examples/nodes/tailscale-calico");
+    let example = example.to_str().unwrap();
+    for args in [
+        &["registry", "list", "--format", "json"][..],
+        &["registry", "show", "kube-proxy", "--format", "json"],
+        &["registry", "who", "0x4000", "--format", "json"],
+        &["registry", "decode", "0x80B00", "--format", "json"],
+        &["registry", "conflicts", "--format", "json"],
+        &["registry", "export", "--format", "json"],
+        &["registry", "check", "--format", "json"],
+        &["audit", "--fail-on", "never", "--format", "json", example],
+        &["trace", example, "--format", "json"],
+    ] {
+        let r = run(args);
+        check!(r, r.code == 0);
+        let j = r.json();
+        check!(r, j["version"] == 1);
+        check!(r, j["markspace"] == env!("CARGO_PKG_VERSION"));
+        check!(
+            r,
+            j["registry"]["entries"].as_u64().is_some_and(|n| n >= 45)
+        );
+        check!(
+            r,
+            j["registry"]["digest"]
+                .as_str()
+                .is_some_and(|d| d.len() == 16)
+        );
+    }
 }

@@ -6,8 +6,13 @@ mod util;
 
 mod audit;
 mod collect;
+mod edges;
 mod examples;
+mod fixes;
+mod live;
+mod nodes;
 mod pastes;
 mod registry;
+mod schemas;
 mod trace;
 mod trace_kernel;

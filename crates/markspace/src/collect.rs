@@ -488,7 +488,8 @@ fn read_trim(path: &str) -> String {
 
 /// Formats a time as RFC 3339 UTC (civil-from-days, Howard Hinnant's algorithm), to avoid a date
 /// crate for one timestamp.
-fn rfc3339(t: SystemTime) -> String {
+/// A time as RFC 3339 UTC (`2026-12-04T17:38:26Z`).
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
@@ -506,6 +507,85 @@ fn rfc3339(t: SystemTime) -> String {
         rem / 60 % 60,
         rem % 60
     )
+}
+
+/// A source a live audit needs that a collection could not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unread {
+    /// The command, as run.
+    pub command: String,
+    /// What it would have read.
+    pub what: &'static str,
+    /// Why it was not read: the missing capability, the missing tool, the timeout.
+    pub reason: String,
+}
+
+/// What a command of the collection reads, when an audit cannot be complete without it: the
+/// iptables listings of the default backend, the nftables tables and the policy routing rules.
+/// The other iptables backend, tc, OVS, sockets and the rest only add detail.
+fn needed(argv: &[&str]) -> Option<&'static str> {
+    match argv {
+        ["iptables-save"] => Some("IPv4 iptables rules"),
+        ["ip6tables-save"] => Some("IPv6 iptables rules"),
+        ["nft", "list", "tables"] => Some("the list of nftables tables"),
+        ["nft", "-j", "list", "table", ..] => Some("a native nftables table"),
+        ["ip", "-j", "rule", "show"] => Some("IPv4 policy routing rules (ip rule)"),
+        ["ip", "-6", "-j", "rule", "show"] => Some("IPv6 policy routing rules (ip -6 rule)"),
+        _ => None,
+    }
+}
+
+/// The sources a snapshot's manifest (`manifest.json`, as [`Collector::collect_all`] writes
+/// it) says were not read: needed commands that failed, timed out or are not installed.
+pub fn unread_sources(manifest: &serde_json::Value) -> Vec<Unread> {
+    let mut out = Vec::new();
+    let Some(steps) = manifest.get("steps").and_then(|s| s.as_array()) else {
+        return out;
+    };
+    for step in steps {
+        let argv: Vec<&str> = step
+            .get("argv")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|w| w.as_str()).collect())
+            .unwrap_or_default();
+        let Some(what) = needed(&argv) else { continue };
+        let status = step.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        let note = step
+            .get("note")
+            .and_then(|n| n.as_str())
+            .and_then(|n| n.lines().find(|l| !l.trim().is_empty()))
+            .unwrap_or("")
+            .trim();
+        let reason = match status {
+            "ok" | "skipped" => continue,
+            "missing" => format!("{} is not installed", argv[0]),
+            "timeout" => "it timed out (raise --timeout)".to_string(),
+            _ => {
+                let lower = note.to_ascii_lowercase();
+                let code = step
+                    .get("exit_code")
+                    .and_then(|c| c.as_i64())
+                    .map(|c| format!("exit status {c}"))
+                    .unwrap_or_else(|| "failed".into());
+                if lower.contains("permission denied")
+                    || lower.contains("operation not permitted")
+                    || lower.contains("must be root")
+                {
+                    format!("missing capability: it needs CAP_NET_ADMIN (run as root, or with CAP_NET_ADMIN and CAP_NET_RAW) ({code}: {note})")
+                } else if note.is_empty() {
+                    code
+                } else {
+                    format!("{code}: {note}")
+                }
+            }
+        };
+        out.push(Unread {
+            command: argv.join(" "),
+            what,
+            reason,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -428,6 +428,21 @@ impl Rule {
         self.marks.as_ref().map_or(&[], |m| &m.ops)
     }
 
+    /// Replaces its mark operations and returns the old ones (a model-level rewrite: the
+    /// analysis applies a proposed fix to a copy of the node this way and audits it again).
+    pub fn replace_ops(&mut self, ops: Vec<MarkOp>) -> Vec<MarkOp> {
+        match &mut self.marks {
+            Some(m) => std::mem::replace(&mut m.ops, ops),
+            None => {
+                self.marks = Some(Box::new(RuleMarks {
+                    ops,
+                    labels: RuleLabels::default(),
+                }));
+                Vec::new()
+            }
+        }
+    }
+
     /// Its comment, target name and interfaces, when the parser kept them (always for rules
     /// with mark operations).
     pub fn labels(&self) -> Option<&RuleLabels> {

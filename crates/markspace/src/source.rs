@@ -33,7 +33,7 @@ impl Span {
 }
 
 /// One input: its display name and text.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SourceFile {
     /// The name shown in reports (a path, `-` for stdin, or a collector's command).
     pub name: String,
@@ -41,10 +41,11 @@ pub struct SourceFile {
     pub text: String,
 }
 
-/// All inputs of one run.
-#[derive(Debug, Default)]
+/// All inputs of one run. Each text is shared, so a copy of a node (the analysis audits one to
+/// check a proposed fix) does not copy its inputs.
+#[derive(Clone, Debug, Default)]
 pub struct SourceMap {
-    files: Vec<SourceFile>,
+    files: Vec<std::sync::Arc<SourceFile>>,
 }
 
 impl SourceMap {
@@ -56,10 +57,10 @@ impl SourceMap {
     /// Adds an input and returns its id.
     pub fn add(&mut self, name: impl Into<String>, text: String) -> SourceId {
         let id = SourceId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
-        self.files.push(SourceFile {
+        self.files.push(std::sync::Arc::new(SourceFile {
             name: name.into(),
             text,
-        });
+        }));
         id
     }
 
@@ -75,7 +76,7 @@ impl SourceMap {
         self.files
             .iter()
             .enumerate()
-            .map(|(i, f)| (SourceId(i as u32), f))
+            .map(|(i, f)| (SourceId(i as u32), &**f))
     }
 
     /// The text a span covers (empty if the span does not fit, which the invariant rules out).

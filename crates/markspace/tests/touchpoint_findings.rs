@@ -229,7 +229,8 @@ fn strict_rp_filter_without_src_valid_mark_next_to_fwmark_rules() {
     let f = find(&r, "MS011", &["cilium", "tailscale"])
         .unwrap_or_else(|| panic!("no MS011:\n{}", describe(&r)));
     assert_eq!(f.severity, Severity::Warning);
-    assert!(f
+    // The incident names k3s too, which is not on this node: it does not attach (issue #13).
+    assert!(!f
         .incidents
         .iter()
         .any(|i| i.id == "tailscale-src-valid-mark-policy-routing"));

@@ -6,21 +6,37 @@ use markspace::model::{hex, Bits, Field};
 use markspace::registry::query::{self, bit_ranges};
 use markspace::registry::validate;
 
-use crate::cli::{Format, RegistryArgs, RegistryCommand};
+use crate::cli::{RegistryArgs, RegistryCommand, RegistryFormat as Format};
 use crate::output;
 
-fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<u8> {
-    output::print(&(serde_json::to_string_pretty(value)? + "\n"))?;
+fn json<T: serde::Serialize>(
+    reg: &markspace::registry::Registry,
+    key: &str,
+    value: &T,
+) -> anyhow::Result<u8> {
+    let doc = super::envelope(reg, key, value)?;
+    output::print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
     Ok(0)
 }
 
 pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
     let reg = super::load_registry(args.registry.as_deref())?;
+    let export = matches!(args.command, RegistryCommand::Export);
+    let format = match (args.format, export) {
+        (Some(Format::Markdown), false) => {
+            anyhow::bail!("--format markdown is only for `registry export`; use text or json")
+        }
+        (Some(Format::Text), true) => {
+            anyhow::bail!("`registry export` prints markdown (the default) or json")
+        }
+        (Some(f), _) => f,
+        (None, true) => Format::Markdown,
+        (None, false) => Format::Text,
+    };
     match args.command {
         RegistryCommand::List => {
-            if args.format == Format::Json {
-                output::print(&(serde_json::to_string_pretty(&reg.software)? + "\n"))?;
-                return Ok(0);
+            if format == Format::Json {
+                return json(&reg, "software", &reg.software);
             }
             let mut out = String::new();
             for s in &reg.software {
@@ -51,15 +67,18 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             let Some(s) = reg.get(&id) else {
                 anyhow::bail!("no registry entry `{id}`; `markspace registry list` shows them all");
             };
-            output::print(&(serde_json::to_string_pretty(s)? + "\n"))?;
+            if format == Format::Json {
+                return json(&reg, "software", s);
+            }
+            output::print(&show_text(s))?;
             Ok(0)
         }
         RegistryCommand::Who { bits, ctmark } => {
             let mask = query::parse_bits(&bits).map_err(|e| anyhow::anyhow!("{e}"))?;
             let field = if ctmark { Field::CtMark } else { Field::Mark };
             let hits = query::who(&reg, mask, field);
-            if args.format == Format::Json {
-                return json(&hits);
+            if format == Format::Json {
+                return json(&reg, "claims", &hits);
             }
             let mut out = format!(
                 "{} bits {} ({}): {} claim(s)\n",
@@ -101,8 +120,8 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             })?;
             let field = if ctmark { Field::CtMark } else { Field::Mark };
             let hits = query::decode(&reg, v, field);
-            if args.format == Format::Json {
-                return json(&hits);
+            if format == Format::Json {
+                return json(&reg, "readings", &hits);
             }
             let mut out = format!(
                 "{} value {} ({v}): read by {} claim(s)\n",
@@ -138,8 +157,8 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
         RegistryCommand::Conflicts { ids } => {
             let overlaps = query::conflicts(&reg, &ids)
                 .map_err(|e| anyhow::anyhow!("{e}; `markspace registry list` shows the ids"))?;
-            if args.format == Format::Json {
-                return json(&overlaps);
+            if format == Format::Json {
+                return json(&reg, "conflicts", &overlaps);
             }
             let mut out = format!(
                 "{} overlap(s) between registered defaults\n",
@@ -169,23 +188,30 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         RegistryCommand::Export => {
-            if args.format == Format::Json {
+            if format == Format::Json {
                 let free: Vec<String> = Field::BOTH
                     .iter()
                     .map(|f| hex(query::free_bits(&reg, *f)))
                     .collect();
-                return json(&serde_json::json!({
-                    "version": 1,
-                    "software": reg.software,
-                    "incidents": reg.incidents,
-                    "free_bits": {"mark": free[0], "ctmark": free[1]},
-                }));
+                let mut doc = super::envelope(&reg, "software", &reg.software)?;
+                doc["incidents"] = serde_json::to_value(&reg.incidents)?;
+                doc["free_bits"] = serde_json::json!({"mark": free[0], "ctmark": free[1]});
+                output::print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+                return Ok(0);
             }
             output::print(&query::export_markdown(&reg))?;
             Ok(0)
         }
         RegistryCommand::Check => {
             let problems = validate(&reg);
+            if format == Format::Json {
+                let list: Vec<serde_json::Value> = problems
+                    .iter()
+                    .map(|p| serde_json::json!({"entry": p.entry, "message": p.message}))
+                    .collect();
+                json(&reg, "problems", &list)?;
+                return Ok(if problems.is_empty() { 0 } else { 1 });
+            }
             for p in &problems {
                 eprintln!("{}: {}", p.entry, p.message);
             }
@@ -198,4 +224,36 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             Ok(if problems.is_empty() { 0 } else { 1 })
         }
     }
+}
+
+/// One entry as text: what it is, its claims with their values, its knobs.
+fn show_text(s: &markspace::registry::schema::Software) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ({}): {}", s.name, s.id, s.category);
+    let _ = writeln!(out, "  {}", s.summary);
+    for c in &s.claims {
+        let _ = writeln!(
+            out,
+            "  claim {}: {} bits {} ({:?}, {:?}){}",
+            c.id,
+            c.kind.field().as_str(),
+            c.bits,
+            c.access,
+            c.style,
+            if c.verified { "" } else { " [unverified]" }
+        );
+        let _ = writeln!(out, "    {}", c.description);
+        for v in &c.values {
+            let _ = writeln!(out, "    value {}: {}", v.value, v.meaning);
+        }
+    }
+    for k in &s.knobs {
+        let _ = writeln!(
+            out,
+            "  knob {} (default {}): {}",
+            k.name, k.default, k.location
+        );
+    }
+    let _ = writeln!(out, "  source: {}", s.source);
+    out
 }

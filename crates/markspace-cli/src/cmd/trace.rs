@@ -10,7 +10,7 @@ use markspace::packet::{proto_number, CtState, Packet, PathKind};
 use markspace::snapshot::NodeLoader;
 use markspace::trace::{trace, Options, Step, Trace};
 
-use crate::cli::{Format, PathArg, StateArg, TraceArgs};
+use crate::cli::{PathArg, StateArg, TextOrJson as Format, TraceArgs};
 use crate::output;
 
 pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
@@ -100,8 +100,11 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
     };
     let t = trace(&node, &registry, packet, start, &options);
     match args.format {
-        Format::Json => output::print(&(serde_json::to_string_pretty(&t)? + "\n"))?,
-        _ => output::print(&render(&t))?,
+        Format::Json => {
+            output::print(&(serde_json::to_string_pretty(&super::stamped(&registry, &t)?)? + "\n"))?
+        }
+        // Rule text and chain names come from the input: never send its control characters.
+        _ => output::print(&markspace::report::escape_controls(&render(&t)))?,
     }
     Ok(0)
 }

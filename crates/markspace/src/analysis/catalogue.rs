@@ -132,7 +132,7 @@ pub static FINDINGS: [CodeInfo; 16] = [
         code: "MS003",
         name: "whole-mark-write",
         severities: &[Error, Warning, Info],
-        severity_doc: "error (others use the field), info (alone), warning (data-dependent: HMARK, NFQUEUE, socket restore)",
+        severity_doc: "error (others use the field), info (alone, or a device's or socket's configured mark that carries no other owner's bits), warning (data-dependent: HMARK, NFQUEUE, socket restore)",
         when: "a write replaces all 32 bits",
     },
     CodeInfo {

@@ -126,12 +126,24 @@ pub(crate) struct Ctx<'a> {
     pub(crate) usage: &'a Usage,
     /// Rule traversal order per hook, computed when a finding needs it.
     pub(crate) orders: [std::cell::OnceCell<Vec<u32>>; 7],
+    /// Rule-changing fixes proposed for findings (by index in the checks' output), checked by
+    /// [`super::verify::settle`] before any is printed.
+    pub(crate) proposals: std::cell::RefCell<Vec<(usize, super::proposal::Proposal)>>,
+    /// False while a proposed fix is being audited (its findings' fixes are not checked again).
+    pub(crate) verify: bool,
 }
 
 impl Ctx<'_> {
     /// The traversal order of rules at a hook (see [`super::path::traversal_order`]).
     pub(crate) fn order(&self, hook: crate::ruleset::Hook) -> &[u32] {
         self.orders[hook as usize].get_or_init(|| super::path::traversal_order(self.set, hook))
+    }
+
+    /// Registers the fixes proposed for the finding about to be pushed at `index`.
+    pub(crate) fn propose(&self, index: usize, proposal: super::proposal::Proposal) {
+        if self.verify {
+            self.proposals.borrow_mut().push((index, proposal));
+        }
     }
 
     pub(super) fn owner_id(&self, i: usize) -> &str {
@@ -219,10 +231,14 @@ impl Ctx<'_> {
         *omitted += picked.len().saturating_sub(EVIDENCE_PER_OWNER);
     }
 
-    pub(super) fn incidents(&self, owners: &[&str], field: Field, bits: u32) -> Vec<IncidentRef> {
-        self.registry
-            .incidents_for(owners, field, bits)
-            .map(IncidentRef::from)
-            .collect()
+    /// Known incidents are attached once every check has run, from each finding's whole list
+    /// of owners and its kind ([`super::incidents::attach`]); a check leaves them empty.
+    pub(super) fn incidents(
+        &self,
+        _owners: &[&str],
+        _field: Field,
+        _bits: u32,
+    ) -> Vec<IncidentRef> {
+        Vec::new()
     }
 }

@@ -9,11 +9,11 @@ use super::usage::fi;
 
 /// Bits of a field that nothing on the node uses and no present owner's registry entry claims.
 pub(crate) fn free_bits(cx: &Ctx<'_>, field: Field) -> u32 {
-    let used = cx
-        .usage
-        .owners
-        .iter()
-        .fold(0, |acc, o| acc | o.used(field) | o.claimed[fi(field)]);
+    let used = cx.usage.owners.iter().fold(0, |acc, o| {
+        // A whole-field claim (a WireGuard device fwmark) says nothing about which bits.
+        let claimed = o.claimed[fi(field)];
+        acc | o.used(field) | if claimed == u32::MAX { 0 } else { claimed }
+    });
     !used
 }
 

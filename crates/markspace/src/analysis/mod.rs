@@ -9,14 +9,21 @@
 //! - `finding`: the [`Finding`] type, its evidence, and the context the checks run in.
 //! - `checks`: the checks, one row each in a table (the codes it reports and its function),
 //!   and the run that sorts their findings. `fix` words the fixes they share.
+//! - `proposal`, `verify`: rule-changing fixes are proposed with their rewrite in the algebra,
+//!   applied to a copy of the node ([`Node::apply_rewrite`]) and audited again; only those that
+//!   pass are printed ([`Analysis::verified_fixes`]).
+//! - `incidents`: known incidents attach to the findings whose owners and mechanism are theirs.
 
 mod catalogue;
 mod checks;
 mod finding;
 mod fix;
+mod incidents;
 mod meeting;
 mod path;
+mod proposal;
 mod usage;
+mod verify;
 
 use serde::Serialize;
 
@@ -26,6 +33,7 @@ pub use catalogue::{Code, CodeInfo, Severity, FINDINGS};
 pub use finding::{EvidenceItem, Finding, IncidentRef};
 pub use path::{PathEvidence, PathStep};
 pub use usage::{Owner, Site, Usage, Use};
+pub use verify::VerifiedFix;
 
 use crate::model::{Field, Node};
 use crate::registry::Registry;
@@ -50,6 +58,9 @@ pub struct Analysis {
     pub bitmap: [Vec<BitUse>; 2],
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
+    /// The findings whose printed fix changes rules, with those changes in the algebra: each was
+    /// applied to a copy of the node and audited again before it was printed.
+    pub verified_fixes: Vec<VerifiedFix>,
 }
 
 impl Analysis {
@@ -61,20 +72,33 @@ impl Analysis {
 
 /// Analyses a node.
 pub fn analyze(node: &Node, registry: &Registry) -> Analysis {
+    analyze_with(node, registry, true)
+}
+
+/// Analyses a node; with `verify`, every rule-changing fix is applied to a copy of the node and
+/// audited again before it is printed (`verify` is off while auditing such a copy).
+pub(crate) fn analyze_with(node: &Node, registry: &Registry, verify: bool) -> Analysis {
     let usage = usage::collect(node, registry);
     let bitmap = [bitmap(&usage, Field::Mark), bitmap(&usage, Field::CtMark)];
-    let findings = checks::run_all(&finding::Ctx {
-        set: &node.ruleset,
-        sources: &node.sources,
-        node,
-        registry,
-        usage: &usage,
-        orders: Default::default(),
-    });
+    let reaudit = |n: &Node| analyze_with(n, registry, false).findings;
+    let (findings, verified_fixes) = checks::run_all(
+        &finding::Ctx {
+            set: &node.ruleset,
+            sources: &node.sources,
+            node,
+            registry,
+            usage: &usage,
+            orders: Default::default(),
+            proposals: Default::default(),
+            verify,
+        },
+        &reaudit,
+    );
     Analysis {
         usage,
         bitmap,
         findings,
+        verified_fixes,
     }
 }
 

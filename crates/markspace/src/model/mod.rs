@@ -20,7 +20,7 @@ use serde::Serialize;
 mod bits;
 mod node;
 pub use bits::{Bits, ParseBitsError};
-pub use node::Node;
+pub use node::{Node, Rewrite, RewriteSite};
 
 /// All 32 bits of a mark field.
 pub const ALL_BITS: u32 = 0xffff_ffff;

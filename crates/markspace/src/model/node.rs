@@ -3,13 +3,32 @@
 //! [`crate::snapshot::NodeLoader`]'s job; this module does no I/O.
 
 use crate::diagnostic::Diagnostic;
+use crate::model::MarkOp;
 use crate::packet::{DetailDecoder, RuleDetails};
 use crate::ruleset::{RuleId, Ruleset};
 use crate::source::{SourceId, SourceMap};
 use crate::touchpoint::{Observation, Touchpoint};
 
+/// Where a [`Rewrite`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RewriteSite {
+    /// A netfilter rule.
+    Rule(RuleId),
+    /// A touchpoint outside netfilter (index into [`Node::touchpoints`]).
+    Touchpoint(usize),
+}
+
+/// New mark operations for one rule or touchpoint: a proposed fix, in the algebra.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    /// The rule or touchpoint.
+    pub site: RewriteSite,
+    /// Its mark operations after the fix, in kernel order.
+    pub ops: Vec<MarkOp>,
+}
+
 /// Everything read from a node.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Node {
     /// The texts.
     pub sources: SourceMap,
@@ -38,6 +57,24 @@ pub struct Node {
 }
 
 impl Node {
+    /// Applies a rewrite of one site's mark operations and returns the rewrite that undoes it.
+    /// This is how a proposed fix is applied to a copy of the node and audited again; it never
+    /// changes the texts, so evidence still points at the rules as written.
+    pub fn apply_rewrite(&mut self, rewrite: &Rewrite) -> Rewrite {
+        let old = match rewrite.site {
+            RewriteSite::Rule(id) => {
+                self.ruleset.rules[id.0 as usize].replace_ops(rewrite.ops.clone())
+            }
+            RewriteSite::Touchpoint(i) => {
+                std::mem::replace(&mut self.touchpoints[i].ops, rewrite.ops.clone())
+            }
+        };
+        Rewrite {
+            site: rewrite.site,
+            ops: old,
+        }
+    }
+
     /// A rule's non-mark conditions and where its NAT sends the packet, decoded by its input's
     /// format (an unknown condition when the format has no decoder).
     pub fn rule_details(&self, rule: RuleId) -> RuleDetails {

@@ -56,7 +56,45 @@ pub struct Registry {
     matcher: attribution::Matcher,
 }
 
+/// Which registry a report was made with: its size and a digest of its content (every entry
+/// and incident as loaded, `--registry DIR` included), so two reports can be compared.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryVersion {
+    /// Software entries.
+    pub entries: usize,
+    /// Known incidents.
+    pub incidents: usize,
+    /// FNV-1a 64 of the entries and incidents as JSON, in hex.
+    pub digest: String,
+}
+
 impl Registry {
+    /// Its size and content digest.
+    pub fn version(&self) -> RegistryVersion {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        feed(
+            serde_json::to_string(&self.software)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        feed(
+            serde_json::to_string(&self.incidents)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        RegistryVersion {
+            entries: self.software.len(),
+            incidents: self.incidents.len(),
+            digest: format!("{h:016x}"),
+        }
+    }
+
     /// The registry embedded in the binary.
     pub fn embedded() -> Result<Registry, RegistryError> {
         let mut r = Registry::default();

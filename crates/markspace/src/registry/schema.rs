@@ -501,6 +501,10 @@ pub struct Incident {
     /// How it breaks.
     #[serde(default)]
     pub mechanism: String,
+    /// The findings (catalogue names: `shared-bits`, `whole-mark-match`, …) whose mechanism is
+    /// this incident's; empty when no finding reproduces it (a collision inside one software).
+    #[serde(default)]
+    pub clash: Vec<String>,
     /// Issue links.
     #[serde(default)]
     pub links: Vec<String>,

@@ -6,6 +6,7 @@ use super::Report;
 
 /// Renders the report as Markdown.
 pub fn render(report: &Report) -> String {
+    let report = &report.for_terminal();
     let mut out = String::new();
     let _ = writeln!(out, "# markspace audit\n");
     let s = &report.summary;
@@ -19,6 +20,16 @@ pub fn render(report: &Report) -> String {
         s.warnings,
         s.infos
     );
+    if s.incomplete {
+        let _ = writeln!(
+            out,
+            "**Incomplete:** a source the audit needs was not read; the findings are only those of what was read.\n"
+        );
+        for d in report.unread() {
+            let _ = writeln!(out, "- not read: `{}`: {}", d.file, d.message);
+        }
+        let _ = writeln!(out);
+    }
     if s.skipped_lines > 0 {
         let _ = writeln!(
             out,
@@ -108,6 +119,22 @@ pub fn render(report: &Report) -> String {
                 let _ = writeln!(out, "... and {} more", f.evidence_omitted);
             }
             let _ = writeln!(out, "```\n");
+        }
+    }
+    if !report.suppressed.is_empty() {
+        let _ = writeln!(out, "\n## Suppressed by the baseline\n");
+        let _ = writeln!(out, "| code | owners | bits | reason | until |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for x in &report.suppressed {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} |",
+                x.finding.code,
+                x.finding.owners.join(", "),
+                crate::model::hex(x.finding.bits),
+                x.reason.replace('|', "\\|"),
+                x.expires.as_deref().unwrap_or("")
+            );
         }
     }
     out

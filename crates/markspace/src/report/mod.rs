@@ -6,6 +6,8 @@
 //! ```text
 //! {
 //!   "version": 1,
+//!   "markspace": "0.1.0",
+//!   "registry": {"entries": 48, "incidents": 31, "digest": "…"},
 //!   "inputs":   [{"file": "nodes/a/iptables-save.txt", "format": "iptables-save"}],
 //!   "owners":   [{"id": "kube-proxy", "name": "kube-proxy", "rules": 3,
 //!                 "bits":    {"mark": "0x00004000", "ctmark": "0x00000000"},   // read | written
@@ -26,8 +28,10 @@
 //!                          "steps": [{"hook": "forward", "table": "ip filter", "chain": "ts-forward",
 //!                                     "file": "…", "line": 187, "owner": "tailscale",
 //!                                     "action": "writes 0x000f0000"}]}}],
+//!   "suppressed": [{"finding": {…}, "reason": "…", "expires": null}],   // --baseline
 //!   "summary":  {"errors": 1, "warnings": 0, "infos": 0, "rules": 412, "mark_rules": 57,
-//!                "duplicate_tables": 0, "skipped_lines": 0, "unknown_context_rules": 0},
+//!                "duplicate_tables": 0, "skipped_lines": 0, "unknown_context_rules": 0,
+//!                "incomplete": false, "suppressed": 0},
 //!   "diagnostics": [{"level": "warning", "file": "…", "line": 3, "column": 1, "message": "…", "hint": null}]
 //! }
 //! ```
@@ -36,7 +40,9 @@
 //! `"0x%08x"` strings. `evidence[].line` is `null` for evidence that is a registry claim. Fields
 //! are only ever added in a version; a removal or change of meaning bumps `version`.
 
+pub mod baseline;
 pub mod markdown;
+pub mod sarif;
 pub mod text;
 
 use serde::Serialize;
@@ -151,6 +157,11 @@ pub struct Summary {
     /// Mark rules pasted without their table or chain (read into `(unknown)`): where they run is
     /// unknown, and the analysis assumes they meet every other owner's uses.
     pub unknown_context_rules: usize,
+    /// True when a source the audit needs could not be read (see the diagnostics with line 0):
+    /// the findings are those of what was read, and the exit status says so.
+    pub incomplete: bool,
+    /// Findings a baseline suppressed (listed under `suppressed`).
+    pub suppressed: usize,
 }
 
 /// A diagnostic in the report.
@@ -175,6 +186,10 @@ pub struct DiagnosticReport {
 pub struct Report {
     /// Contract version.
     pub version: u32,
+    /// markspace's version (the library's).
+    pub markspace: &'static str,
+    /// The registry the audit used (set by the caller that loaded it; null otherwise).
+    pub registry: Option<crate::registry::RegistryVersion>,
     /// Inputs read.
     pub inputs: Vec<InputReport>,
     /// Owners seen.
@@ -183,6 +198,9 @@ pub struct Report {
     pub bitmap: Bitmap,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
+    /// Findings a baseline accepted ([`baseline`]), with its reason; not in `findings` or the
+    /// counts.
+    pub suppressed: Vec<baseline::Suppressed>,
     /// Counts.
     pub summary: Summary,
     /// Parse problems.
@@ -254,6 +272,8 @@ impl Report {
             .count();
         Report {
             version: VERSION,
+            markspace: env!("CARGO_PKG_VERSION"),
+            registry: None,
             inputs: node
                 .formats
                 .iter()
@@ -268,6 +288,7 @@ impl Report {
                 ctmark: analysis.bitmap[1].clone(),
             },
             findings: analysis.findings.clone(),
+            suppressed: Vec::new(),
             summary: Summary {
                 errors: count(Severity::Error),
                 warnings: count(Severity::Warning),
@@ -277,6 +298,8 @@ impl Report {
                 duplicate_tables,
                 skipped_lines: node.skipped_lines,
                 unknown_context_rules,
+                incomplete: false,
+                suppressed: 0,
             },
             diagnostics: node
                 .diagnostics
@@ -286,10 +309,158 @@ impl Report {
         }
     }
 
+    /// Records a source that could not be read: an error diagnostic on line 0 of `file`, and
+    /// `summary.incomplete`.
+    pub fn not_read(&mut self, file: &str, message: String, hint: Option<String>) {
+        self.summary.incomplete = true;
+        self.diagnostics.push(DiagnosticReport {
+            level: Level::Error,
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            message,
+            hint,
+        });
+    }
+
+    /// The diagnostics about sources not read ([`Report::not_read`]).
+    pub fn unread(&self) -> impl Iterator<Item = &DiagnosticReport> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.line == 0 && d.level == Level::Error)
+    }
+
+    /// A copy whose every string that may come from the input (file names, rule text, chain
+    /// names, comments inside titles and fixes, diagnostics) has its control characters
+    /// escaped ([`escape_controls`]): what the text and Markdown renderers print, so that an
+    /// ESC, OSC or BEL sequence in a rule comment never reaches the terminal.
+    pub fn for_terminal(&self) -> Report {
+        let mut r = self.clone();
+        let e = |s: &mut String| {
+            if let std::borrow::Cow::Owned(o) = escape_controls(s) {
+                *s = o;
+            }
+        };
+        for i in &mut r.inputs {
+            e(&mut i.file);
+        }
+        for o in &mut r.owners {
+            e(&mut o.id);
+            e(&mut o.name);
+            o.recognised_by.iter_mut().for_each(e);
+        }
+        for f in &mut r.findings {
+            f.owners.iter_mut().for_each(e);
+            e(&mut f.title);
+            e(&mut f.fix);
+            for ev in &mut f.evidence {
+                e(&mut ev.file);
+                e(&mut ev.text);
+                e(&mut ev.owner);
+            }
+            for i in &mut f.incidents {
+                e(&mut i.title);
+                i.links.iter_mut().for_each(e);
+            }
+            if let Some(p) = &mut f.path {
+                for st in &mut p.steps {
+                    e(&mut st.table);
+                    e(&mut st.chain);
+                    e(&mut st.file);
+                    e(&mut st.owner);
+                    e(&mut st.action);
+                }
+            }
+        }
+        for b in [&mut r.bitmap.mark, &mut r.bitmap.ctmark] {
+            for u in b.iter_mut() {
+                u.readers.iter_mut().for_each(e);
+                u.writers.iter_mut().for_each(e);
+            }
+        }
+        for x in &mut r.suppressed {
+            e(&mut x.reason);
+            e(&mut x.finding.title);
+            x.finding.owners.iter_mut().for_each(e);
+        }
+        for d in &mut r.diagnostics {
+            e(&mut d.file);
+            e(&mut d.message);
+            if let Some(h) = &mut d.hint {
+                e(h);
+            }
+        }
+        r
+    }
+
     /// The findings at or above a severity.
     pub fn count_at_least(&self, level: Severity) -> usize {
         self.findings.iter().filter(|f| f.severity <= level).count()
     }
+}
+
+/// Baselines ([`baseline`]).
+impl Report {
+    /// Moves the findings a baseline accepts to `suppressed` and counts them there; entries
+    /// past their expiry (`today` is a UTC `YYYY-MM-DD`) no longer apply, and a warning says so.
+    pub fn apply_baseline(&mut self, baseline: &baseline::Baseline, file: &str, today: &str) {
+        let mut keep = Vec::new();
+        for f in std::mem::take(&mut self.findings) {
+            let entry = baseline.suppress.iter().find(|s| s.matches(&f));
+            match entry {
+                Some(s) if s.expires.as_deref().is_none_or(|e| e >= today) => {
+                    self.suppressed.push(baseline::Suppressed {
+                        finding: f,
+                        reason: s.reason.clone(),
+                        expires: s.expires.clone(),
+                    });
+                }
+                Some(s) => {
+                    self.diagnostics.push(DiagnosticReport {
+                        level: crate::diagnostic::Level::Warning,
+                        file: file.to_string(),
+                        line: 0,
+                        column: 0,
+                        message: format!(
+                            "the baseline entry for {} ({}) expired on {}: the finding is reported again",
+                            f.code,
+                            f.owners.join(", "),
+                            s.expires.as_deref().unwrap_or("")
+                        ),
+                        hint: Some(format!("bits {}; renew it with a new `expires` or fix the finding", crate::model::hex(f.bits))),
+                    });
+                    keep.push(f);
+                }
+                None => keep.push(f),
+            }
+        }
+        self.findings = keep;
+        let count =
+            |s: crate::analysis::Severity| self.findings.iter().filter(|f| f.severity == s).count();
+        self.summary.errors = count(crate::analysis::Severity::Error);
+        self.summary.warnings = count(crate::analysis::Severity::Warning);
+        self.summary.infos = count(crate::analysis::Severity::Info);
+        self.summary.suppressed = self.suppressed.len();
+    }
+}
+
+/// Escapes control characters (C0 but newline and tab, DEL, C1) as `\x1b`-style text, so that
+/// input echoed to a terminal or into Markdown cannot move the cursor, set the title, ring the
+/// bell or start an OSC 8 hyperlink.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn diagnostic_report(node: &Node, d: &Diagnostic) -> DiagnosticReport {

@@ -39,6 +39,7 @@ impl Paint {
 
 /// Renders the report; `color` adds ANSI colours (the caller decides: a terminal, no `NO_COLOR`).
 pub fn render(report: &Report, color: bool) -> String {
+    let report = &report.for_terminal();
     let p = Paint { on: color };
     let mut out = String::new();
     let _ = writeln!(
@@ -52,6 +53,9 @@ pub fn render(report: &Report, color: bool) -> String {
     );
     for i in &report.inputs {
         let _ = writeln!(out, "  {} {}", p.dim(&format!("[{}]", i.format)), i.file);
+    }
+    if report.summary.rules == 0 && report.owners.is_empty() {
+        let _ = writeln!(out, "no rules: nothing on this node reads or writes a mark");
     }
     let s = &report.summary;
     let notes = [
@@ -235,6 +239,29 @@ pub fn render(report: &Report, color: bool) -> String {
         let _ = writeln!(out, "  = fix: {}", f.fix);
         let _ = writeln!(out);
     }
+    if !report.suppressed.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {} finding(s) accepted by the baseline:",
+            p.bold("suppressed:"),
+            report.suppressed.len()
+        );
+        for x in &report.suppressed {
+            let _ = writeln!(
+                out,
+                "  {} {} ({}): {}{}",
+                x.finding.code,
+                x.finding.owners.join(", "),
+                crate::model::hex(x.finding.bits),
+                x.reason,
+                x.expires
+                    .as_deref()
+                    .map(|e| format!(" (until {e})"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(out);
+    }
     let s = &report.summary;
     let _ = writeln!(
         out,
@@ -249,6 +276,16 @@ pub fn render(report: &Report, color: bool) -> String {
             String::new()
         }
     );
+    if s.incomplete {
+        let _ = writeln!(
+            out,
+            "{} a source the audit needs was not read; the findings above are only those of what was read:",
+            p.severity(Severity::Error, "incomplete:")
+        );
+        for d in report.unread() {
+            let _ = writeln!(out, "  not read: {}: {}", d.file, d.message);
+        }
+    }
     out
 }
 

@@ -6,7 +6,9 @@ use crate::registry::UNKNOWN;
 
 use crate::analysis::catalogue::{Code, Severity};
 use crate::analysis::finding::{Ctx, Finding, EVIDENCE_PER_OWNER};
-use crate::analysis::usage::fi;
+use crate::analysis::usage::{fi, Site};
+use crate::analysis::verify::{Candidate, Proposal};
+use crate::model::{Rewrite, RewriteSite};
 
 /// MS006 never-matches.
 pub(super) fn never_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
@@ -19,6 +21,12 @@ pub(super) fn never_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             continue;
         };
         let id = cx.owner_id(u.owner).to_string();
+        let proposal = never_proposal(cx, u, r, value, mask);
+        let fix = proposal
+            .candidates
+            .first()
+            .map_or_else(|| proposal.none.clone(), |c| c.text.clone());
+        cx.propose(out.len(), proposal);
         out.push(Finding {
             code: Code::NeverMatches,
             severity: Severity::Warning,
@@ -33,12 +41,7 @@ pub(super) fn never_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             ),
             evidence: vec![cx.evidence_of(u)],
             evidence_omitted: 0,
-            fix: format!(
-                "Use a value inside the mask ({}/{}) or widen the mask to {}.",
-                hex(value & mask),
-                hex(mask),
-                hex(mask | value)
-            ),
+            fix,
             incidents: Vec::new(),
             path: None,
         });
@@ -85,4 +88,69 @@ pub(super) fn unreachable(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         incidents: Vec::new(),
         path: None,
     });
+}
+
+/// MS006's fixes: widen the mask to the value, or keep the value's bits inside the mask; each
+/// changes what the rule matches (it matches nothing today), so each is only checked not to
+/// read or write another owner's bits or cause another finding.
+fn never_proposal(
+    cx: &Ctx<'_>,
+    u: &crate::analysis::usage::Use,
+    r: crate::model::MarkRead,
+    value: u32,
+    mask: u32,
+) -> Proposal {
+    use crate::model::{MarkRead, ReadTest};
+    let mut candidates = Vec::new();
+    let site = match u.site {
+        Site::Rule(id) => RewriteSite::Rule(id),
+        Site::Touchpoint(i) => RewriteSite::Touchpoint(i),
+    };
+    let old = match u.site {
+        Site::Rule(id) => cx.set.rule(id).ops().to_vec(),
+        Site::Touchpoint(i) => cx.node.touchpoints[i].ops.clone(),
+    };
+    let flag = if r.field == crate::model::Field::Mark {
+        "mark"
+    } else {
+        "connmark"
+    };
+    for (v, m, how) in [
+        (value, mask | value, "widen the mask to the value's bits"),
+        (
+            value & mask,
+            mask,
+            "keep only the value's bits inside the mask",
+        ),
+    ] {
+        if m == 0 || (v, m) == (value, mask) {
+            continue;
+        }
+        let mut ops = old.clone();
+        if let Some(op) = ops.get_mut(u.op_index) {
+            *op = MarkOp::Read(MarkRead {
+                test: ReadTest::Equals { value: v, mask: m },
+                ..r
+            });
+        }
+        candidates.push(Candidate {
+            text: format!(
+                "Decide which bits the rule tests; to {how}: `-m {flag} --mark {}/{}`.",
+                hex(v),
+                hex(m)
+            ),
+            rewrites: vec![Rewrite { site, ops }],
+            moves_value: true,
+        });
+    }
+    Proposal {
+        owner: u.owner,
+        candidates,
+        none: format!(
+            "Decide which bits the rule tests: the value {} has bits {} outside its mask {}, and neither widening the mask nor dropping those bits passed markspace's re-audit (they belong to another owner).",
+            hex(value),
+            hex(value & !mask),
+            hex(mask)
+        ),
+    }
 }

@@ -99,8 +99,9 @@ pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     evidence,
                     evidence_omitted: omitted,
                     fix: format!(
-                        "Keep {ia}'s values out of bits {} used by {ib}: choose {ia}'s values (key index, node ID, mark) so that they never set them, or move {ib}'s bits.",
-                        hex(shared)
+                        "Keep the values {ia}'s packets carry out of bits {} used by {ib}. {}",
+                        hex(shared),
+                        crate::analysis::fix::separate(cx, a, b, field, shared)
                     ),
                     incidents: cx.incidents(&[ia, ib], field, shared),
                     path: None,

@@ -84,7 +84,13 @@ pub(crate) static CHECKS: &[Check] = &[
 /// Runs every check; the findings come sorted: errors first, then by code, field, owners and
 /// bits (the order the JSON contract promises). The sort is stable, so findings equal in all
 /// of these stay in the order their check reported them.
-pub(crate) fn run_all(cx: &Ctx<'_>) -> Vec<Finding> {
+///
+/// Before the sort, every fix a check proposed is checked on a copy of the node
+/// ([`super::verify::settle`]; `reaudit` analyses a node without checking fixes again).
+pub(crate) fn run_all(
+    cx: &Ctx<'_>,
+    reaudit: &dyn Fn(&crate::model::Node) -> Vec<Finding>,
+) -> (Vec<Finding>, Vec<super::verify::VerifiedFix>) {
     let mut out = Vec::new();
     for check in CHECKS {
         let from = out.len();
@@ -95,7 +101,11 @@ pub(crate) fn run_all(cx: &Ctx<'_>) -> Vec<Finding> {
             check.codes
         );
     }
-    out.sort_by(|a, b| {
+    let mut fixes = super::verify::settle(cx, &mut out, reaudit);
+    super::incidents::attach(cx.registry, &mut out);
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&out[a], &out[b]);
         a.severity
             .cmp(&b.severity)
             .then(a.code.cmp(&b.code))
@@ -103,7 +113,17 @@ pub(crate) fn run_all(cx: &Ctx<'_>) -> Vec<Finding> {
             .then(a.owners.cmp(&b.owners))
             .then(a.bits.cmp(&b.bits))
     });
-    out
+    let mut position = vec![0; out.len()];
+    for (new, &old) in order.iter().enumerate() {
+        position[old] = new;
+    }
+    for f in &mut fixes {
+        f.finding = position[f.finding];
+    }
+    fixes.sort_by_key(|f| f.finding);
+    let mut slots: Vec<Option<Finding>> = out.into_iter().map(Some).collect();
+    let sorted = order.iter().filter_map(|&i| slots[i].take()).collect();
+    (sorted, fixes)
 }
 
 #[cfg(test)]

@@ -448,6 +448,8 @@ mod tests {
                 registry: &registry,
                 usage: &usage,
                 orders: Default::default(),
+                proposals: Default::default(),
+                verify: false,
             };
             let owners = rule_owners(&cx);
             let mut chain_owners = HashMap::new();

@@ -22,7 +22,12 @@ pub(super) fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 if shared != 0 {
                     let (ia, ib) = (cx.owner_id(a), cx.owner_id(b));
                     let met = meeting(cx, a, b, field, shared);
-                    let by_design = cx.registry.by_design(ia, ib);
+                    // Shared by design: listed in `cooperates_with`, or one records reading the
+                    // other's bits with the same meaning (`reads_from`, Cilium ENI mode's 0x80
+                    // connmark next to AWS VPC CNI's).
+                    let by_design = cx.registry.by_design(ia, ib)
+                        || cx.registry.cooperates(ia, ib, field, shared)
+                        || cx.registry.cooperates(ib, ia, field, shared);
                     let mut evidence = Vec::new();
                     let mut omitted = 0;
                     for o in [a, b] {
@@ -49,6 +54,11 @@ pub(super) fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         field,
                         bits: shared,
                         title: match &met {
+                            _ if by_design => format!(
+                                "{ia} and {ib} both write {} bits {}, with the same meaning by design (registry)",
+                                field_name(field),
+                                hex(shared)
+                            ),
                             Meeting::Disjoint => format!(
                                 "{ia} and {ib} both write {} bits {}, but on different packet paths",
                                 field_name(field),
@@ -64,7 +74,11 @@ pub(super) fn shared_bits(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         },
                         evidence,
                         evidence_omitted: omitted,
-                        fix: fix::separate(cx, a, b, field, shared),
+                        fix: if by_design {
+                            format!("Nothing to change: the registry records that {ia} and {ib} use these bits together on purpose; check that both are configured for it.")
+                        } else {
+                            fix::separate(cx, a, b, field, shared)
+                        },
                         incidents: cx.incidents(&[ia, ib], field, shared),
                         path: match met {
                             Meeting::Clobber(p) | Meeting::Shared(p) => Some(p),

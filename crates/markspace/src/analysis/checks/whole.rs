@@ -6,6 +6,10 @@ use crate::model::{hex, CopySource, Field, MarkOp, WriteOp, ALL_BITS};
 use crate::analysis::catalogue::{Code, Severity};
 use crate::analysis::finding::{field_name, Ctx, EvidenceItem, Finding, EVIDENCE_PER_OWNER};
 use crate::analysis::usage::{fi, Site, Use};
+use crate::analysis::verify::{
+    move_value, others_used, own_bits, rewrite_owner, users_of, Candidate, Proposal,
+};
+use crate::model::{MarkRead, ReadTest};
 
 /// MS003 whole-mark-write and MS004 unmasked-connmark.
 pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
@@ -38,15 +42,24 @@ pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 let data_dependent = group.iter().all(|u| {
                     matches!(u.op, MarkOp::Write(w) if matches!(w.op, WriteOp::DataDependent { .. } | WriteOp::Copy { src: CopySource::Socket, .. }))
                 });
+                let other_bits = others
+                    .iter()
+                    .fold(0, |a, &o| a | cx.usage.owners[o].used(field));
+                // A device's or socket's configured mark starts its own packets (WireGuard's
+                // outer UDP packets, a socket's packets): when the value carries no other
+                // owner's bits, the bits it clears were never set on them.
+                let own_value = !is_copy
+                    && group.iter().all(|u| {
+                        value_write_site(cx, u)
+                            && matches!(u.op, MarkOp::Write(w) if matches!(w.op, WriteOp::Const { xor, .. } if xor & other_bits == 0))
+                    });
                 let severity = match (others.is_empty(), is_copy, data_dependent) {
+                    _ if own_value => Severity::Info,
                     (false, _, false) => Severity::Error,
                     (false, _, true) => Severity::Warning,
                     (true, true, _) => Severity::Warning,
                     (true, false, _) => Severity::Info,
                 };
-                let other_bits = others
-                    .iter()
-                    .fold(0, |a, &o| a | cx.usage.owners[o].used(field));
                 let mut evidence: Vec<EvidenceItem> = Vec::new();
                 let mut omitted = 0;
                 for u in group.iter() {
@@ -93,6 +106,11 @@ pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                                 "{id} may replace the whole {} (data-dependent write)",
                                 field_name(field)
                             )
+                        } else if own_value && !others.is_empty() {
+                            format!(
+                                "{id} sets the whole {} of its own packets to a configured value that carries no other owner's bits",
+                                field_name(field)
+                            )
                         } else {
                             format!("{id} replaces all 32 bits of the {}", field_name(field))
                         },
@@ -115,6 +133,9 @@ pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         },
                     )
                 };
+                if let Some(p) = write_proposal(cx, i, field, is_copy, &group) {
+                    cx.propose(out.len(), p);
+                }
                 out.push(Finding {
                     code,
                     severity,
@@ -177,22 +198,22 @@ pub(super) fn whole_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             let mut owners = vec![owner.id.clone()];
             owners.extend(writers.iter().map(|&o| cx.owner_id(o).to_string()));
             let id = &owner.id;
-            let values: Vec<String> = matches
+            let values: Vec<u32> = matches
                 .iter()
                 .filter_map(|u| match u.op {
                     MarkOp::Read(r) => match r.test {
-                        crate::model::ReadTest::Equals { value, .. } => Some(hex(value)),
+                        crate::model::ReadTest::Equals { value, .. } => Some(value),
                         _ => None,
                     },
                     _ => None,
                 })
                 .collect();
-            let base = if owner.claimed[fi(field)] != 0 {
-                owner.claimed[fi(field)]
-            } else {
-                ALL_BITS
-            };
-            let mask_hint = hex(base & !bits);
+            let proposal = match_proposal(cx, i, field, &values);
+            let fix = proposal
+                .candidates
+                .first()
+                .map_or_else(|| proposal.none.clone(), |c| c.text.clone());
+            cx.propose(out.len(), proposal);
             out.push(Finding {
                 code: Code::WholeMarkMatch,
                 severity: Severity::Error,
@@ -208,12 +229,7 @@ pub(super) fn whole_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 ),
                 evidence,
                 evidence_omitted: omitted,
-                fix: format!(
-                    "Match with a mask: `-m {} --mark {}/{mask_hint}` (nft: `{} and {mask_hint} == …`) so other software's bits do not change the result.",
-                    if field == Field::Mark { "mark" } else { "connmark" },
-                    values.first().cloned().unwrap_or_else(|| "V".into()),
-                    if field == Field::Mark { "meta mark" } else { "ct mark" },
-                ),
+                fix,
                 incidents: writers
                     .iter()
                     .flat_map(|&o| cx.incidents(&[id.as_str(), cx.owner_id(o)], field, bits))
@@ -234,5 +250,200 @@ fn value_write_site(cx: &Ctx<'_>, u: &Use) -> bool {
             Subsystem::Wireguard | Subsystem::Socket | Subsystem::Device
         ),
         Site::Rule(_) => false,
+    }
+}
+
+/// MS005's fixes: match only the owner's own bits, or move its value through its knob.
+fn match_proposal(cx: &Ctx<'_>, owner: usize, field: Field, values: &[u32]) -> Proposal {
+    let id = cx.owner_id(owner).to_string();
+    let own = own_bits(cx, owner);
+    let others = others_used(cx, owner);
+    let (flag, nft) = match field {
+        Field::Mark => ("mark", "meta mark"),
+        Field::CtMark => ("connmark", "ct mark"),
+    };
+    let mut candidates = Vec::new();
+    if own != 0 && values.iter().all(|v| v & !own == 0) {
+        let rewrites = rewrite_owner(cx, owner, |op| match *op {
+            MarkOp::Read(r) if r.field == field && r.is_whole_equality() => {
+                let ReadTest::Equals { value, .. } = r.test else {
+                    return None;
+                };
+                Some(MarkOp::Read(MarkRead {
+                    test: ReadTest::Equals { value, mask: own },
+                    ..r
+                }))
+            }
+            _ => None,
+        });
+        let v = values.first().copied().unwrap_or(0);
+        candidates.push(Candidate {
+            text: format!(
+                "Match only {id}'s bits: `-m {flag} --mark {}/{}` (nft: `{nft} and {} == {}`), so other software's bits do not change the result.",
+                hex(v),
+                hex(own),
+                hex(own),
+                hex(v)
+            ),
+            rewrites,
+            moves_value: false,
+        });
+    }
+    if let Some(c) = move_value(cx, owner, false) {
+        candidates.push(c);
+    }
+    let clash = values.iter().fold(0, |a, v| a | v) & others;
+    Proposal {
+        owner,
+        candidates,
+        none: if clash != 0 {
+            format!(
+                "No rule change keeps {}'s match: its value has bits {} that {} use, and {}; change the value by hand to bits no other owner uses.",
+                who(&id),
+                hex(clash),
+                users_of(cx, owner, clash),
+                no_knob(&id)
+            )
+        } else {
+            format!("No masked match for {id} passed markspace's re-audit; match only bits no other owner uses.")
+        },
+    }
+}
+
+/// MS003's and MS004's fixes for constant whole writes and whole connmark copies: mask them to
+/// the owner's own bits, or move its value through its knob.
+fn write_proposal(
+    cx: &Ctx<'_>,
+    owner: usize,
+    field: Field,
+    is_copy: bool,
+    group: &[&Use],
+) -> Option<Proposal> {
+    let consts = group.iter().all(
+        |u| matches!(u.op, MarkOp::Write(w) if matches!(w.op, WriteOp::Const { keep: 0, .. })),
+    );
+    if !is_copy && !consts {
+        return None;
+    }
+    let id = cx.owner_id(owner).to_string();
+    let own = own_bits(cx, owner);
+    let values: Vec<u32> = group
+        .iter()
+        .filter_map(|u| match u.op {
+            MarkOp::Write(w) => match w.op {
+                WriteOp::Const { xor, .. } => Some(xor),
+                _ => None,
+            },
+            MarkOp::Read(_) => None,
+        })
+        .collect();
+    let owner_values = crate::model::constant_values(
+        &cx.usage
+            .uses
+            .iter()
+            .filter(|u| u.owner == owner)
+            .map(|u| u.op)
+            .collect::<Vec<_>>(),
+    );
+    let fits = own != 0 && owner_values.iter().chain(&values).all(|v| v & !own == 0);
+    let value_site = group.iter().all(|u| value_write_site(cx, u));
+    let mut candidates = Vec::new();
+    if fits && !value_site {
+        let rewrites = rewrite_owner(cx, owner, |op| match *op {
+            MarkOp::Write(mut w) if w.field == field && w.is_whole() => {
+                match w.op {
+                    WriteOp::Const { xor, .. } if !is_copy => {
+                        w.op = WriteOp::Const { keep: !own, xor }
+                    }
+                    WriteOp::Copy {
+                        src,
+                        shift,
+                        src_mask: ALL_BITS,
+                        ..
+                    } if is_copy && w.is_connmark_copy() => {
+                        w.op = WriteOp::Copy {
+                            src,
+                            src_mask: own,
+                            shift,
+                            keep: !own,
+                        }
+                    }
+                    _ => return None,
+                }
+                Some(MarkOp::Write(w))
+            }
+            _ => None,
+        });
+        let text = if is_copy {
+            let (flag, nft) = if field == Field::Mark {
+                (
+                    "--restore-mark",
+                    "meta mark set meta mark & ~M | ct mark & M",
+                )
+            } else {
+                ("--save-mark", "ct mark set ct mark & ~M | meta mark & M")
+            };
+            format!(
+                "Give the copy a mask covering only {id}'s bits: `-j CONNMARK {flag} --mask {}` (nft: `{}`).",
+                hex(own),
+                nft.replace('M', &hex(own))
+            )
+        } else {
+            let v = values.first().copied().unwrap_or(0);
+            format!(
+                "Write only {id}'s bits: `-j {} --set-xmark {}/{}` (nft: `{} set {} and {} or {}`).",
+                if field == Field::Mark { "MARK" } else { "CONNMARK" },
+                hex(v),
+                hex(own),
+                if field == Field::Mark { "meta mark" } else { "ct mark" },
+                if field == Field::Mark { "meta mark" } else { "ct mark" },
+                hex(!own),
+                hex(v)
+            )
+        };
+        candidates.push(Candidate {
+            text,
+            rewrites,
+            moves_value: false,
+        });
+    }
+    if let Some(c) = move_value(cx, owner, is_copy) {
+        candidates.push(c);
+    }
+    let clash = owner_values.iter().fold(0, |a, v| a | v) & others_used(cx, owner);
+    Some(Proposal {
+        owner,
+        candidates,
+        none: if clash != 0 {
+            format!(
+                "No masked rule keeps {} working: its value has bits {} that {} use, and {}; give it a value in bits no other owner uses, then mask its rules to that value.",
+                who(&id),
+                hex(clash),
+                users_of(cx, owner, clash),
+                no_knob(&id)
+            )
+        } else {
+            format!(
+                "Mask {id}'s whole-field operations to the bits {id} uses; markspace found no such mask that passed its re-audit."
+            )
+        },
+    })
+}
+
+/// How fix texts name an owner: its id, or what `unknown` means.
+fn who(id: &str) -> String {
+    if id == crate::registry::UNKNOWN {
+        "the rules no registry entry recognises".to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+/// Why no knob moves an owner's value.
+fn no_knob(id: &str) -> String {
+    if id == crate::registry::UNKNOWN {
+        "without a registry entry markspace knows no setting that moves it".to_string()
+    } else {
+        format!("markspace found no registered knob of {id} that moves it to free bits")
     }
 }
