@@ -325,7 +325,7 @@ impl NodeLoader {
             }
         }
         if groups.is_empty() {
-            self.skipped.extend(notes);
+            // Nothing of the file is read: one note for the whole file, not one per section.
             return self.unknown(name, explicit);
         }
         // The line of invalid UTF-8, in the paste's lines (the sections keep them).
