@@ -4,7 +4,7 @@
 //! every chain, the set of hooks from whose base chains it is reachable. The analysis never sees
 //! any input syntax, only this model.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use hashbrown::HashTable;
@@ -847,7 +847,9 @@ fn drop_iptables_twins(set: &mut Ruleset) {
         {
             continue;
         }
-        let twins: Vec<&Table> = set
+        // The twins' chain names, hashed: comparing each nft chain with every twin chain
+        // would be quadratic in chains (tens of thousands on a kube-proxy node).
+        let twin_chains: HashSet<&str> = set
             .tables
             .iter()
             .filter(|t| {
@@ -857,15 +859,10 @@ fn drop_iptables_twins(set: &mut Ruleset) {
                     && t.name == nft.name
                     && t.origin != Origin::IptablesLegacy
             })
+            .flat_map(|t| t.chains.iter().map(|tc| &*set.chains[tc.0 as usize].name))
             .collect();
         for c in &nft.chains {
-            let name = &set.chains[c.0 as usize].name;
-            let in_twin = twins.iter().any(|t| {
-                t.chains
-                    .iter()
-                    .any(|tc| set.chains[tc.0 as usize].name == *name)
-            });
-            if in_twin {
+            if twin_chains.contains(&*set.chains[c.0 as usize].name) {
                 drop_chain[c.0 as usize] = true;
                 any = true;
             }

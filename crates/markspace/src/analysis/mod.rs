@@ -15,6 +15,8 @@ mod checks;
 mod finding;
 mod fix;
 mod meeting;
+#[cfg(test)]
+mod oracle_tests;
 mod path;
 mod usage;
 

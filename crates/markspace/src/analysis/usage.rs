@@ -73,6 +73,10 @@ pub struct Usage {
     pub owners: Vec<Owner>,
     /// All uses, in rule order.
     pub uses: Vec<Use>,
+    /// Per owner (by index), the indices of its uses in `uses`, in rule order: the checks ask
+    /// for one owner's uses per owner pair, and filtering all uses each time would be
+    /// quadratic in owners times uses.
+    pub(crate) by_owner: Vec<Vec<u32>>,
     /// Rules with mark operations that can never run (in no chain reachable from a hook of a
     /// complete table).
     pub unreachable: Vec<RuleId>,
@@ -86,12 +90,20 @@ impl Use {
 }
 
 impl Usage {
+    /// An owner's uses, in rule order.
+    pub(crate) fn of(&self, owner: usize) -> impl Iterator<Item = &Use> + '_ {
+        self.by_owner
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.uses[i as usize])
+    }
+
     /// The bits an owner writes in a field with masked writes (whole writes are reported on
     /// their own).
     pub(crate) fn masked_writes(&self, owner: usize, field: Field) -> u32 {
-        self.uses
-            .iter()
-            .filter(|u| u.owner == owner && !u.is_whole_write())
+        self.of(owner)
+            .filter(|u| !u.is_whole_write())
             .fold(0, |acc, u| acc | u.writes[fi(field)])
     }
 
@@ -99,18 +111,15 @@ impl Usage {
     /// whole copies (reported on their own: MS005, MS003/MS004; counting them here would
     /// repeat those findings).
     pub(crate) fn masked_reads(&self, owner: usize, field: Field) -> u32 {
-        self.uses
-            .iter()
-            .filter(|u| u.owner == owner)
-            .fold(0, |acc, u| {
-                let whole_read =
-                    matches!(u.op, MarkOp::Read(r) if r.is_whole_equality()) || u.is_whole_write();
-                if whole_read {
-                    acc
-                } else {
-                    acc | u.reads[fi(field)]
-                }
-            })
+        self.of(owner).fold(0, |acc, u| {
+            let whole_read =
+                matches!(u.op, MarkOp::Read(r) if r.is_whole_equality()) || u.is_whole_write();
+            if whole_read {
+                acc
+            } else {
+                acc | u.reads[fi(field)]
+            }
+        })
     }
 }
 
@@ -176,6 +185,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             recognised_by: BTreeMap::new(),
         });
     }
+    usage.by_owner = vec![Vec::new(); usage.owners.len()];
     for (site, attr) in attributions {
         let (ops, hooks) = match site {
             Site::Rule(id) => {
@@ -208,6 +218,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
                 }
             }
             let o = &mut usage.owners[owner];
+            usage.by_owner[owner].push(usage.uses.len() as u32);
             for f in 0..2 {
                 o.reads[f] |= reads[f];
                 o.writes[f] |= writes[f];

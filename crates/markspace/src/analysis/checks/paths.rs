@@ -26,13 +26,25 @@ fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
 /// names its owner). Built once: the findings below ask for owners of every rule in a base
 /// chain's traversal order, and scanning the uses for each would be quadratic.
 fn rule_owners(cx: &Ctx<'_>) -> Vec<Option<usize>> {
-    let mut owners = vec![None; cx.set.rules.len()];
-    for u in &cx.usage.uses {
+    rule_first_uses(cx)
+        .into_iter()
+        .map(|u| (u != u32::MAX).then(|| cx.usage.uses[u as usize].owner))
+        .collect()
+}
+
+/// The index in `Usage::uses` of every rule's first use, by rule id (`u32::MAX` for rules
+/// without): a rule's uses are consecutive, so its bits are read from there, not by scanning
+/// all uses for each finding.
+fn rule_first_uses(cx: &Ctx<'_>) -> Vec<u32> {
+    let mut first = vec![u32::MAX; cx.set.rules.len()];
+    for (i, u) in cx.usage.uses.iter().enumerate() {
         if let Site::Rule(id) = u.site {
-            owners[id.0 as usize].get_or_insert(u.owner);
+            if first[id.0 as usize] == u32::MAX {
+                first[id.0 as usize] = i as u32;
+            }
         }
     }
-    owners
+    first
 }
 
 /// The owner of a rule even without mark operations (ACCEPT rules usually have none): the owner
@@ -108,6 +120,7 @@ fn shadowed_pairs(
 /// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain
 /// (the pairs of [`shadowed_pairs`]).
 pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let first_uses = rule_first_uses(cx);
     let owners = rule_owners(cx);
     let mut chain_owners = HashMap::new();
     for (i, chain) in cx.set.chains.iter().enumerate() {
@@ -130,11 +143,9 @@ pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .ops()
                 .first()
                 .map_or(Field::Mark, MarkOp::field);
-            let bits = cx
-                .usage
-                .uses
+            let bits = cx.usage.uses[first_uses[later.0 as usize] as usize..]
                 .iter()
-                .filter(|u| u.site == Site::Rule(later))
+                .take_while(|u| u.site == Site::Rule(later))
                 .fold(0, |acc, u| acc | u.writes[fi(field)] | u.reads[fi(field)]);
             let table = cx.set.table(chain.table);
             out.push(Finding {
@@ -181,6 +192,16 @@ pub(super) fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
     if rule_bits == 0 {
         return;
     }
+    // Tables with an OUTPUT chain of type route (where a mark change re-routes), by table id:
+    // asked for every mark-writing rule, so found once.
+    let mut route_tables = vec![false; cx.set.tables.len()];
+    for c in &cx.set.chains {
+        if c.base
+            .is_some_and(|b| b.hook == Hook::Output && b.kind == ChainType::Route)
+        {
+            route_tables[c.table.0 as usize] = true;
+        }
+    }
     let mut seen = Vec::new();
     for u in &cx.usage.uses {
         let Site::Rule(id) = u.site else { continue };
@@ -192,12 +213,7 @@ pub(super) fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let chain = cx.set.chain(rule.chain);
         // Hooks where a mark change can still steer routing: PREROUTING (before route input),
         // OUTPUT in a route chain (re-route).
-        let route_chain = cx.set.table(chain.table).chains.iter().any(|c| {
-            cx.set
-                .chain(*c)
-                .base
-                .is_some_and(|b| b.hook == Hook::Output && b.kind == ChainType::Route)
-        });
+        let route_chain = route_tables[chain.table.0 as usize];
         let early =
             u.hooks.contains(Hook::Prerouting) || (u.hooks.contains(Hook::Output) && route_chain);
         if early {
@@ -237,7 +253,7 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let mut nat_reads: Vec<(RuleId, u32)> = Vec::new();
         let mut sets = 0u32;
         let mut clears = 0u32;
-        for u in cx.usage.uses.iter().filter(|u| u.owner == o) {
+        for u in cx.usage.of(o) {
             let Site::Rule(id) = u.site else { continue };
             let rule = cx.set.rule(id);
             match u.op {
@@ -270,9 +286,8 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             }
             let setter = cx
                 .usage
-                .uses
-                .iter()
-                .find(|u| u.owner == o && u.writes[fi(field)] & kept != 0)
+                .of(o)
+                .find(|u| u.writes[fi(field)] & kept != 0)
                 .and_then(|u| {
                     if let Site::Rule(id) = u.site {
                         Some(id)
@@ -436,6 +451,7 @@ mod tests {
                 policies: 10,
             }),
             cilium: true,
+            tailscale: true,
         }));
         let mut compared = 0;
         for text in &texts {
