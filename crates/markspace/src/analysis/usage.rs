@@ -1,6 +1,6 @@
 //! Who reads and writes which bits: every mark operation of every rule that can run, attributed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -186,6 +186,10 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         });
     }
     usage.by_owner = vec![Vec::new(); usage.owners.len()];
+    // Signature counts per owner, keyed by the attribution's own parts: formatting the key
+    // of every rule cost a fifth of the analysis of a large Calico node.
+    let mut recognised: Vec<HashMap<(&'static str, String), usize>> =
+        vec![HashMap::new(); usage.owners.len()];
     for (site, attr) in attributions {
         let (ops, hooks) = match site {
             Site::Rule(id) => {
@@ -195,14 +199,10 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             Site::Touchpoint(i) => (&node.touchpoints[i].ops[..], HookSet::EMPTY),
         };
         let owner = index[&attr.owner];
-        let o = &mut usage.owners[owner];
-        o.rules += 1;
-        let key = if attr.evidence.signature == "none" {
-            "no signature".to_string()
-        } else {
-            format!("{} {}", attr.evidence.signature, attr.evidence.pattern)
-        };
-        *o.recognised_by.entry(key).or_default() += 1;
+        usage.owners[owner].rules += 1;
+        *recognised[owner]
+            .entry((attr.evidence.signature, attr.evidence.pattern))
+            .or_default() += 1;
         for (k, op) in ops.iter().enumerate() {
             let mut reads = [0u32; 2];
             let mut writes = [0u32; 2];
@@ -232,6 +232,16 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
                 reads,
                 writes,
             });
+        }
+    }
+    for (o, counts) in usage.owners.iter_mut().zip(recognised) {
+        for ((signature, pattern), n) in counts {
+            let key = if signature == "none" {
+                "no signature".to_string()
+            } else {
+                format!("{signature} {pattern}")
+            };
+            *o.recognised_by.entry(key).or_default() += n;
         }
     }
     usage
