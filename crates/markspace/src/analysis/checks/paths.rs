@@ -12,7 +12,7 @@ use crate::touchpoint::Subsystem;
 
 use crate::analysis::catalogue::{Code, Severity};
 use crate::analysis::finding::{Ctx, Finding, IncidentRef};
-use crate::analysis::usage::{fi, Site};
+use crate::analysis::usage::{fi, Site, Use};
 
 /// Rules of one base chain in traversal order (jumps entered once, at their first jump).
 fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
@@ -22,40 +22,60 @@ fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
     out
 }
 
-/// The owner index of every rule with mark operations, by rule id (the first use of a rule
-/// names its owner). Built once: the findings below ask for owners of every rule in a base
-/// chain's traversal order, and scanning the uses for each would be quadratic.
-fn rule_owners(cx: &Ctx<'_>) -> Vec<Option<usize>> {
-    rule_first_uses(cx)
-        .into_iter()
-        .map(|u| (u != u32::MAX).then(|| cx.usage.uses[u as usize].owner))
-        .collect()
+/// Every rule's first use in `Usage::uses`, by rule id, plus one (0 for rules without mark
+/// operations, so the table starts as zeroed memory whose pages only become resident where a
+/// rule has uses: a kube-proxy node has a handful among 166k rules). A rule's uses are
+/// consecutive, so its owner (the owner of its first use) and its bits are read from there.
+/// Built once: the findings below ask for the owners of every rule in a base chain's
+/// traversal order, and scanning the uses for each would be quadratic.
+struct RuleUses<'a> {
+    uses: &'a [Use],
+    first: Vec<u32>,
 }
 
-/// The index in `Usage::uses` of every rule's first use, by rule id (`u32::MAX` for rules
-/// without): a rule's uses are consecutive, so its bits are read from there, not by scanning
-/// all uses for each finding.
-fn rule_first_uses(cx: &Ctx<'_>) -> Vec<u32> {
-    let mut first = vec![u32::MAX; cx.set.rules.len()];
-    for (i, u) in cx.usage.uses.iter().enumerate() {
-        if let Site::Rule(id) = u.site {
-            if first[id.0 as usize] == u32::MAX {
-                first[id.0 as usize] = i as u32;
+impl<'a> RuleUses<'a> {
+    fn new(cx: &Ctx<'a>) -> Self {
+        let mut first = vec![0u32; cx.set.rules.len()];
+        for (i, u) in cx.usage.uses.iter().enumerate() {
+            if let Site::Rule(id) = u.site {
+                if first[id.0 as usize] == 0 {
+                    first[id.0 as usize] = i as u32 + 1;
+                }
             }
         }
+        RuleUses {
+            uses: &cx.usage.uses,
+            first,
+        }
     }
-    first
+
+    /// The owner index of a rule with mark operations.
+    fn owner(&self, rule: RuleId) -> Option<usize> {
+        let i = self.first[rule.0 as usize];
+        (i != 0).then(|| self.uses[i as usize - 1].owner)
+    }
+
+    /// The uses of a rule.
+    fn of(&self, rule: RuleId) -> impl Iterator<Item = &'a Use> + '_ {
+        let from = match self.first[rule.0 as usize] {
+            0 => self.uses.len(),
+            i => i as usize - 1,
+        };
+        self.uses[from..]
+            .iter()
+            .take_while(move |u| u.site == Site::Rule(rule))
+    }
 }
 
 /// The owner of a rule even without mark operations (ACCEPT rules usually have none): the owner
 /// of the first mark rule in the same chain (remembered per chain).
 fn accept_owner(
     cx: &Ctx<'_>,
-    owners: &[Option<usize>],
+    owners: &RuleUses<'_>,
     chain_owners: &mut HashMap<ChainId, Option<usize>>,
     rule: RuleId,
 ) -> Option<usize> {
-    if let Some(o) = owners[rule.0 as usize] {
+    if let Some(o) = owners.owner(rule) {
         return Some(o);
     }
     let chain = cx.set.rule(rule).chain;
@@ -64,7 +84,7 @@ fn accept_owner(
             .chain(chain)
             .rules
             .iter()
-            .find_map(|r| owners[r.0 as usize])
+            .find_map(|r| owners.owner(*r))
     })
 }
 
@@ -76,7 +96,7 @@ fn accept_owner(
 /// rules (times the handful of owners at each ACCEPT), not ACCEPTs times rules.
 fn shadowed_pairs(
     cx: &Ctx<'_>,
-    owners: &[Option<usize>],
+    owners: &RuleUses<'_>,
     chain_owners: &mut HashMap<ChainId, Option<usize>>,
     order: &[RuleId],
 ) -> Vec<(RuleId, RuleId, usize, usize)> {
@@ -96,7 +116,7 @@ fn shadowed_pairs(
                 }
             }
         }
-        if let Some(b) = owners[rule.0 as usize] {
+        if let Some(b) = owners.owner(rule) {
             if r.ops().iter().any(|op| matches!(op, MarkOp::Write(_))) {
                 next_write[b] = Some(pos);
             }
@@ -120,8 +140,7 @@ fn shadowed_pairs(
 /// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain
 /// (the pairs of [`shadowed_pairs`]).
 pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    let first_uses = rule_first_uses(cx);
-    let owners = rule_owners(cx);
+    let owners = RuleUses::new(cx);
     let mut chain_owners = HashMap::new();
     for (i, chain) in cx.set.chains.iter().enumerate() {
         if chain.base.is_none() {
@@ -143,9 +162,8 @@ pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .ops()
                 .first()
                 .map_or(Field::Mark, MarkOp::field);
-            let bits = cx.usage.uses[first_uses[later.0 as usize] as usize..]
-                .iter()
-                .take_while(|u| u.site == Site::Rule(later))
+            let bits = owners
+                .of(later)
                 .fold(0, |acc, u| acc | u.writes[fi(field)] | u.reads[fi(field)]);
             let table = cx.set.table(chain.table);
             out.push(Finding {
@@ -465,7 +483,7 @@ mod tests {
                 usage: &usage,
                 orders: Default::default(),
             };
-            let owners = rule_owners(&cx);
+            let owners = RuleUses::new(&cx);
             let mut chain_owners = HashMap::new();
             for (i, chain) in node.ruleset.chains.iter().enumerate() {
                 if chain.base.is_none() {
