@@ -1,6 +1,8 @@
 //! Who reads and writes which bits: every mark operation of every rule that can run, attributed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde::Serialize;
 
@@ -165,14 +167,20 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             registry.attribute_touchpoint(tp.subsystem, &tp.context, &values),
         ));
     }
-    // Owners sorted by id, unknown last, so indices are stable in reports.
-    let mut ids: Vec<&str> = attributions.iter().map(|(_, a)| a.owner.as_str()).collect();
+    // Owners sorted by id, unknown last, so indices are stable in reports. The few distinct
+    // ids are found by hashing before they are sorted (sorting every rule's id compared
+    // strings n log n times), and looked up by hash.
+    let mut ids: Vec<&str> = attributions
+        .iter()
+        .map(|(_, a)| a.owner.as_str())
+        .collect::<FxHashSet<&str>>()
+        .into_iter()
+        .collect();
     ids.sort_by_key(|id| (*id == UNKNOWN, *id));
-    ids.dedup();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     for id in ids {
         let sw = registry.get(id);
-        index.insert(id.to_string(), usage.owners.len());
+        index.insert(id, usage.owners.len());
         usage.owners.push(Owner {
             id: id.to_string(),
             name: sw.map_or_else(|| "unrecognised rules".to_string(), |s| s.name.clone()),
@@ -188,9 +196,10 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     usage.by_owner = vec![Vec::new(); usage.owners.len()];
     // Signature counts per owner, keyed by the attribution's own parts: formatting the key
     // of every rule cost a fifth of the analysis of a large Calico node.
-    let mut recognised: Vec<HashMap<(&'static str, String), usize>> =
-        vec![HashMap::new(); usage.owners.len()];
-    for (site, attr) in attributions {
+    let mut recognised: Vec<FxHashMap<(&'static str, &str), usize>> =
+        vec![FxHashMap::default(); usage.owners.len()];
+    for (site, attr) in &attributions {
+        let site = *site;
         let (ops, hooks) = match site {
             Site::Rule(id) => {
                 let rule = set.rule(id);
@@ -198,10 +207,10 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             }
             Site::Touchpoint(i) => (&node.touchpoints[i].ops[..], HookSet::EMPTY),
         };
-        let owner = index[&attr.owner];
+        let owner = index[attr.owner.as_str()];
         usage.owners[owner].rules += 1;
         *recognised[owner]
-            .entry((attr.evidence.signature, attr.evidence.pattern))
+            .entry((attr.evidence.signature, attr.evidence.pattern.as_str()))
             .or_default() += 1;
         for (k, op) in ops.iter().enumerate() {
             let mut reads = [0u32; 2];
