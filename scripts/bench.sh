@@ -4,6 +4,9 @@
 #   bash scripts/bench.sh                 # sizes 10000 100000 230000 700000 (iptables-save lines)
 #   SIZES="10000 100000" bash scripts/bench.sh
 #   SIZES= COLLECT_SIZES=10000 bash scripts/bench.sh      # only the collection rows
+#   SIZES= COLLECT_SIZES= LIVE_SIZES= bash scripts/bench.sh   # only the mark-heavy rows
+#   SIZES= COLLECT_SIZES= MARK_SIZES= CALICO= CALICO_TAILSCALE= MIXED= bash scripts/bench.sh
+#                                                         # only audit --live
 #   MARKSPACE=/path/to/markspace bash scripts/bench.sh   # time another build
 #
 # For each size it generates a kube-proxy node (the `gen-node` example, from `markspace::generate`,
@@ -16,6 +19,14 @@
 #     NFT_MAX_LINES (default 30000: `nft -c` itself takes about a minute on the 100k-line
 #     node); skipped with a note while markspace does not read nftables input. A small nft
 #     node is always checked with `nft -c -f`.
+# Mark-heavy nodes (MARK_SIZES, CALICO, CALICO_TAILSCALE, MIXED): the adversarial generator (8
+# owners over overlapping bits, connmark saves and restores, ACCEPTs) at each size, Calico with
+# CALICO endpoints:policies, alone and next to Tailscale (they share bits 0xf0000), and Cilium +
+# kube-proxy + Tailscale: the whole audit (hyperfine) and the
+# analysis stage alone (the median of ANALYSIS_RUNS runs' `MARKSPACE_TIMINGS`), with the
+# growth of the analysis per doubling of the adversarial input.
+# audit --live against iptables-save alone (LIVE_SIZES): the kube-proxy node loaded into the
+# namespace, both timed by hyperfine in one run.
 # Times come from hyperfine (installed with apt-get when missing and root), peak RSS from
 # `/usr/bin/time -v`. It ends with a Markdown table for the README and the machine it ran on.
 # Needs root (network namespaces), iptables and nftables.
@@ -178,6 +189,79 @@ for n in $COLLECT_SIZES; do
         "${IN_NS[@]}" iptables -t "$t" -X
     done
 done
+
+# Mark-heavy nodes: the analysis stage is what they stress.
+MARK_SIZES=${MARK_SIZES-"20000 40000 80000 160000 320000 1000000"}
+CALICO=${CALICO-"1000:50000 25000:50000"}
+CALICO_TAILSCALE=${CALICO_TAILSCALE-"2000:2000 8000:8000"}
+MIXED=${MIXED-"230000"}
+ANALYSIS_RUNS=${ANALYSIS_RUNS:-5}
+MARK_RESULTS=$WORK/mark.tsv
+: >"$MARK_RESULTS"
+# median analysis-stage milliseconds over ANALYSIS_RUNS runs of `markspace audit` on a file
+analysis_ms() {
+    for _ in $(seq "$ANALYSIS_RUNS"); do
+        MARKSPACE_TIMINGS=1 "$MS" audit --format json --fail-on never "$1" 2>&1 >/dev/null |
+            sed -n 's/.*timings: analysis: \([0-9.]*\) ms.*/\1/p'
+    done | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+mark_row() { # kind label file
+    local kind=$1 label=$2 f=$3 rules mark_rules m_mean m_sd
+    "${IN_NS[@]}" iptables-restore --test "$f" ||
+        { echo "bench.sh: iptables-restore --test rejected $f" >&2; exit 1; }
+    read -r rules mark_rules < <("$MS" audit --format json --fail-on never "$f" |
+        python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; print(s["rules"], s["mark_rules"])')
+    hyperfine -N -w 1 -m 5 --export-json "$WORK/mark-$kind-$label.json" \
+        "$MS audit --format json --fail-on never $f" >/dev/null
+    read -r m_mean m_sd _ < <(stats "$WORK/mark-$kind-$label.json")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$label" "$(wc -l <"$f")" "$rules" \
+        "$mark_rules" "$m_mean" "$m_sd" "$(analysis_ms "$f")" \
+        "$(rss "$MS" audit --format json --fail-on never "$f")" >>"$MARK_RESULTS"
+}
+for n in $MARK_SIZES; do
+    f=$WORK/adversarial-$n.txt
+    "$GEN" adversarial --lines "$n" >"$f"
+    echo "== adversarial: $n lines"
+    mark_row adversarial "$n" "$f"
+done
+for spec in $CALICO; do
+    f=$WORK/calico-$spec.txt
+    "$GEN" iptables --no-kube-proxy --calico "${spec%%:*}" --policies "${spec##*:}" >"$f"
+    echo "== calico: $spec (endpoints:policies)"
+    mark_row calico "$spec" "$f"
+done
+for spec in $CALICO_TAILSCALE; do
+    f=$WORK/calico-ts-$spec.txt
+    "$GEN" iptables --no-kube-proxy --tailscale --calico "${spec%%:*}" --policies "${spec##*:}" >"$f"
+    echo "== calico + tailscale: $spec (endpoints:policies)"
+    mark_row calico-ts "$spec" "$f"
+done
+for n in $MIXED; do
+    f=$WORK/mixed-$n.txt
+    "$GEN" iptables --lines "$n" --cilium --tailscale >"$f"
+    echo "== cilium + kube-proxy + tailscale: $n lines"
+    mark_row mixed "$n" "$f"
+done
+
+# audit --live against iptables-save alone, in one run, on the kube-proxy node in the namespace.
+LIVE_SIZES=${LIVE_SIZES-"230000"}
+LIVE_RESULTS=$WORK/live.tsv
+: >"$LIVE_RESULTS"
+for n in $LIVE_SIZES; do
+    ipt=$WORK/kube-proxy-$n.txt
+    [ -f "$ipt" ] || "$GEN" iptables --lines "$n" >"$ipt"
+    "${IN_NS[@]}" iptables-restore "$ipt"
+    echo "== audit --live: $n lines loaded"
+    hyperfine -N -w 1 -r 5 --export-json "$WORK/live-$n.json" \
+        "ip netns exec $NS iptables-save" \
+        "ip netns exec $NS $MS audit --live --format json --fail-on never" >/dev/null
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print("\t".join([sys.argv[2]] + [str(x[k]) for x in r for k in ("mean", "stddev")]))' \
+        "$WORK/live-$n.json" "$n" >>"$LIVE_RESULTS"
+    for t in nat filter mangle raw; do
+        "${IN_NS[@]}" iptables -t "$t" -F
+        "${IN_NS[@]}" iptables -t "$t" -X
+    done
+done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -214,6 +298,37 @@ EOF
 if [ -s "$COLLECT_RESULTS" ]; then
     echo
     python3 scripts/manifest-to-sh.py --table "$COLLECT_RESULTS"
+fi
+if [ -s "$MARK_RESULTS" ]; then
+    echo
+    python3 - "$MARK_RESULTS" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+names = {"adversarial": "adversarial, 8 owners", "calico": "Calico (endpoints:policies {})",
+         "calico-ts": "Calico ({}) + Tailscale", "mixed": "Cilium + kube-proxy + Tailscale"}
+print("| node | lines | rules | mark rules | markspace audit | analysis stage (median) "
+      "| analysis growth | peak RSS |")
+print("|---|---:|---:|---:|---:|---:|---|---:|")
+prev = None
+for kind, label, lines, rules, mark, m, msd, an, rss in rows:
+    grow = ""
+    if kind == "adversarial" and prev:
+        grow = f"{float(an) / float(prev[1]):.2f}× for {int(lines) / int(prev[0]):.2f}× lines"
+    if kind == "adversarial":
+        prev = (lines, an)
+    print(f"| {names[kind].format(label)} | {int(lines):,} | {int(rules):,} | {int(mark):,} "
+          f"| {float(m) * 1000:.0f} ms ± {float(msd) * 1000:.0f} | {float(an):.1f} ms | {grow} "
+          f"| {int(rss) / 1024:.0f} MiB |")
+EOF
+fi
+if [ -s "$LIVE_RESULTS" ]; then
+    echo
+    echo "| node (iptables-save lines) | iptables-save alone | markspace audit --live | ratio |"
+    echo "|---:|---:|---:|---:|"
+    while read -r n s_mean s_sd l_mean l_sd; do
+        python3 -c 'import sys; n, a, asd, b, bsd = sys.argv[1:]; print(f"| {int(n):,} | {float(a)*1000:.0f} ms ± {float(asd)*1000:.0f} | {float(b)*1000:.0f} ms ± {float(bsd)*1000:.0f} | **{float(b)/float(a):.2f}×** |")' \
+            "$n" "$s_mean" "$s_sd" "$l_mean" "$l_sd"
+    done <"$LIVE_RESULTS"
 fi
 if [ -n "$nft_note" ]; then
     echo

@@ -168,7 +168,7 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
     for expected in [
         "iptables-save",
         "ip6tables-save",
-        "nft list tables",
+        "netlink NFT_MSG_GETTABLE",
         "ip -j rule show",
         "ip -6 -j rule show",
         "ip xfrm policy",
@@ -194,6 +194,35 @@ fn collect_is_read_only_and_audit_reads_its_snapshot() {
     assert!(manifest["kernel"].as_str().is_some_and(|k| !k.is_empty()));
     assert!(manifest["tools"].as_array().is_some_and(|t| !t.is_empty()));
     let tables = manifest["nft_tables"].as_array().unwrap();
+    // The tables come from the netlink dump, not `nft list tables` (which fetches every rule),
+    // and are the ones `nft list tables` prints.
+    let dump = steps
+        .iter()
+        .find(|s| argv(s) == "netlink NFT_MSG_GETTABLE")
+        .unwrap();
+    assert_eq!(dump["status"], "ok", "{dump}");
+    assert!(
+        !commands.iter().any(|c| c == "nft list tables"),
+        "{commands:?}"
+    );
+    let mut by_nft: Vec<String> = ns
+        .exec(&["nft", "list", "tables"], None)
+        .lines()
+        .map(|l| l.trim_start_matches("table ").to_string())
+        .collect();
+    let mut by_dump: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}",
+                t["family"].as_str().unwrap(),
+                t["table"].as_str().unwrap()
+            )
+        })
+        .collect();
+    by_nft.sort();
+    by_dump.sort();
+    assert_eq!(by_dump, by_nft);
     assert!(
         tables
             .iter()
@@ -313,7 +342,7 @@ fn collect_runs_with_only_net_admin_and_net_raw() {
                 .unwrap();
         for step in manifest["steps"].as_array().unwrap() {
             let argv0 = step["argv"][0].as_str().unwrap();
-            let needed = ["iptables-save", "nft", "ip"].contains(&argv0);
+            let needed = ["iptables-save", "nft", "ip", "netlink"].contains(&argv0);
             if needed {
                 assert_eq!(step["status"], "ok", "{who}: {step}");
             }

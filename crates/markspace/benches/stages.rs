@@ -35,6 +35,7 @@ fn mark_heavy() -> String {
             policies: 50,
         }),
         cilium: true,
+        tailscale: false,
     })
 }
 

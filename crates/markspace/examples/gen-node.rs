@@ -4,19 +4,28 @@
 //! cargo run --release -p markspace --example gen-node -- iptables --lines 230000 > node.txt
 //! cargo run --release -p markspace --example gen-node -- nft --lines 230000 > node.nft
 //!
+//! cargo run --release -p markspace --example gen-node -- iptables --no-kube-proxy \
+//!     --calico 1000 --policies 50000 > calico.txt
+//! cargo run --release -p markspace --example gen-node -- adversarial --lines 320000 > adv.txt
+//!
 //! gen-node iptables|nft [--lines N | --services N] [--endpoints M]
-//!                       [--calico ENDPOINTS] [--policies P] [--cilium] [--no-kube-proxy]
+//!                       [--calico ENDPOINTS] [--policies P] [--cilium] [--tailscale]
+//!                       [--no-kube-proxy]
+//! gen-node adversarial [--lines N] [--owners K]
 //! ```
 //!
 //! `--lines N` sizes kube-proxy for about N lines of `iptables-save` output; `nft` with the same
-//! `--lines` prints the same services in kube-proxy's nftables mode.
+//! `--lines` prints the same services in kube-proxy's nftables mode; `adversarial` prints about
+//! N lines of K owners (default 8) colliding over mangle chains.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use markspace::generate::{iptables_save, kube_proxy_nft, Calico, KubeProxy, Node};
+use markspace::generate::{
+    adversarial, iptables_save, kube_proxy_nft, Adversarial, Calico, KubeProxy, Node,
+};
 
-const USAGE: &str = "usage: gen-node iptables|nft [--lines N | --services N] [--endpoints M] [--calico ENDPOINTS] [--policies P] [--cilium] [--no-kube-proxy]";
+const USAGE: &str = "usage: gen-node iptables|nft [--lines N | --services N] [--endpoints M] [--calico ENDPOINTS] [--policies P] [--cilium] [--tailscale] [--no-kube-proxy]\n       gen-node adversarial [--lines N] [--owners K]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -43,6 +52,7 @@ fn run(args: Vec<String>) -> Result<String, String> {
     let mode = args.next().ok_or("missing mode")?;
     let (mut lines, mut services, mut endpoints) = (None, None, 2);
     let (mut calico, mut policies, mut cilium, mut kube_proxy) = (None, 20, false, true);
+    let (mut tailscale, mut owners) = (false, 8);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> Result<usize, String> {
             args.next()
@@ -56,6 +66,8 @@ fn run(args: Vec<String>) -> Result<String, String> {
             "--calico" => calico = Some(num("--calico")?),
             "--policies" => policies = num("--policies")?,
             "--cilium" => cilium = true,
+            "--tailscale" => tailscale = true,
+            "--owners" => owners = num("--owners")?,
             "--no-kube-proxy" => kube_proxy = false,
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -76,8 +88,13 @@ fn run(args: Vec<String>) -> Result<String, String> {
                 policies,
             }),
             cilium,
+            tailscale,
         })),
         "nft" => Ok(kube_proxy_nft(k)),
+        "adversarial" => Ok(adversarial(Adversarial::with_lines(
+            lines.unwrap_or(10_000),
+            owners,
+        ))),
         other => Err(format!("unknown mode `{other}`")),
     }
 }

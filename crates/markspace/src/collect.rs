@@ -9,7 +9,7 @@
 //! | `iptables-save.txt`, `ip6tables-save.txt` | `iptables-save` / `ip6tables-save` (the default backend) |
 //! | `iptables-legacy-save.txt`, `ip6tables-legacy-save.txt` | the legacy backend, when the tool exists and has tables |
 //! | `iptables-nft-save.txt`, `ip6tables-nft-save.txt` | the nft backend, when it is not the default |
-//! | `nft-<family>-<table>.json` | `nft -j list table FAMILY TABLE` for each **native** nft table |
+//! | `nft-<family>-<table>.json` | `nft -j list table FAMILY TABLE` for each **native** nft table (the tables come from a netlink dump of tables only, `nft list tables` when it fails) |
 //! | `ip-rule.json`, `ip6-rule.json` | `ip -j rule show`, `ip -6 -j rule show` |
 //! | `xfrm-policy.txt`, `xfrm-state.txt` | `ip xfrm policy`, `ip -s xfrm state` |
 //! | `tc-filter-<dev>-<ingress\|egress>.txt` | `tc filter show dev DEV ingress\|egress`, every device |
@@ -34,6 +34,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use wait_timeout::ChildExt;
+
+mod nft_tables;
 
 /// Limits for each command.
 #[derive(Clone, Copy, Debug)]
@@ -255,6 +257,58 @@ impl<'p> Collector<'p> {
         out
     }
 
+    /// The node's nf_tables tables as (family, name): from one netlink dump of the tables
+    /// ([`nft_tables::list`]), recorded as a step of argv `netlink NFT_MSG_GETTABLE`; when that
+    /// fails (no nf_tables, no permission), from `nft list tables`, which on nftables 1.0.6
+    /// also fetches every rule (slow on large nodes).
+    fn nft_tables(&mut self) -> Vec<(String, String)> {
+        const ARGV: [&str; 2] = ["netlink", "NFT_MSG_GETTABLE"];
+        (self.progress)(&ARGV.join(" "));
+        let start = Instant::now();
+        let listed = nft_tables::list(self.limits.timeout);
+        let mut record = StepRecord {
+            argv: ARGV.iter().map(|s| s.to_string()).collect(),
+            file: None,
+            status: "ok",
+            exit_code: None,
+            duration_ms: start.elapsed().as_millis(),
+            bytes: 0,
+            truncated: false,
+            note: None,
+        };
+        match listed {
+            Ok(tables) => {
+                record.note = Some(format!(
+                    "{} tables, by a netlink dump of tables only",
+                    tables.len()
+                ));
+                self.steps.push(record);
+                tables
+                    .into_iter()
+                    .map(|t| (t.family.to_string(), t.name))
+                    .collect()
+            }
+            Err(e) => {
+                record.status = "failed";
+                record.note = Some(format!("{e}; falling back to `nft list tables`"));
+                self.steps.push(record);
+                let text = self.step(&["nft", "list", "tables"], None);
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .filter_map(|line| {
+                        let mut words = line.split_whitespace();
+                        match (words.next(), words.next(), words.next()) {
+                            (Some("table"), Some(family), Some(name)) => {
+                                Some((family.to_string(), name.to_string()))
+                            }
+                            _ => None,
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
     fn skip(&mut self, argv: &[&str], why: &str) {
         self.steps.push(StepRecord {
             argv: argv.iter().map(|s| s.to_string()).collect(),
@@ -313,15 +367,9 @@ impl<'p> Collector<'p> {
         };
 
         // nft: list the tables (cheap), then only the native ones.
-        let tables = self.step(&["nft", "list", "tables"], None);
         let mut choices = Vec::new();
-        for line in String::from_utf8_lossy(&tables).lines() {
-            let mut words = line.split_whitespace();
-            let (Some("table"), Some(family), Some(name)) =
-                (words.next(), words.next(), words.next())
-            else {
-                continue;
-            };
+        for (family, name) in self.nft_tables() {
+            let (family, name) = (family.as_str(), name.as_str());
             let xtables = matches!(family, "ip" | "ip6" | "arp" | "bridge")
                 && matches!(
                     name,

@@ -15,6 +15,12 @@
 //!   0x10000 (accept), 0x20000 (pass) and 0x40000 (scratch) mark bits;
 //! - Cilium's fixed chains (`pkg/datapath/iptables/iptables.go`) with its 0xf00 magic marks,
 //!   TPROXY and socket matches;
+//! - Tailscale's `ts-` chains (`util/linuxfw/iptables_runner.go`): its subnet-router bit
+//!   0x40000 inside its 0xff0000 mask, set in `ts-forward` and masqueraded in
+//!   `ts-postrouting`;
+//! - an adversarial node ([`Adversarial`]): K owners, each recognised by its registry chain
+//!   prefix, writing and testing overlapping bits over many mangle chains, with connmark saves
+//!   and restores and ACCEPTs in between, so that every pair of owners meets on every path;
 //! - kube-proxy in nftables mode (`pkg/proxy/nftables/proxier.go`): `table ip kube-proxy` with
 //!   the `service-ips` and `service-nodeports` verdict maps, per-service and per-endpoint
 //!   chains and `numgen random` load balancing, as `nft list ruleset` prints it.
@@ -51,6 +57,8 @@ pub struct Node {
     pub calico: Option<Calico>,
     /// Cilium's iptables chains (a fixed set).
     pub cilium: bool,
+    /// Tailscale's iptables chains (a fixed set).
+    pub tailscale: bool,
 }
 
 /// Average `iptables-save` lines per kube-proxy service port with `endpoints` endpoints: the
@@ -284,6 +292,9 @@ pub fn iptables_save(node: &Node) -> String {
     }
     if node.cilium {
         cilium(&mut t);
+    }
+    if node.tailscale {
+        tailscale(&mut t);
     }
     if let Some(k) = node.kube_proxy {
         kube_proxy(&mut t, k);
@@ -802,6 +813,126 @@ fn cilium(t: &mut Tables) {
     rule!(post, "-A CILIUM_POST_nat -o cilium_host -m mark --mark 0xf00/0xf00 -m conntrack --ctstate DNAT -m comment --comment \"hairpin traffic that originated from a local pod\" -j SNAT --to-source 10.0.0.1");
 }
 
+fn tailscale(t: &mut Tables) {
+    let f = &mut t.filter;
+    rule!(f.chain("INPUT"), "-A INPUT -j ts-input");
+    rule!(f.chain("FORWARD"), "-A FORWARD -j ts-forward");
+    let inp = f.chain("ts-input");
+    rule!(inp, "-A ts-input -s 100.101.102.103/32 -i lo -j ACCEPT");
+    rule!(
+        inp,
+        "-A ts-input -s 100.115.92.0/23 ! -i tailscale0 -j RETURN"
+    );
+    rule!(inp, "-A ts-input -s 100.64.0.0/10 ! -i tailscale0 -j DROP");
+    rule!(inp, "-A ts-input -i tailscale0 -j ACCEPT");
+    rule!(inp, "-A ts-input -p udp -m udp --dport 41641 -j ACCEPT");
+    let fwd = f.chain("ts-forward");
+    rule!(
+        fwd,
+        "-A ts-forward -i tailscale0 -j MARK --set-xmark 0x40000/0xff0000"
+    );
+    rule!(
+        fwd,
+        "-A ts-forward -m mark --mark 0x40000/0xff0000 -j ACCEPT"
+    );
+    rule!(fwd, "-A ts-forward -s 100.64.0.0/10 -o tailscale0 -j DROP");
+    rule!(fwd, "-A ts-forward -o tailscale0 -j ACCEPT");
+    rule!(
+        t.nat.chain("POSTROUTING"),
+        "-A POSTROUTING -j ts-postrouting"
+    );
+    rule!(
+        t.nat.chain("ts-postrouting"),
+        "-A ts-postrouting -m mark --mark 0x40000/0xff0000 -j MASQUERADE"
+    );
+}
+
+/// Chain prefixes of the adversarial node's owners, each one registry entry's signature.
+const ADVERSARIAL_PREFIXES: [&str; 12] = [
+    "cali-",
+    "ts-",
+    "CILIUM_",
+    "FLANNEL-",
+    "ANTREA-",
+    "WEAVE-",
+    "KUBE-ROUTER-",
+    "OVN-KUBE-",
+    "NETBIRD-",
+    "SUBMARINER-",
+    "kubespan_",
+    "mwan3_",
+];
+
+/// An adversarial mark-heavy node: `owners` programs, each writing, testing, saving and
+/// restoring its own 8-bit mask, where owner `o`'s mask is `0xff << (4 o mod 24)`, so that
+/// neighbours share four bits; `chains` mangle chains, owned in turn and jumped to from the five
+/// mangle hooks in turn, with `rules_per_chain` rules each, mixing mark writes and clears, mark
+/// tests that RETURN or ACCEPT, connmark saves and restores, and plain ACCEPTs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Adversarial {
+    /// Owners, at most 12.
+    pub owners: usize,
+    /// User chains.
+    pub chains: usize,
+    /// Rules in each user chain.
+    pub rules_per_chain: usize,
+}
+
+impl Adversarial {
+    /// About `lines` lines of `iptables-save` output: chains of 30 rules (each chain costs two
+    /// more lines, its declaration and its jump).
+    pub fn with_lines(lines: usize, owners: usize) -> Self {
+        Adversarial {
+            owners,
+            chains: (lines / 32).max(1),
+            rules_per_chain: 30,
+        }
+    }
+}
+
+/// The adversarial node ([`Adversarial`]) as `iptables-save` prints it.
+pub fn adversarial(a: Adversarial) -> String {
+    const HOOKS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+    let owners = a.owners.clamp(1, ADVERSARIAL_PREFIXES.len());
+    let mut mangle = Table::new("mangle", &HOOKS);
+    for c in 0..a.chains {
+        let o = c % owners;
+        let shift = (4 * o) % 24;
+        let mask = 0xffu32 << shift;
+        let name = format!("{}M{c}", ADVERSARIAL_PREFIXES[o]);
+        rule!(mangle.chain(HOOKS[c % 5]), "-A {} -j {name}", HOOKS[c % 5]);
+        let r = mangle.add(name.clone());
+        for i in 0..a.rules_per_chain {
+            let h = mix(((c as u64) << 20) ^ i as u64);
+            let v = [0x1u32, 0x4, 0x10, 0x40][(h >> 8) as usize % 4] << shift;
+            match h % 8 {
+                0 | 1 => rule!(r, "-A {name} -j MARK --set-xmark {v:#x}/{v:#x}"),
+                2 => rule!(r, "-A {name} -j MARK --set-xmark 0x0/{mask:#x}"),
+                3 => rule!(r, "-A {name} -m mark --mark {v:#x}/{v:#x} -j RETURN"),
+                4 => rule!(r, "-A {name} -m mark --mark {v:#x}/{v:#x} -j ACCEPT"),
+                5 => rule!(
+                    r,
+                    "-A {name} -j CONNMARK --save-mark --nfmask {mask:#x} --ctmask {mask:#x}"
+                ),
+                6 => rule!(
+                    r,
+                    "-A {name} -j CONNMARK --restore-mark --nfmask {mask:#x} --ctmask {mask:#x}"
+                ),
+                _ => rule!(
+                    r,
+                    "-A {name} -p tcp -m tcp --dport {} -j ACCEPT",
+                    1024 + (h >> 16) % 60000
+                ),
+            }
+        }
+    }
+    let mut out = String::new();
+    out.push_str("# Generated by iptables-save v1.8.9 (nf_tables) on Thu Jan  1 00:00:00 2026\n");
+    mangle.write(&mut out);
+    out.push_str("# Completed on Thu Jan  1 00:00:00 2026\n");
+    out
+}
+
 /// kube-proxy's nftables-mode table, as `nft list ruleset` prints it.
 pub fn kube_proxy_nft(k: KubeProxy) -> String {
     let services: Vec<Service> = (0..k.services)
@@ -1139,8 +1270,11 @@ mod tests {
                 policies: 3,
             }),
             cilium: true,
+            tailscale: true,
         };
         assert_eq!(iptables_save(&node), iptables_save(&node));
+        let adv = Adversarial::with_lines(2_000, 5);
+        assert_eq!(adversarial(adv), adversarial(adv));
         let nft = kube_proxy_nft(KubeProxy {
             services: 30,
             endpoints: 3,
@@ -1161,8 +1295,9 @@ mod tests {
                 policies: 4,
             }),
             cilium: true,
+            tailscale: true,
         };
-        let text = iptables_save(&node);
+        let text = iptables_save(&node) + &adversarial(Adversarial::with_lines(40_000, 12));
         for l in text.lines().filter(|l| l.starts_with(':')) {
             let name = l[1..].split(' ').next().unwrap_or("");
             assert!(name.len() <= 28, "{name}");

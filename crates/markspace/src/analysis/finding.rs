@@ -208,7 +208,7 @@ impl Ctx<'_> {
     ) {
         let f = fi(field);
         let mut picked: Vec<&Use> = Vec::new();
-        for u in self.usage.uses.iter().filter(|u| u.owner == owner) {
+        for u in self.usage.of(owner) {
             if (u.reads[f] | u.writes[f]) & bits == 0 || !pick(u) {
                 continue;
             }

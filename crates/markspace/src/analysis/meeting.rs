@@ -8,7 +8,7 @@
 //! Tailscale's FORWARD mark and its nat POSTROUTING masquerade). Owners whose uses of the bits
 //! never share a path overload the bits safely ("different paths").
 
-use crate::model::{hex, Field, MarkOp};
+use crate::model::{hex, Field, MarkOp, ALL_BITS};
 use crate::ruleset::Hook;
 
 use super::finding::Ctx;
@@ -62,6 +62,143 @@ fn step(cx: &Ctx<'_>, u: &Use, hook: Hook, field: Field, bits: u32) -> Option<Pa
     })
 }
 
+/// One use placed at a hook of a path: its ordering key, the use, the hook.
+type Event<'u> = ((usize, u32, usize), &'u Use, Hook);
+
+/// The clobber witness among a path's events (in path order), as positions `[i, j, k]`: owner X
+/// writes the bits at `i`, owner Y writes some of them at `j`, and X reads bits both wrote at
+/// `k`, the first such read after `j`. The best witness is one where X's write sets the bits it
+/// later reads (a mark that is set, clobbered, then tested; score 2) rather than one where X
+/// only cleared them (score 1); among equals the first in (X = a before X = b, `i`, `j`) order.
+///
+/// What `i` contributes is its class: the bits it writes and the bits it sets, within `bits`.
+/// Two writes of one class give the same witnesses for every later `j`, so only the first write
+/// of each class can be the earliest `i`. One backward sweep keeps, per bit, the next read of
+/// X, so every Y write is tried against each class in `O(classes × 32)`: linear in events for
+/// the handful of masks an owner writes.
+fn clobber(
+    events: &[Event<'_>],
+    a: usize,
+    b: usize,
+    field: Field,
+    bits: u32,
+) -> Option<[usize; 3]> {
+    let (sets_ab, any_ab) = witnesses(events, a, b, field, bits);
+    let (sets_ba, any_ba) = witnesses(events, b, a, field, bits);
+    sets_ab.or(sets_ba).or(any_ab).or(any_ba)
+}
+
+/// For X = `x` and Y = `y`: the first witness whose write sets the bits read, and the first
+/// witness of any kind (see [`clobber`]).
+fn witnesses(
+    events: &[Event<'_>],
+    x: usize,
+    y: usize,
+    field: Field,
+    bits: u32,
+) -> (Option<[usize; 3]>, Option<[usize; 3]>) {
+    let f = fi(field);
+    // The first write of each class (written bits, set bits), in path order.
+    let mut seen = std::collections::HashSet::new();
+    let mut classes: Vec<(usize, u32, u32)> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if e.1.owner == x && is_write(e.1, field, bits) {
+            let w = e.1.writes[f] & bits;
+            let s = set_bits(e.1) & w;
+            if seen.insert((w, s)) {
+                classes.push((i, w, s));
+            }
+        }
+    }
+    // Per class, the best (j, k) found so far: the sweep runs backwards, so the last one
+    // recorded has the smallest j.
+    let mut sets: Vec<Option<(usize, usize)>> = vec![None; classes.len()];
+    let mut any: Vec<Option<(usize, usize)>> = vec![None; classes.len()];
+    let mut next_read = [usize::MAX; 32];
+    for (j, e) in events.iter().enumerate().rev() {
+        let u = e.1;
+        if u.owner == y && is_write(u, field, bits) {
+            let wj = u.writes[f];
+            for (c, &(i, w, s)) in classes.iter().enumerate() {
+                if i >= j {
+                    break;
+                }
+                let both = w & wj;
+                let mut k = usize::MAX;
+                let mut rest = both;
+                while rest != 0 {
+                    k = k.min(next_read[rest.trailing_zeros() as usize]);
+                    rest &= rest - 1;
+                }
+                if k == usize::MAX {
+                    continue;
+                }
+                any[c] = Some((j, k));
+                if s & events[k].1.reads[f] & both != 0 {
+                    sets[c] = Some((j, k));
+                }
+            }
+        } else if u.owner == x && is_read(u, field, ALL_BITS) {
+            let mut rest = u.reads[f];
+            while rest != 0 {
+                next_read[rest.trailing_zeros() as usize] = j;
+                rest &= rest - 1;
+            }
+        }
+    }
+    let first = |found: &[Option<(usize, usize)>]| {
+        classes
+            .iter()
+            .zip(found)
+            .find_map(|(&(i, _, _), jk)| jk.map(|(j, k)| [i, j, k]))
+    };
+    (first(&sets), first(&any))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by tests to select witnesses with [`naive_clobber`], the oracle [`clobber`] replaced.
+    pub(crate) static NAIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The witness selection as it was first written: every X write, every later Y write, then a
+/// scan for X's read (cubic in events). The oracle for [`clobber`].
+#[cfg(test)]
+fn naive_clobber(
+    events: &[Event<'_>],
+    a: usize,
+    b: usize,
+    field: Field,
+    bits: u32,
+) -> Option<[usize; 3]> {
+    let mut best: Option<(u8, [usize; 3])> = None;
+    for (x, y) in [(a, b), (b, a)] {
+        for (i, e1) in events.iter().enumerate() {
+            if e1.1.owner != x || !is_write(e1.1, field, bits) {
+                continue;
+            }
+            for (j, e2) in events.iter().enumerate().skip(i + 1) {
+                if e2.1.owner != y || !is_write(e2.1, field, bits) {
+                    continue;
+                }
+                let both = e1.1.writes[fi(field)] & e2.1.writes[fi(field)] & bits;
+                let found = events[j + 1..]
+                    .iter()
+                    .position(|e3| e3.1.owner == x && is_read(e3.1, field, both));
+                if let Some(k) = found {
+                    let k = j + 1 + k;
+                    let sets = set_bits(e1.1) & events[k].1.reads[fi(field)] & both != 0;
+                    let score = if sets { 2 } else { 1 };
+                    if best.is_none_or(|(s, _)| score > s) {
+                        best = Some((score, [i, j, k]));
+                    }
+                }
+            }
+        }
+    }
+    best.map(|(_, w)| w)
+}
+
 /// How two owners' uses of some bits relate along the packet paths.
 pub(crate) enum Meeting {
     /// On this path one owner's write lands between the other's write and read.
@@ -78,17 +215,15 @@ pub(crate) enum Meeting {
 pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32) -> Meeting {
     let relevant: Vec<&Use> = cx
         .usage
-        .uses
-        .iter()
-        .filter(|u| {
-            (u.owner == a || u.owner == b) && (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0
-        })
+        .of(a)
+        .chain(cx.usage.of(b))
+        .filter(|u| (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0)
         .collect();
     // Uses with no known hook (touchpoints, rules of truncated inputs) could be anywhere.
     let unplaced = relevant.iter().any(|u| u.hooks.is_empty());
     let mut shared: Option<PathEvidence> = None;
     for (path, hooks) in PATHS {
-        let mut events: Vec<((usize, u32, usize), &Use, Hook)> = Vec::new();
+        let mut events: Vec<Event<'_>> = Vec::new();
         for u in &relevant {
             for (i, h) in hooks.iter().enumerate() {
                 if u.hooks.contains(*h) {
@@ -101,35 +236,14 @@ pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32)
         if !(has(a) && has(b)) {
             continue;
         }
-        // Look for X writes, then Y writes, then X reads the bits both wrote. The best witness
-        // is one where X's write sets the bits it later reads (a mark that is set, clobbered,
-        // then tested), rather than one where X only cleared them.
-        let mut best: Option<(u8, [usize; 3])> = None;
-        for (x, y) in [(a, b), (b, a)] {
-            for (i, e1) in events.iter().enumerate() {
-                if e1.1.owner != x || !is_write(e1.1, field, bits) {
-                    continue;
-                }
-                for (j, e2) in events.iter().enumerate().skip(i + 1) {
-                    if e2.1.owner != y || !is_write(e2.1, field, bits) {
-                        continue;
-                    }
-                    let both = e1.1.writes[fi(field)] & e2.1.writes[fi(field)] & bits;
-                    let found = events[j + 1..]
-                        .iter()
-                        .position(|e3| e3.1.owner == x && is_read(e3.1, field, both));
-                    if let Some(k) = found {
-                        let k = j + 1 + k;
-                        let sets = set_bits(e1.1) & events[k].1.reads[fi(field)] & both != 0;
-                        let score = if sets { 2 } else { 1 };
-                        if best.is_none_or(|(s, _)| score > s) {
-                            best = Some((score, [i, j, k]));
-                        }
-                    }
-                }
-            }
-        }
-        if let Some((_, idx)) = best {
+        let best = clobber(&events, a, b, field, bits);
+        #[cfg(test)]
+        let best = if NAIVE.get() {
+            naive_clobber(&events, a, b, field, bits)
+        } else {
+            best
+        };
+        if let Some(idx) = best {
             let steps = idx
                 .iter()
                 .filter_map(|&n| step(cx, events[n].1, events[n].2, field, bits))
@@ -158,5 +272,73 @@ pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32)
         Some(p) => Meeting::Shared(p),
         None if unplaced => Meeting::Unplaced,
         None => Meeting::Disjoint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MarkRead, MarkWrite};
+    use crate::ruleset::{HookSet, RuleId};
+
+    /// A pseudo-random path of two owners' writes (setting and clearing bits) and reads over
+    /// four bits, so that witnesses of both scores and of both directions occur.
+    fn uses(seed: u64, n: usize) -> Vec<Use> {
+        let mut x = seed;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        (0..n)
+            .map(|i| {
+                let bits = (1 + next(15) as u32) << 4;
+                let op = match next(3) {
+                    0 => MarkOp::Write(MarkWrite::set_xmark(Field::Mark, bits, bits)),
+                    1 => MarkOp::Write(MarkWrite::set_xmark(Field::Mark, 0, bits)),
+                    _ => MarkOp::Read(MarkRead::equals(Field::Mark, bits, bits, false)),
+                };
+                let (reads, writes) = match op {
+                    MarkOp::Read(_) => ([bits, 0], [0, 0]),
+                    MarkOp::Write(_) => ([0, 0], [bits, 0]),
+                };
+                Use {
+                    site: Site::Rule(RuleId(i as u32)),
+                    op_index: 0,
+                    op,
+                    owner: next(2) as usize,
+                    hooks: HookSet::EMPTY,
+                    reads,
+                    writes,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clobber_matches_the_naive_scan() {
+        let mut found = [0usize; 2];
+        for seed in 0..400u64 {
+            let uses = uses(seed, 2 + (seed % 40) as usize);
+            let events: Vec<Event<'_>> = uses
+                .iter()
+                .enumerate()
+                .map(|(i, u)| ((0, i as u32, 0), u, Hook::Forward))
+                .collect();
+            for bits in [0xf0, 0x30, 0x80] {
+                let fast = clobber(&events, 0, 1, Field::Mark, bits);
+                let naive = naive_clobber(&events, 0, 1, Field::Mark, bits);
+                assert_eq!(fast, naive, "seed {seed}, bits {bits:#x}");
+                if let Some([i, _, k]) = fast {
+                    let sets = set_bits(events[i].1) & events[k].1.reads[0] & bits != 0;
+                    found[usize::from(sets)] += 1;
+                }
+            }
+        }
+        assert!(
+            found[0] > 20 && found[1] > 20,
+            "the paths do not exercise both kinds of witness: {found:?}"
+        );
     }
 }

@@ -20,6 +20,8 @@ mod finding;
 mod fix;
 mod incidents;
 mod meeting;
+#[cfg(test)]
+mod oracle_tests;
 mod path;
 mod proposal;
 mod usage;

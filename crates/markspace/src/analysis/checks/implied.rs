@@ -22,9 +22,7 @@ pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             let f = fi(field);
             let selectors: Vec<&Use> = cx
                 .usage
-                .uses
-                .iter()
-                .filter(|u| u.owner == a)
+                .of(a)
                 .filter(|u| match u.op {
                     MarkOp::Read(r) => {
                         r.field == field
@@ -73,14 +71,15 @@ pub(super) fn find(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 let before = evidence.len();
                 for u in cx
                     .usage
-                    .uses
-                    .iter()
-                    .filter(|u| u.owner == b && (u.reads[f] | u.writes[f]) & shared != 0)
+                    .of(b)
+                    .filter(|u| (u.reads[f] | u.writes[f]) & shared != 0)
                 {
-                    let e = cx.evidence_of(u);
                     if evidence.len() - before >= 3 {
                         omitted += 1;
-                    } else if !evidence.contains(&e) {
+                        continue;
+                    }
+                    let e = cx.evidence_of(u);
+                    if !evidence.contains(&e) {
                         evidence.push(e);
                     }
                 }

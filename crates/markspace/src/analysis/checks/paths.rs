@@ -12,7 +12,7 @@ use crate::touchpoint::Subsystem;
 
 use crate::analysis::catalogue::{Code, Severity};
 use crate::analysis::finding::{Ctx, Finding, IncidentRef};
-use crate::analysis::usage::{fi, Site};
+use crate::analysis::usage::{fi, Site, Use};
 
 /// Rules of one base chain in traversal order (jumps entered once, at their first jump).
 fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
@@ -22,28 +22,60 @@ fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
     out
 }
 
-/// The owner index of every rule with mark operations, by rule id (the first use of a rule
-/// names its owner). Built once: the findings below ask for owners of every rule in a base
-/// chain's traversal order, and scanning the uses for each would be quadratic.
-fn rule_owners(cx: &Ctx<'_>) -> Vec<Option<usize>> {
-    let mut owners = vec![None; cx.set.rules.len()];
-    for u in &cx.usage.uses {
-        if let Site::Rule(id) = u.site {
-            owners[id.0 as usize].get_or_insert(u.owner);
+/// Every rule's first use in `Usage::uses`, by rule id, plus one (0 for rules without mark
+/// operations, so the table starts as zeroed memory whose pages only become resident where a
+/// rule has uses: a kube-proxy node has a handful among 166k rules). A rule's uses are
+/// consecutive, so its owner (the owner of its first use) and its bits are read from there.
+/// Built once: the findings below ask for the owners of every rule in a base chain's
+/// traversal order, and scanning the uses for each would be quadratic.
+struct RuleUses<'a> {
+    uses: &'a [Use],
+    first: Vec<u32>,
+}
+
+impl<'a> RuleUses<'a> {
+    fn new(cx: &Ctx<'a>) -> Self {
+        let mut first = vec![0u32; cx.set.rules.len()];
+        for (i, u) in cx.usage.uses.iter().enumerate() {
+            if let Site::Rule(id) = u.site {
+                if first[id.0 as usize] == 0 {
+                    first[id.0 as usize] = i as u32 + 1;
+                }
+            }
+        }
+        RuleUses {
+            uses: &cx.usage.uses,
+            first,
         }
     }
-    owners
+
+    /// The owner index of a rule with mark operations.
+    fn owner(&self, rule: RuleId) -> Option<usize> {
+        let i = self.first[rule.0 as usize];
+        (i != 0).then(|| self.uses[i as usize - 1].owner)
+    }
+
+    /// The uses of a rule.
+    fn of(&self, rule: RuleId) -> impl Iterator<Item = &'a Use> + '_ {
+        let from = match self.first[rule.0 as usize] {
+            0 => self.uses.len(),
+            i => i as usize - 1,
+        };
+        self.uses[from..]
+            .iter()
+            .take_while(move |u| u.site == Site::Rule(rule))
+    }
 }
 
 /// The owner of a rule even without mark operations (ACCEPT rules usually have none): the owner
 /// of the first mark rule in the same chain (remembered per chain).
 fn accept_owner(
     cx: &Ctx<'_>,
-    owners: &[Option<usize>],
+    owners: &RuleUses<'_>,
     chain_owners: &mut HashMap<ChainId, Option<usize>>,
     rule: RuleId,
 ) -> Option<usize> {
-    if let Some(o) = owners[rule.0 as usize] {
+    if let Some(o) = owners.owner(rule) {
         return Some(o);
     }
     let chain = cx.set.rule(rule).chain;
@@ -52,7 +84,7 @@ fn accept_owner(
             .chain(chain)
             .rules
             .iter()
-            .find_map(|r| owners[r.0 as usize])
+            .find_map(|r| owners.owner(*r))
     })
 }
 
@@ -64,7 +96,7 @@ fn accept_owner(
 /// rules (times the handful of owners at each ACCEPT), not ACCEPTs times rules.
 fn shadowed_pairs(
     cx: &Ctx<'_>,
-    owners: &[Option<usize>],
+    owners: &RuleUses<'_>,
     chain_owners: &mut HashMap<ChainId, Option<usize>>,
     order: &[RuleId],
 ) -> Vec<(RuleId, RuleId, usize, usize)> {
@@ -84,7 +116,7 @@ fn shadowed_pairs(
                 }
             }
         }
-        if let Some(b) = owners[rule.0 as usize] {
+        if let Some(b) = owners.owner(rule) {
             if r.ops().iter().any(|op| matches!(op, MarkOp::Write(_))) {
                 next_write[b] = Some(pos);
             }
@@ -108,7 +140,7 @@ fn shadowed_pairs(
 /// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain
 /// (the pairs of [`shadowed_pairs`]).
 pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    let owners = rule_owners(cx);
+    let owners = RuleUses::new(cx);
     let mut chain_owners = HashMap::new();
     for (i, chain) in cx.set.chains.iter().enumerate() {
         if chain.base.is_none() {
@@ -130,11 +162,8 @@ pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .ops()
                 .first()
                 .map_or(Field::Mark, MarkOp::field);
-            let bits = cx
-                .usage
-                .uses
-                .iter()
-                .filter(|u| u.site == Site::Rule(later))
+            let bits = owners
+                .of(later)
                 .fold(0, |acc, u| acc | u.writes[fi(field)] | u.reads[fi(field)]);
             let table = cx.set.table(chain.table);
             out.push(Finding {
@@ -181,6 +210,16 @@ pub(super) fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
     if rule_bits == 0 {
         return;
     }
+    // Tables with an OUTPUT chain of type route (where a mark change re-routes), by table id:
+    // asked for every mark-writing rule, so found once.
+    let mut route_tables = vec![false; cx.set.tables.len()];
+    for c in &cx.set.chains {
+        if c.base
+            .is_some_and(|b| b.hook == Hook::Output && b.kind == ChainType::Route)
+        {
+            route_tables[c.table.0 as usize] = true;
+        }
+    }
     let mut seen = Vec::new();
     for u in &cx.usage.uses {
         let Site::Rule(id) = u.site else { continue };
@@ -192,12 +231,7 @@ pub(super) fn after_routing(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let chain = cx.set.chain(rule.chain);
         // Hooks where a mark change can still steer routing: PREROUTING (before route input),
         // OUTPUT in a route chain (re-route).
-        let route_chain = cx.set.table(chain.table).chains.iter().any(|c| {
-            cx.set
-                .chain(*c)
-                .base
-                .is_some_and(|b| b.hook == Hook::Output && b.kind == ChainType::Route)
-        });
+        let route_chain = route_tables[chain.table.0 as usize];
         let early =
             u.hooks.contains(Hook::Prerouting) || (u.hooks.contains(Hook::Output) && route_chain);
         if early {
@@ -237,7 +271,7 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let mut nat_reads: Vec<(RuleId, u32)> = Vec::new();
         let mut sets = 0u32;
         let mut clears = 0u32;
-        for u in cx.usage.uses.iter().filter(|u| u.owner == o) {
+        for u in cx.usage.of(o) {
             let Site::Rule(id) = u.site else { continue };
             let rule = cx.set.rule(id);
             match u.op {
@@ -270,9 +304,8 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             }
             let setter = cx
                 .usage
-                .uses
-                .iter()
-                .find(|u| u.owner == o && u.writes[fi(field)] & kept != 0)
+                .of(o)
+                .find(|u| u.writes[fi(field)] & kept != 0)
                 .and_then(|u| {
                     if let Site::Rule(id) = u.site {
                         Some(id)
@@ -436,6 +469,7 @@ mod tests {
                 policies: 10,
             }),
             cilium: true,
+            tailscale: true,
         }));
         let mut compared = 0;
         for text in &texts {
@@ -451,7 +485,7 @@ mod tests {
                 proposals: Default::default(),
                 verify: false,
             };
-            let owners = rule_owners(&cx);
+            let owners = RuleUses::new(&cx);
             let mut chain_owners = HashMap::new();
             for (i, chain) in node.ruleset.chains.iter().enumerate() {
                 if chain.base.is_none() {

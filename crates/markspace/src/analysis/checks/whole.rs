@@ -17,12 +17,9 @@ pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         for field in Field::BOTH {
             let whole: Vec<&Use> = cx
                 .usage
-                .uses
-                .iter()
+                .of(i)
                 .filter(|u| {
-                    u.owner == i
-                        && u.is_whole_write()
-                        && matches!(u.op, MarkOp::Write(w) if w.field == field)
+                    u.is_whole_write() && matches!(u.op, MarkOp::Write(w) if w.field == field)
                 })
                 .collect();
             if whole.is_empty() {
@@ -160,9 +157,8 @@ pub(super) fn whole_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         for field in Field::BOTH {
             let matches: Vec<&Use> = cx
                 .usage
-                .uses
-                .iter()
-                .filter(|u| u.owner == i && matches!(u.op, MarkOp::Read(r) if r.field == field && r.is_whole_equality()))
+                .of(i)
+                .filter(|u| matches!(u.op, MarkOp::Read(r) if r.field == field && r.is_whole_equality()))
                 .collect();
             if matches.is_empty() {
                 continue;
