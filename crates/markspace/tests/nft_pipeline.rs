@@ -327,3 +327,57 @@ fn tailscale_node_gives_the_same_findings_in_every_form() {
         codes(&from_save)
     );
 }
+
+/// MS022's fix for Tailscale, applied literally as printed (the NAT rule jumps to a chain that
+/// clears the bits, then masquerades), loaded with `iptables-nft-restore` and dumped again:
+/// MS022 is gone and no other finding appears.
+#[test]
+fn tailscale_ms022_fix_applied_literally_removes_the_finding() {
+    if !is_root() {
+        println!("MS022 fix: SKIPPED, not root (it needs `ip netns add`; CI runs it as root)");
+        return;
+    }
+    let (before, report) = audit(&[("iptables-save", TAILSCALE)]);
+    let fix = report
+        .findings
+        .iter()
+        .find(|f| f.code == "MS022")
+        .map(|f| f.fix.clone())
+        .expect("MS022 on the Tailscale rules");
+    // The printed fix names the chain and the rules to add.
+    assert!(
+        fix.contains("`-N ts-postrouting-NAT`")
+            && fix.contains("`-A ts-postrouting-NAT -j MARK --set-xmark 0x0/0x00040000`")
+            && fix.contains("`-A ts-postrouting-NAT -j MASQUERADE`"),
+        "{fix}"
+    );
+    let fixed = TAILSCALE
+        .replace(
+            ":ts-postrouting - [0:0]\n",
+            ":ts-postrouting - [0:0]\n:ts-postrouting-NAT - [0:0]\n",
+        )
+        .replace(
+            "-A ts-postrouting -m mark --mark 0x40000/0xff0000 -j MASQUERADE\n",
+            "-A ts-postrouting -m mark --mark 0x40000/0xff0000 -j ts-postrouting-NAT\n\
+             -A ts-postrouting-NAT -j MARK --set-xmark 0x0/0x40000\n\
+             -A ts-postrouting-NAT -j MASQUERADE\n",
+        );
+    assert_ne!(fixed, TAILSCALE);
+    let ns = Netns::new("ts-fix");
+    ns.exec(&["iptables-nft-restore"], Some(&fixed));
+    let save = ns.exec(&["iptables-nft-save"], None);
+    drop(ns);
+    let (after, _) = audit(&[("iptables-save", &save)]);
+    assert!(
+        !after.findings.iter().any(|f| f.0 == "MS022"),
+        "MS022 still there: {:?}",
+        after.findings
+    );
+    for f in &after.findings {
+        assert!(before.findings.contains(f), "new finding {f:?}");
+    }
+    println!(
+        "MS022 fix: applied literally, MS022 gone, findings {:?}",
+        after.findings
+    );
+}

@@ -379,8 +379,27 @@ pub(crate) fn check(
             RewriteSite::Touchpoint(i) => Site::Touchpoint(i),
         };
         let old = site_ops(node, site);
-        if old.len() != rw.ops.len() {
+        // A rewrite keeps the rule's operations, changed one for one; it may only append writes
+        // after them (clearing bits once the rule has used them, MS022), and those must leave
+        // every other owner's bits alone.
+        if rw.ops.len() < old.len() {
             return Some("the rewrite changes the number of operations".into());
+        }
+        if rw.ops.len() > old.len() {
+            if rw.ops[..old.len()] != old[..] {
+                return Some("the rewrite changes operations and adds others".into());
+            }
+            for extra in &rw.ops[old.len()..] {
+                let MarkOp::Write(w) = extra else {
+                    return Some("the rewrite adds a test".into());
+                };
+                if w.bits() & others != 0 {
+                    return Some(format!(
+                        "it writes bits {} of another owner",
+                        hex(w.bits() & others)
+                    ));
+                }
+            }
         }
         for (a, b) in old.iter().zip(&rw.ops) {
             if a == b {

@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 
-use crate::model::{hex, Field, MarkOp, WriteOp};
+use crate::model::{hex, Field, MarkOp, MarkWrite, Rewrite, RewriteSite, WriteOp};
 use crate::registry::UNKNOWN;
 use crate::ruleset::{ChainId, ChainType, Hook, RuleId, Verdict};
 use crate::touchpoint::Subsystem;
 
 use crate::analysis::catalogue::{Code, Severity};
 use crate::analysis::finding::{Ctx, Finding, IncidentRef};
+use crate::analysis::proposal::{Candidate, Proposal};
 use crate::analysis::usage::{fi, Site, Use};
 
 /// Rules of one base chain in traversal order (jumps entered once, at their first jump).
@@ -313,6 +314,41 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         None
                     }
                 });
+            // The fix, in the shape kube-proxy uses since kubernetes#92035: the packets the NAT
+            // rule selects go to a chain that clears the bits, then translates. (A MARK rule
+            // with the same match put before the NAT rule would clear the bits the NAT rule
+            // then tests, and nothing would be translated.) In the algebra: the NAT rule itself
+            // clears the bits after its test, which `verify` audits before it is printed.
+            let nat = cx.set.rule(rule);
+            let chain = &cx.set.chain(nat.chain).name;
+            let target = nat.action_name().unwrap_or("MASQUERADE");
+            let helper: String = format!("{chain}-NAT").chars().take(28).collect();
+            let proposal_text = format!(
+                "Clear the bits once the NAT rule has selected the packet, as kube-proxy does since kubernetes#92035: replace `-j {target}` (with its options) in that rule by `-j {helper}`, and add `-N {helper}`, `-A {helper} -j MARK --set-xmark 0x0/{kept_hex}`, `-A {helper} -j {target}` (same options). nft: put `meta mark set meta mark & {keep_hex}` right before `{nft}` in the same rule.",
+                kept_hex = hex(kept),
+                keep_hex = hex(!kept),
+                nft = target.to_ascii_lowercase(),
+            );
+            let mut ops = nat.ops().to_vec();
+            ops.push(MarkOp::Write(MarkWrite::set_xmark(field, 0, kept)));
+            cx.propose(
+                out.len(),
+                Proposal {
+                    owner: o,
+                    candidates: vec![Candidate {
+                        text: proposal_text.clone(),
+                        rewrites: vec![Rewrite {
+                            site: RewriteSite::Rule(rule),
+                            ops,
+                        }],
+                        moves_value: false,
+                    }],
+                    none: format!(
+                        "No verified rule change clears bits {} here without causing another finding: clear them by hand after the NAT decision, where no other owner still needs them.",
+                        hex(kept)
+                    ),
+                },
+            );
             let mut evidence_rows = vec![cx.rule_evidence(rule, &owner.id)];
             if let Some(s) = setter {
                 evidence_rows.insert(0, cx.rule_evidence(s, &owner.id));
@@ -330,11 +366,7 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 ),
                 evidence: evidence_rows,
                 evidence_omitted: 0,
-                fix: format!(
-                    "Clear the bits once they are used, as kube-proxy does since kubernetes#92035: `-j MARK --xor-mark {}` right before the MASQUERADE (nft: `meta mark set meta mark ^ {}`).",
-                    hex(kept),
-                    hex(kept)
-                ),
+                fix: proposal_text.clone(),
                 incidents: cx
                     .registry
                     .incidents
