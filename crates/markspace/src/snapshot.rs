@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::diagnostic::{Diagnostic, Level};
 use crate::model::Node;
 use crate::packet::DetailDecoder;
+use crate::ruleset::Ruleset;
 use crate::source::{SourceId, SourceMap, Span};
 use crate::sources::{self, Sink};
 
@@ -424,12 +425,14 @@ impl NodeLoader {
 
     /// Finishes parsing.
     pub fn finish(self) -> Node {
+        let ruleset = self.sink.ruleset.finish();
+        let diagnostics = without_twin_warnings(self.diagnostics, &ruleset);
         Node {
             sources: self.sources,
-            ruleset: self.sink.ruleset.finish(),
+            ruleset,
             touchpoints: self.sink.touchpoints,
             observations: self.sink.observations,
-            diagnostics: self.diagnostics,
+            diagnostics,
             skipped: self.skipped,
             skipped_lines: self.skipped_lines,
             formats: self.formats,
@@ -438,6 +441,31 @@ impl NodeLoader {
             rule_decoders: self.rule_decoders,
         }
     }
+}
+
+/// The start of the nft reader's warning that iptables-nft hides an xtables extension's
+/// parameters (`sources::nft::build`).
+const XT_HIDDEN: &str = "iptables-nft `xt ";
+
+/// Drops the warnings about hidden xtables parameters of rules that are no longer in the model:
+/// the nft copies of chains that the node's `iptables-save` also holds, whose rules the model
+/// reads from `iptables-save` instead (`Ruleset::finish`). Their warning would tell the user to
+/// give `iptables-save`, which they did.
+fn without_twin_warnings(diagnostics: Vec<Diagnostic>, ruleset: &Ruleset) -> Vec<Diagnostic> {
+    if !diagnostics.iter().any(|d| d.message.starts_with(XT_HIDDEN)) {
+        return diagnostics;
+    }
+    let kept: std::collections::HashSet<(u32, u32)> = ruleset
+        .rules
+        .iter()
+        .map(|r| (r.span.source.0, r.span.start))
+        .collect();
+    diagnostics
+        .into_iter()
+        .filter(|d| {
+            !d.message.starts_with(XT_HIDDEN) || kept.contains(&(d.span.source.0, d.span.start))
+        })
+        .collect()
 }
 
 /// Bundles users already have, recognised by their layout.
