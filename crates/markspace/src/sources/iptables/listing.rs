@@ -43,10 +43,13 @@ pub(crate) fn detect(text: &str) -> bool {
 
 /// Which columns a listing has.
 #[derive(Clone, Copy, Debug, Default)]
-struct Columns {
-    num: bool,
-    counters: bool,
-    interfaces: bool,
+pub(super) struct Columns {
+    /// `num` (`--line-numbers`).
+    pub(super) num: bool,
+    /// `pkts bytes` (`-v`).
+    pub(super) counters: bool,
+    /// `in out` (`-v`).
+    pub(super) interfaces: bool,
 }
 
 /// Reads one listing into the builder; `fragment` when it is a paste or fragment: rule lines before any
@@ -186,7 +189,7 @@ pub(crate) fn parse_in(
 /// The columns of a rule line pasted without its header line, judged from its words: the words
 /// before the `opt` column (`--`) are [num] [pkts bytes] [target] prot; interface columns
 /// (`-v`) follow `opt` when the next word is not an address.
-fn guess_columns(line: &str) -> Columns {
+pub(super) fn guess_columns(line: &str) -> Columns {
     let w: Vec<&str> = line.split_whitespace().collect();
     let Some(p) = w.iter().position(|x| is_opt(x)) else {
         return Columns::default();
@@ -314,7 +317,8 @@ fn parse_rule_line<'a>(line: &'a str, cols: &Columns) -> Result<ListedRule<'a>, 
     })
 }
 
-fn is_opt(w: &str) -> bool {
+/// Whether a word is the `opt` column (`--`, `-f`, `!f`, `!-`).
+pub(super) fn is_opt(w: &str) -> bool {
     matches!(w, "--" | "-f" | "!f" | "!-")
 }
 
@@ -349,10 +353,11 @@ impl<'a> Words<'a> {
 }
 
 /// Reads the extension text of a rule: comments and every mark match and target print.
-fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize, String)> {
-    let mut ops = Vec::new();
+/// The extension text without its `/* text */` comments (each replaced by a space: a comment may
+/// hold anything, so it is cut out before the text is split into words), and the comments'
+/// texts joined.
+pub(super) fn cut_comments(tail: &str) -> (String, Option<String>) {
     let mut comment: Option<String> = None;
-    // Comments first: `/* text */` may contain anything, so cut them out before splitting.
     let mut rest = String::with_capacity(tail.len());
     let mut i = 0;
     while let Some(open) = tail[i..].find("/* ") {
@@ -373,6 +378,12 @@ fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize,
         rest.push(' ');
     }
     rest.push_str(&tail[i..]);
+    (rest, comment)
+}
+
+fn parse_extensions(tail: &str) -> Result<(Vec<MarkOp>, Option<String>), (usize, String)> {
+    let mut ops = Vec::new();
+    let (rest, comment) = cut_comments(tail);
     let words: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| -> Result<(u32, u32), (usize, String)> {
         let w = words.get(i).ok_or((0, "mark value missing".to_string()))?;

@@ -2,8 +2,8 @@
 //! `-x`), decoded on demand for `trace` like the save form's (`super::conds`).
 //!
 //! A rule line is `[num] [pkts bytes] target prot opt [in out] source destination [extensions]`;
-//! which columns are there shows in the line itself (one leading number is `num`, two are the
-//! counters, three both; counters come with the interface columns, as `-v` prints them). The
+//! which columns are there is judged from the line itself, as the listing reader judges a line
+//! pasted without its header (`super::listing::guess_columns`). The
 //! extension text is each match's print (`libxt_*.c` `print`): decoded are `tcp|udp|sctp
 //! spt:|dpt:|spts:|dpts:`, `multiport sports|dports`, `ctstate`/`state`, `ctdir`, `ADDRTYPE
 //! match src-type|dst-type LOCAL`; `mark match` and `connmark match` are the algebra's; the
@@ -11,6 +11,7 @@
 //! ends the conditions. Anything else (`match-set`, `statistic`, `limit:`, host names of a
 //! listing without `-n`) is an unknown condition named after its first word.
 
+use super::listing::{cut_comments, guess_columns, is_opt};
 use crate::packet::{proto_number, Cidr, Cond, NatTo, RuleDetails, Test};
 
 /// Words that start a target's print: the conditions are over.
@@ -38,16 +39,6 @@ const TARGET_PRINTS: &[&str] = &[
     "SET",
 ];
 
-/// Whether a listing column word is a number (`42`, counters with `-v` like `1234K`).
-fn is_count(w: &str) -> bool {
-    let digits = w.trim_end_matches(['K', 'M', 'G', 'T']);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_opt(w: &str) -> bool {
-    matches!(w, "--" | "-f" | "!f" | "!-")
-}
-
 /// Port ranges of a listing print: `80`, `1000:2000`, `80,443` (multiport).
 fn port_ranges(s: &str) -> Option<Vec<(u16, u16)>> {
     s.split(',')
@@ -60,17 +51,7 @@ fn port_ranges(s: &str) -> Option<Vec<(u16, u16)>> {
 
 /// The details of one listing rule line.
 pub(crate) fn details(line: &str) -> RuleDetails {
-    // Comments may hold anything: cut them out first.
-    let mut text = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(open) = rest.find("/* ") {
-        text.push_str(&rest[..open]);
-        text.push(' ');
-        rest = rest[open..]
-            .find(" */")
-            .map_or("", |close| &rest[open + close + 3..]);
-    }
-    text.push_str(rest);
+    let (text, _) = cut_comments(line);
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut out = RuleDetails::default();
     let unknown = |name: &str| Test {
@@ -78,15 +59,10 @@ pub(crate) fn details(line: &str) -> RuleDetails {
         invert: false,
     };
 
-    // Leading numbers: `num`, `pkts bytes`, or all three.
-    let mut counts = words.iter().take(4).take_while(|w| is_count(w)).count();
-    // An empty target column and a numeric protocol (`0 0 0 --`): the last number is the
-    // protocol.
-    if counts > 0 && words.get(counts).is_some_and(|w| is_opt(w)) {
-        counts -= 1;
-    }
-    let interfaces = counts >= 2;
-    let mut k = counts;
+    // The columns before the target, judged from the line as the listing reader does for a
+    // line pasted without its header.
+    let cols = guess_columns(&text);
+    let mut k = usize::from(cols.num) + 2 * usize::from(cols.counters);
     let target = match (words.get(k), words.get(k + 1)) {
         // An empty target column: the protocol comes first.
         (Some(_), Some(next)) if is_opt(next) => None,
@@ -114,7 +90,7 @@ pub(crate) fn details(line: &str) -> RuleDetails {
     if words.get(k).is_some_and(|w| is_opt(w)) {
         k += 1;
     }
-    if interfaces {
+    if cols.interfaces {
         for input in [true, false] {
             let Some(w) = words.get(k) else { break };
             let name = w.trim_start_matches('!');
