@@ -25,3 +25,13 @@ pub(crate) struct Proposal {
     /// Printed when no candidate passes.
     pub(crate) none: String,
 }
+
+impl Proposal {
+    /// The finding's fix until [`super::verify::settle`] has checked the candidates: the first
+    /// candidate's text, or what is printed when there is none.
+    pub(crate) fn first_text(&self) -> String {
+        self.candidates
+            .first()
+            .map_or_else(|| self.none.clone(), |c| c.text.clone())
+    }
+}

@@ -22,10 +22,7 @@ pub(super) fn never_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
         };
         let id = cx.owner_id(u.owner).to_string();
         let proposal = never_proposal(cx, u, r, value, mask);
-        let fix = proposal
-            .candidates
-            .first()
-            .map_or_else(|| proposal.none.clone(), |c| c.text.clone());
+        let fix = proposal.first_text();
         cx.propose(out.len(), proposal);
         out.push(Finding {
             code: Code::NeverMatches,

@@ -331,12 +331,10 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
             );
             let mut ops = nat.ops().to_vec();
             ops.push(MarkOp::Write(MarkWrite::set_xmark(field, 0, kept)));
-            cx.propose(
-                out.len(),
-                Proposal {
+            let proposal = Proposal {
                     owner: o,
                     candidates: vec![Candidate {
-                        text: proposal_text.clone(),
+                        text: proposal_text,
                         rewrites: vec![Rewrite {
                             site: RewriteSite::Rule(rule),
                             ops,
@@ -347,8 +345,9 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         "No verified rule change clears bits {} here without causing another finding: clear them by hand after the NAT decision, where no other owner still needs them.",
                         hex(kept)
                     ),
-                },
-            );
+                };
+            let fix = proposal.first_text();
+            cx.propose(out.len(), proposal);
             let mut evidence_rows = vec![cx.rule_evidence(rule, &owner.id)];
             if let Some(s) = setter {
                 evidence_rows.insert(0, cx.rule_evidence(s, &owner.id));
@@ -366,7 +365,7 @@ pub(super) fn survives(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 ),
                 evidence: evidence_rows,
                 evidence_omitted: 0,
-                fix: proposal_text.clone(),
+                fix,
                 incidents: cx
                     .registry
                     .incidents

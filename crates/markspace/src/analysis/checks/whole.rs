@@ -205,10 +205,7 @@ pub(super) fn whole_matches(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 })
                 .collect();
             let proposal = match_proposal(cx, i, field, &values);
-            let fix = proposal
-                .candidates
-                .first()
-                .map_or_else(|| proposal.none.clone(), |c| c.text.clone());
+            let fix = proposal.first_text();
             cx.propose(out.len(), proposal);
             out.push(Finding {
                 code: Code::WholeMarkMatch,
