@@ -1367,84 +1367,19 @@ impl Lab {
             _ => None,
         };
 
+        let kernel = KernelView {
+            delivered,
+            mark: k_mark,
+            ct: k_ct,
+            egress,
+            snat: k_snat,
+        };
         let mut line = String::new();
         for (form, tr) in [("", &tr), ("from iptables -L: ", &from_listing)] {
             let mut found = Vec::new();
             let mut text = String::new();
-            {
-                let problems = &mut found;
-                let line = &mut text;
-                // The trace's view.
-                let paths = tr["paths"].as_array().cloned().unwrap_or_default();
-                if paths.len() != 1 {
-                    problems.push(format!("trace gave {} paths", paths.len()));
-                }
-                let Some(p) = paths.first() else {
-                    return (false, format!("{form}{}", problems.join("; ")));
-                };
-                let t_delivered = p["verdict"] == "ACCEPT";
-                let t_mark = p["mark"].as_str().and_then(parse_hex);
-                let t_ct = p["ctmark"].as_str().and_then(parse_hex);
-                let t_snat = p["steps"].as_array().is_some_and(|steps| {
-                    steps.iter().any(|s| {
-                        s["kind"] == "rule"
-                            && s["matched"] == true
-                            && matches!(s["verdict"].as_str(), Some("MASQUERADE" | "SNAT"))
-                    })
-                });
-                let t_table = p["table"].as_str().map(str::to_string);
-
-                *line = if delivered {
-                    format!(
-                        "kernel delivered, mark {} ct {}",
-                        opt_hex(k_mark),
-                        k_ct.map_or("untracked".into(), |v| format!("{v:#x}")),
-                    )
-                } else {
-                    "kernel dropped".to_string()
-                };
-                if delivered != t_delivered {
-                    problems.push(format!("trace verdict {}", p["verdict"]));
-                }
-                if delivered {
-                    if k_mark != t_mark {
-                        problems.push(format!("trace mark {}", opt_hex(t_mark)));
-                    }
-                    // Untracked: the trace must have left the connmark alone.
-                    let want_ct = k_ct.unwrap_or(ctmark);
-                    if Some(want_ct) != t_ct {
-                        problems.push(format!("trace ctmark {}", opt_hex(t_ct)));
-                    }
-                    if c.state != "reply" {
-                        if let Some(k) = k_snat {
-                            let _ = write!(line, " snat {}", yes(k));
-                            if k != t_snat {
-                                problems.push(format!("trace snat {}", yes(t_snat)));
-                            }
-                        }
-                    }
-                    if !c.tables.is_empty() {
-                        let k_table = egress.as_deref().and_then(|e| {
-                            c.tables
-                                .iter()
-                                .find(|(i, _)| *i == e)
-                                .map(|(_, t)| t.to_string())
-                        });
-                        let _ = write!(
-                            line,
-                            " via {} (table {})",
-                            egress.as_deref().unwrap_or("?"),
-                            k_table.as_deref().unwrap_or("?")
-                        );
-                        if k_table != t_table {
-                            problems.push(format!("trace table {t_table:?}"));
-                        }
-                    } else if let (Some(e), Some(o)) = (&egress, c.oif) {
-                        if e != o {
-                            problems.push(format!("lab: left through {e}, expected {o}"));
-                        }
-                    }
-                }
+            if !compare(c, &kernel, ctmark, tr, &mut text, &mut found) {
+                return (false, format!("{form}{}", found.join("; ")));
             }
             if form.is_empty() {
                 line = text;
@@ -1488,6 +1423,107 @@ impl Lab {
         );
         serde_json::from_slice(&out.stdout).expect("trace JSON")
     }
+}
+
+/// What the kernel did with a datagram, read from the probes.
+struct KernelView {
+    delivered: bool,
+    mark: Option<u32>,
+    ct: Option<u32>,
+    egress: Option<String>,
+    snat: Option<bool>,
+}
+
+/// Compares one trace (`markspace trace --format json`) with the kernel's view: the summary
+/// goes to `line`, each disagreement to `problems`; false when the trace has no path at all.
+fn compare(
+    c: &Check,
+    kernel: &KernelView,
+    ctmark: u32,
+    tr: &serde_json::Value,
+    line: &mut String,
+    problems: &mut Vec<String>,
+) -> bool {
+    let KernelView {
+        delivered,
+        mark: k_mark,
+        ct: k_ct,
+        egress,
+        snat: k_snat,
+    } = kernel;
+    let (delivered, k_mark, k_ct, k_snat) = (*delivered, *k_mark, *k_ct, *k_snat);
+    // The trace's view.
+    let paths = tr["paths"].as_array().cloned().unwrap_or_default();
+    if paths.len() != 1 {
+        problems.push(format!("trace gave {} paths", paths.len()));
+    }
+    let Some(p) = paths.first() else {
+        return false;
+    };
+    let t_delivered = p["verdict"] == "ACCEPT";
+    let t_mark = p["mark"].as_str().and_then(parse_hex);
+    let t_ct = p["ctmark"].as_str().and_then(parse_hex);
+    let t_snat = p["steps"].as_array().is_some_and(|steps| {
+        steps.iter().any(|s| {
+            s["kind"] == "rule"
+                && s["matched"] == true
+                && matches!(s["verdict"].as_str(), Some("MASQUERADE" | "SNAT"))
+        })
+    });
+    let t_table = p["table"].as_str().map(str::to_string);
+
+    *line = if delivered {
+        format!(
+            "kernel delivered, mark {} ct {}",
+            opt_hex(k_mark),
+            k_ct.map_or("untracked".into(), |v| format!("{v:#x}")),
+        )
+    } else {
+        "kernel dropped".to_string()
+    };
+    if delivered != t_delivered {
+        problems.push(format!("trace verdict {}", p["verdict"]));
+    }
+    if delivered {
+        if k_mark != t_mark {
+            problems.push(format!("trace mark {}", opt_hex(t_mark)));
+        }
+        // Untracked: the trace must have left the connmark alone.
+        let want_ct = k_ct.unwrap_or(ctmark);
+        if Some(want_ct) != t_ct {
+            problems.push(format!("trace ctmark {}", opt_hex(t_ct)));
+        }
+        if c.state != "reply" {
+            if let Some(k) = k_snat {
+                let _ = write!(line, " snat {}", yes(k));
+                if k != t_snat {
+                    problems.push(format!("trace snat {}", yes(t_snat)));
+                }
+            }
+        }
+        if !c.tables.is_empty() {
+            let k_table = egress.as_deref().and_then(|e| {
+                c.tables
+                    .iter()
+                    .find(|(i, _)| *i == e)
+                    .map(|(_, t)| t.to_string())
+            });
+            let _ = write!(
+                line,
+                " via {} (table {})",
+                egress.as_deref().unwrap_or("?"),
+                k_table.as_deref().unwrap_or("?")
+            );
+            if k_table != t_table {
+                problems.push(format!("trace table {t_table:?}"));
+            }
+        } else if let (Some(e), Some(o)) = (&egress, c.oif) {
+            if e != o {
+                problems.push(format!("lab: left through {e}, expected {o}"));
+            }
+        }
+    }
+    true
 }
 
 // ---------------------------------------------------------------------------------------------
