@@ -205,11 +205,14 @@ pub(crate) fn text_details(text: &str, span: Span) -> RuleDetails {
     let start = (span.start as usize).min(text.len());
     let rule = &text[start..rule_end(text, start)];
     let lexed = lex(rule);
-    let toks: Vec<&Token<'_>> = lexed
+    let tokens: Vec<Token<'_>> = lexed
         .tokens
-        .iter()
+        .into_iter()
         .filter(|t| t.tok != Tok::Newline)
         .collect();
+    // A pasted shell command line reads as the nft command it runs.
+    let tokens = super::text::shell_command(&tokens).unwrap_or(tokens);
+    let toks: Vec<&Token<'_>> = tokens.iter().collect();
     let mut r = TextRule {
         toks,
         i: 0,
@@ -895,6 +898,14 @@ mod tests {
                 ]),
                 false
             )]
+        );
+    }
+
+    #[test]
+    fn shell_command_lines_decode_like_the_rule() {
+        assert_eq!(
+            conds("sudo nft add rule inet t c 'iifname \"eth0\" udp dport 53 accept'"),
+            conds("iifname \"eth0\" udp dport 53 accept")
         );
     }
 

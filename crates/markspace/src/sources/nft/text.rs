@@ -220,6 +220,44 @@ fn words<'a>(item: &'a [Token<'a>]) -> Vec<&'a str> {
         .collect()
 }
 
+/// The nft command of a shell command line (`sudo nft add rule ip nat C 'meta mark … masquerade'`,
+/// as people paste them): the tokens after `sudo`, `nft` and their options, with the shell's
+/// single quotes dropped; `None` when the item is not such a line or runs no rule-changing
+/// command (`nft list ruleset` is ignored as before).
+pub(crate) fn shell_command<'a>(item: &[Token<'a>]) -> Option<Vec<Token<'a>>> {
+    if !matches!(item.first()?.word()?, "sudo" | "nft") {
+        return None;
+    }
+    let skip = item
+        .iter()
+        .take_while(|t| {
+            t.word()
+                .is_some_and(|w| matches!(w, "sudo" | "nft") || (w.starts_with('-') && w.len() > 1))
+        })
+        .count();
+    item.get(skip)?.word().filter(|w| {
+        matches!(
+            w.trim_start_matches('\''),
+            "add" | "create" | "insert" | "replace"
+        )
+    })?;
+    Some(
+        item[skip..]
+            .iter()
+            .filter_map(|t| match t.tok {
+                Tok::Word(w) => {
+                    let w = w.trim_matches('\'');
+                    (!w.is_empty()).then(|| Token {
+                        tok: Tok::Word(w),
+                        ..t.clone()
+                    })
+                }
+                _ => Some(t.clone()),
+            })
+            .collect(),
+    )
+}
+
 /// `[family] name` at the start of a word list: (family, name, words used).
 fn family_and_name<'w>(w: &[&'w str]) -> Option<(Family, &'w str, usize)> {
     match (w.first().and_then(|f| super::family(f)), w.get(1)) {
@@ -236,6 +274,9 @@ fn top_item(
     nft: &mut NftBuild<'_>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Ctx> {
+    if let Some(command) = shell_command(item) {
+        return top_item(&command, end, opens, span, nft, diags);
+    }
     let w = words(item);
     let (cmd, rest) = match w.first() {
         Some(&"table") => ("table", &w[1..]),
@@ -548,6 +589,34 @@ mod tests {
         let mut b = RulesetBuilder::new();
         let d = parse(text, SourceId(0), "x", &mut b);
         (b.finish(), d)
+    }
+
+    /// tailscale#15661 pasted its fix as a shell command: `sudo nft add rule … '…'`. It was
+    /// skipped without a word (a `sudo` line); it is the rule it adds.
+    #[test]
+    fn shell_command_lines_are_their_nft_command() {
+        let (set, d) = read(
+            "sudo nft add rule ip nat ts-postrouting 'meta mark & 0x00ff0000 == 0x00040000 masquerade'\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(set.rules.len(), 1);
+        let rule = &set.rules[0];
+        assert_eq!(
+            rule.ops(),
+            &[MarkOp::Read(crate::model::MarkRead::equals(
+                crate::model::Field::Mark,
+                0x40000,
+                0xff0000,
+                false
+            ))]
+        );
+        assert_eq!(
+            rule.verdict,
+            Verdict::Terminal(crate::ruleset::Action::Masquerade)
+        );
+        // `nft list ruleset` and other read-only commands still add nothing.
+        let (set, d) = read("sudo nft list ruleset\n");
+        assert!(set.rules.is_empty() && d.is_empty());
     }
 
     const LISTING: &str = r#"# Warning: table ip mangle is managed by iptables-nft, do not touch!
