@@ -231,9 +231,18 @@ fn values_attribute_rules_in_tables_of_other_names() {
     let o = owner(&j, "weave-net").expect("weave-net by its xfrm claim");
     check!(r, o["evidence"][0]["signature"] == "claim");
     check!(r, o["evidence"][0]["strength"] == "medium");
-    // A chain name is strong evidence; `unknown` has none.
+    // A rule line kubelet's entry quotes is the strongest evidence; a chain name is strong too.
     let g = d.file("paste.txt", GIT_GREP);
     let r = run(&["audit", "--format", "json", "--fail-on", "never", &g]);
+    let j = r.json();
+    let o = owner(&j, "kubelet").unwrap();
+    check!(r, o["evidence"][0]["signature"] == "rule");
+    check!(r, o["evidence"][0]["strength"] == "strong");
+    let chain = d.file(
+        "chain.txt",
+        "-A KUBE-FIREWALL -m mark --mark 0x8000/0x8000 -j DROP\n",
+    );
+    let r = run(&["audit", "--format", "json", "--fail-on", "never", &chain]);
     let j = r.json();
     let o = owner(&j, "kubelet").unwrap();
     check!(r, o["evidence"][0]["signature"] == "chain");

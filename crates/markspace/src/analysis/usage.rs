@@ -155,7 +155,10 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             usage.unreachable.push(id);
             continue;
         }
-        attributions.push((Site::Rule(id), registry.attribute_rule(set, id)));
+        attributions.push((
+            Site::Rule(id),
+            registry.attribute_rule(set, id, node.sources.text(rule.span)),
+        ));
     }
     for (i, tp) in node.touchpoints.iter().enumerate() {
         if tp.ops.is_empty() {

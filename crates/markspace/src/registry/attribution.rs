@@ -1,6 +1,6 @@
 //! Naming the owner of a rule from its evidence, strongest first.
 //!
-//! - **strong**: an exact chain name, a comment (substring or prefix), a native nft table's
+//! - **strong**: the rule's whole text quoted by one entry's `[[rules]]` ([`super::quoted`]), an exact chain name, a comment (substring or prefix), a native nft table's
 //!   name, a registered `ip rule` priority range, and exact values: a registry signature value, a multi-bit value only one software's
 //!   claims name (`0x6d6f6c65`, `0xf41`, `0xca6c`), a `value/mask` pattern (`0xe00/0xf00`);
 //! - **medium**: name heuristics (an nft table name prefix, the longest matching chain prefix,
@@ -44,12 +44,14 @@ pub struct RuleContext<'a> {
     pub values: &'a [u32],
     /// The bits each of its operations reads or writes, per field (`[mark, ctmark]`).
     pub masks: &'a [[u32; 2]],
+    /// The rule's text as it appears in its input, when known.
+    pub text: Option<&'a str>,
 }
 
 /// Why a rule was given to an owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Evidence {
-    /// `chain`, `comment`, `table`, `value`, `value-mask`, `table-prefix`, `chain-prefix`,
+    /// `rule`, `chain`, `comment`, `table`, `value`, `value-mask`, `table-prefix`, `chain-prefix`,
     /// `jump`, `value-bit`, `device`, (touchpoints) `program`, `process`, `priority`, `claim`,
     /// `routing-table`, or `none`.
     pub signature: &'static str,
@@ -63,8 +65,8 @@ pub struct Evidence {
 /// How much a signature proves (module docs): `strong`, `medium`, `weak`, or `none`.
 pub fn strength(signature: &str) -> &'static str {
     match signature {
-        "chain" | "comment" | "table" | "value" | "value-mask" | "mark-pattern" | "program"
-        | "process" | "priority" => "strong",
+        "rule" | "chain" | "comment" | "table" | "value" | "value-mask" | "mark-pattern"
+        | "program" | "process" | "priority" => "strong",
         "table-prefix" | "chain-prefix" | "jump" | "value-bit" | "routing-table" | "claim" => {
             "medium"
         }
@@ -108,6 +110,8 @@ pub(crate) struct Matcher {
     processes: Vec<(String, usize)>,
     /// `(value, mask)` patterns for touchpoint constants.
     patterns: Vec<(u32, u32, usize)>,
+    /// Rule lines the entries quote.
+    quoted: super::quoted::QuotedRules,
 }
 
 /// `"5210-5270"` or `"9"`.
@@ -130,7 +134,10 @@ pub(crate) fn mark_pattern(s: &str) -> Option<(u32, u32)> {
 
 impl Matcher {
     pub(crate) fn new(software: &[Software]) -> Self {
-        let mut m = Matcher::default();
+        let mut m = Matcher {
+            quoted: super::quoted::QuotedRules::new(software),
+            ..Matcher::default()
+        };
         for (i, s) in software.iter().enumerate() {
             let sig = &s.signatures;
             for c in &sig.chains {
@@ -184,6 +191,9 @@ impl Matcher {
         let mut named: HashMap<u32, Option<usize>> = HashMap::new();
         for (i, s) in software.iter().enumerate() {
             for v in s.claims.iter().flat_map(|c| &c.values) {
+                if v.shared_with.is_some() {
+                    continue;
+                }
                 let v = u32::from(v.value);
                 if v < 0x10 {
                     continue;
@@ -419,10 +429,15 @@ impl Matcher {
     }
 
     pub(crate) fn attribute(&self, software: &[Software], ctx: &RuleContext<'_>) -> Attribution {
-        let found = self
-            .chains
-            .get(ctx.chain)
-            .map(|i| (*i, "chain", ctx.chain.to_string()))
+        let found = ctx
+            .text
+            .and_then(|t| self.quoted.find(t))
+            .map(|(i, line)| (i, "rule", line))
+            .or_else(|| {
+                self.chains
+                    .get(ctx.chain)
+                    .map(|i| (*i, "chain", ctx.chain.to_string()))
+            })
             .or_else(|| {
                 let c = ctx.comment?;
                 self.comment_prefixes

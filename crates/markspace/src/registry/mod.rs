@@ -7,6 +7,7 @@
 
 mod attribution;
 pub mod query;
+mod quoted;
 pub mod schema;
 mod validate;
 
@@ -165,11 +166,13 @@ impl Registry {
     }
 
     /// Names the owner of a rule of a ruleset: the one way the audit and `trace` build a rule's
-    /// attribution context (table, chain, comment, jump target, interfaces, constant values).
+    /// attribution context (table, chain, comment, jump target, interfaces, constant values,
+    /// and `text`, the rule as its input spells it, for rules the registry quotes).
     pub fn attribute_rule(
         &self,
         set: &crate::ruleset::Ruleset,
         id: crate::ruleset::RuleId,
+        text: &str,
     ) -> Attribution {
         use crate::ruleset::{Origin, Verdict};
         let rule = set.rule(id);
@@ -196,6 +199,7 @@ impl Registry {
             interfaces: &interfaces,
             values: &values,
             masks: &masks,
+            text: Some(text),
         })
     }
 

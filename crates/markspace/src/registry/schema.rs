@@ -96,6 +96,11 @@ pub struct Value {
     /// Where the fact comes from.
     #[serde(default)]
     pub source: Option<String>,
+    /// Other software known to use the same value, with a source (Istio's 1337 is also
+    /// OpenMPTCProuter's shadowsocks mark): such a value proves nothing about the owner on its
+    /// own, so attribution does not take it as evidence.
+    #[serde(default)]
+    pub shared_with: Option<String>,
     /// False when unverified.
     #[serde(default = "yes")]
     pub verified: bool,

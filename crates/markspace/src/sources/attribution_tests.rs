@@ -10,8 +10,9 @@ fn registry() -> Registry {
     Registry::embedded().expect("embedded registry parses")
 }
 
-/// Attribution of one iptables rule line in a table.
-fn attribute_iptables(reg: &Registry, table: &str, line: &str) -> Option<String> {
+/// Attribution of one iptables rule line in a table, from its signatures alone or (`by_text`)
+/// also from its text, which the registry quotes.
+fn attribute_iptables(reg: &Registry, table: &str, line: &str, by_text: bool) -> Option<String> {
     let toks = tokenize(line).ok()?;
     let parsed = parse_rule(&toks, Dialect::Iptables).ok()?;
     let chain = match parsed.command? {
@@ -34,6 +35,7 @@ fn attribute_iptables(reg: &Registry, table: &str, line: &str) -> Option<String>
         interfaces: &interfaces,
         values: &values,
         masks: &masks,
+        text: by_text.then_some(line),
     };
     Some(reg.attribute(&ctx).owner)
 }
@@ -44,6 +46,7 @@ fn attribution_recognises_real_rules() {
     let mut recognised = std::collections::BTreeSet::new();
     let mut failures = Vec::new();
     let mut checked = 0;
+    let mut by_text_only = Vec::new();
     for sw in &reg.software {
         for rule in sw
             .rules
@@ -55,19 +58,28 @@ fn attribution_recognises_real_rules() {
                 continue;
             }
             checked += 1;
-            match attribute_iptables(&reg, &rule.table, line) {
+            // Signatures first (chains, comments, values…); a line they miss must then be
+            // recognised by its quoted text, and is listed.
+            match attribute_iptables(&reg, &rule.table, line, false) {
                 Some(owner) if owner == sw.id => {
                     recognised.insert(sw.id.clone());
                 }
-                Some(owner) => failures.push(format!("{}: `{line}` attributed to {owner}", sw.id)),
+                Some(owner) => match attribute_iptables(&reg, &rule.table, line, true) {
+                    Some(by_text) if by_text == sw.id => by_text_only.push(line),
+                    _ => failures.push(format!("{}: `{line}` attributed to {owner}", sw.id)),
+                },
                 None => failures.push(format!("{}: `{line}` does not parse", sw.id)),
             }
         }
     }
     println!(
-        "attribution: {checked} real iptables rule lines checked, {} software recognised: {}",
+        "attribution: {checked} real iptables rule lines checked, {} software recognised by signatures: {}",
         recognised.len(),
         recognised.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "attribution: {} lines recognised only as quoted text: {by_text_only:?}",
+        by_text_only.len()
     );
     assert!(
         failures.is_empty(),
@@ -113,6 +125,7 @@ fn attribute_nft(reg: &Registry, table: &str, line: &str) -> Result<String, Stri
         interfaces: &interfaces,
         values: &values,
         masks: &masks,
+        text: None,
     };
     Ok(reg.attribute(&ctx).owner)
 }
@@ -175,12 +188,36 @@ fn wg_quick_tables_are_recognised_by_prefix() {
 }
 
 #[test]
+fn a_quoted_rule_names_its_software_in_any_chain_context() {
+    let reg = registry();
+    // Weave's filter OUTPUT drop reads a single bit five entries claim and sits in a builtin
+    // chain without a comment: only its text, which Weave's entry quotes, says whose it is.
+    let line =
+        "-A OUTPUT ! -p esp -m policy --dir out --pol none -m mark --mark 0x20000/0x20000 -j DROP";
+    assert_eq!(
+        attribute_iptables(&reg, "filter", line, false).as_deref(),
+        Some(UNKNOWN)
+    );
+    assert_eq!(
+        attribute_iptables(&reg, "filter", line, true).as_deref(),
+        Some("weave-net")
+    );
+    // The same rule with another value is not the quoted one.
+    let other = line.replace("0x20000/0x20000", "0x40000/0x40000");
+    assert_ne!(
+        attribute_iptables(&reg, "filter", &other, true).as_deref(),
+        Some("weave-net")
+    );
+}
+
+#[test]
 fn unmatched_rules_are_unknown() {
     let reg = registry();
     let owner = attribute_iptables(
         &reg,
         "mangle",
         "-A MY-OWN-CHAIN -j MARK --set-xmark 0x1/0x1",
+        true,
     );
     assert_eq!(owner.as_deref(), Some(UNKNOWN));
 }
@@ -260,7 +297,7 @@ fn at_least_25_software_recognised_from_their_own_rules() {
             let line = rule.text.trim();
             let owner = match rule.format.as_str() {
                 "iptables" if line.starts_with("-A") || line.starts_with("-I") => {
-                    attribute_iptables(&reg, &rule.table, line)
+                    attribute_iptables(&reg, &rule.table, line, false)
                 }
                 "nft" => attribute_nft(&reg, &rule.table, line).ok(),
                 "ip-rule" => attribute_ip_rule(&reg, line).ok(),

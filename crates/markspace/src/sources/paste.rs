@@ -368,6 +368,7 @@ pub(crate) fn fragment_format(text: &str) -> Option<&'static str> {
             return Some("iptables-list");
         }
         if (first == "chain" && l.ends_with('{'))
+            || (first == "table" && l.contains(", chain ") && l.ends_with(':'))
             || l.contains("meta mark")
             || l.contains("ct mark")
             || l.starts_with("mark ")
@@ -537,6 +538,9 @@ pub(crate) fn split(text: &str) -> Paste {
         if let Some((at, cmd)) = prompt(l) {
             decorated = true;
             starts.push((k, Some((at, cmd.to_string()))));
+        } else if output_boundary(&lines, k) {
+            decorated = true;
+            starts.push((k, None));
         }
     }
     starts.push((lines.len(), None));
@@ -627,6 +631,43 @@ pub(crate) fn split(text: &str) -> Paste {
         sections,
         decorated,
     }
+}
+
+/// Whether line `k` starts another command's output right after a whole `iptables-save` table
+/// (`COMMIT`, or its `# Completed on` comment) or nft table (a `}` in column 0), with no prompt
+/// between them: `(iptables-save; ip rule) > node.txt`. Only checked at those ends, so the
+/// detectors run a few times per input, not once per line.
+fn output_boundary(lines: &[String], k: usize) -> bool {
+    let t = lines[k].trim();
+    if t.is_empty() || t.starts_with('#') {
+        return false;
+    }
+    let Some(prev) = lines[..k].iter().rev().find(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    let after_save = prev.trim() == "COMMIT" || prev.trim_start().starts_with("# Completed on");
+    let after_nft = prev.trim_end() == "}";
+    if !(after_save || after_nft) {
+        return false;
+    }
+    if (after_save && t.starts_with(['*', ':', '-', '[']))
+        || (after_nft && (t.starts_with("table ") || t.starts_with("add ")))
+    {
+        return false;
+    }
+    let mut rest = String::new();
+    for l in lines[k..].iter().take(64) {
+        rest.push_str(l);
+        rest.push('\n');
+    }
+    super::detect(&rest).is_some_and(|f| {
+        let same = if after_save {
+            f.name == "iptables-save"
+        } else {
+            f.name.starts_with("nft")
+        };
+        !same
+    })
 }
 
 /// Random texts of the pieces pastes are made of (prompts, quotes, fences, continuations,
@@ -765,6 +806,24 @@ mod tests {
             }
             let _ = fragment_format(&text);
         }
+    }
+
+    /// `(iptables-save; ip rule) > node.txt`: two outputs with no prompt between them are two
+    /// sections, each read by its own format.
+    #[test]
+    fn back_to_back_outputs_are_sections() {
+        let text = "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark 0x4000/0x4000\nCOMMIT\n0:\tfrom all lookup local\n32765:\tfrom all fwmark 0x4000/0x4000 lookup 100\n";
+        let p = split(text);
+        assert!(p.decorated);
+        let lines: Vec<u32> = p.sections.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [1, 5]);
+        assert_eq!(
+            super::super::detect(&p.sections[1].text).map(|f| f.name),
+            Some("ip-rule")
+        );
+        // One table after another is one output.
+        let two = "*mangle\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
+        assert!(!split(two).decorated);
     }
 
     #[test]

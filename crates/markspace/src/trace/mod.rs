@@ -410,7 +410,9 @@ fn run(
             if show {
                 let table = set.rule_table(rule);
                 let chain = set.chain(rule.chain);
-                let owner = registry.attribute_rule(&node.ruleset, rule_id).owner;
+                let owner = registry
+                    .attribute_rule(&node.ruleset, rule_id, node.sources.text(rule.span))
+                    .owner;
                 w.path.steps.push(Step::Rule {
                     file: node.sources.name(rule.span).to_string(),
                     line: rule.span.line,

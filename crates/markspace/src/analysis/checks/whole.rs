@@ -1,7 +1,7 @@
 //! Whole-field operations: MS003 whole-mark-write and MS004 unmasked-connmark (a write that
 //! replaces all 32 bits), MS005 whole-mark-match (an exact 32-bit match).
 
-use crate::model::{hex, CopySource, Field, MarkOp, WriteOp, ALL_BITS};
+use crate::model::{hex, CopySource, Field, MarkOp, MarkWrite, Shift, WriteOp, ALL_BITS};
 
 use crate::analysis::catalogue::{Code, Severity};
 use crate::analysis::finding::{field_name, Ctx, EvidenceItem, Finding, EVIDENCE_PER_OWNER};
@@ -83,7 +83,7 @@ pub(super) fn whole_writes(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     };
                     (
                         Code::UnmaskedConnmark,
-                        format!("{id} copies all 32 bits of the {} with an unmasked connmark {dir}", if field == Field::Mark { "connmark into the packet mark" } else { "packet mark into the connmark" }),
+                        copy_title(id, field, dir, &group),
                         format!(
                             "Give the copy a mask covering only {id}'s bits: `-j CONNMARK {flag} --mask {mask}` (nft: `{nft}`).{today}",
                             mask = if owner.claimed[fi(field)] != 0 { hex(owner.claimed[fi(field)]) } else { "<your bits>".to_string() },
@@ -303,6 +303,99 @@ fn match_proposal(cx: &Ctx<'_>, owner: usize, field: Field, values: &[u32]) -> P
     }
 }
 
+/// MS004's title: every bit copied (`--restore-mark` without a mask), or only some source bits
+/// copied with every other destination bit cleared (nft `meta mark set ct mark & 0x80`).
+fn copy_title(id: &str, field: Field, dir: &str, group: &[&Use]) -> String {
+    let (from, to) = if field == Field::Mark {
+        ("connmark", "packet mark")
+    } else {
+        ("packet mark", "connmark")
+    };
+    let copied = group.iter().fold(0u32, |a, u| match u.op {
+        MarkOp::Write(MarkWrite {
+            op: WriteOp::Copy { src_mask, .. },
+            ..
+        }) => a | src_mask,
+        _ => a,
+    });
+    if copied == ALL_BITS {
+        format!(
+            "{id} copies all 32 bits of the {from} into the {to} with an unmasked connmark {dir}"
+        )
+    } else {
+        format!(
+            "{id} sets all 32 bits of the {to} from the {from}'s bits {}: every other bit of the {to} is cleared",
+            hex(copied)
+        )
+    }
+}
+
+/// A copy that takes only some bits of its source and clears the rest of the destination
+/// (nft `meta mark set ct mark & 0x80`): keep the destination's other bits and copy the same
+/// bits, `--nfmask S --ctmask S` (`meta mark set meta mark & ~S | ct mark & S`); it means the same
+/// on those bits, which the re-audit checks.
+fn partial_copy_candidate(
+    cx: &Ctx<'_>,
+    owner: usize,
+    field: Field,
+    group: &[&Use],
+) -> Option<Candidate> {
+    let copied = group.iter().fold(0u32, |a, u| match u.op {
+        MarkOp::Write(MarkWrite {
+            op:
+                WriteOp::Copy {
+                    src_mask,
+                    shift: Shift::None,
+                    ..
+                },
+            ..
+        }) if src_mask != ALL_BITS => a | src_mask,
+        _ => a,
+    });
+    if copied == 0 {
+        return None;
+    }
+    let rewrites = rewrite_owner(cx, owner, |op| match *op {
+        MarkOp::Write(mut w) if w.field == field && w.is_whole() && w.is_connmark_copy() => {
+            match w.op {
+                WriteOp::Copy {
+                    src,
+                    src_mask,
+                    shift: Shift::None,
+                    ..
+                } if src_mask != ALL_BITS => {
+                    w.op = WriteOp::Copy {
+                        src,
+                        src_mask,
+                        shift: Shift::None,
+                        keep: !src_mask,
+                    };
+                    Some(MarkOp::Write(w))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    });
+    let (flag, nft) = if field == Field::Mark {
+        (
+            "--restore-mark",
+            "meta mark set meta mark & ~S | ct mark & S",
+        )
+    } else {
+        ("--save-mark", "ct mark set ct mark & ~S | meta mark & S")
+    };
+    let s = hex(copied);
+    Some(Candidate {
+        text: format!(
+            "Keep the other bits and copy only bits {s}: `-j CONNMARK {flag} --nfmask {s} --ctmask {s}` (nft: `{}`).",
+            nft.replace('S', &s)
+        ),
+        rewrites,
+        moves_value: false,
+    })
+}
+
 /// MS003's and MS004's fixes for constant whole writes and whole connmark copies: mask them to
 /// the owner's own bits, or move its value through its knob.
 fn write_proposal(
@@ -399,6 +492,9 @@ fn write_proposal(
             rewrites,
             moves_value: false,
         });
+    }
+    if is_copy && !value_site {
+        candidates.extend(partial_copy_candidate(cx, owner, field, group));
     }
     if let Some(c) = move_value(cx, owner, is_copy) {
         candidates.push(c);

@@ -100,6 +100,9 @@ pub(crate) fn parse_in(
     }
     let toks = &lexed.tokens;
     let mut stack: Vec<(Ctx, usize, u32)> = Vec::new();
+    // In a fragment, the chain a prose header (`table ip mangle, chain FORWARD (priority
+    // mangle):`) named for the statements under it.
+    let mut header: Option<Ctx> = None;
     let mut i = 0;
     while i < toks.len() {
         let t = &toks[i];
@@ -144,8 +147,23 @@ pub(crate) fn parse_in(
         let item = &toks[i..j];
         let end = toks.get(j).map_or(text.len(), |t| t.start);
         let line_span = line_span(text, source, &toks[i]);
+        if ctx.is_none() && fragment && !opens {
+            if let Some(named) = prose_header(&text[line_span.range()], &mut nft) {
+                header = Some(named);
+                i = j.max(i + 1);
+                continue;
+            }
+        }
         let opened = match ctx {
-            None if fragment => fragment_item(item, end, opens, line_span, &mut nft, &mut diags),
+            None if fragment => match &header {
+                Some(Ctx::Chain(table, family, chain)) if !opens => {
+                    chain_item(
+                        item, end, *table, *family, chain, line_span, &mut nft, &mut diags,
+                    );
+                    None
+                }
+                _ => fragment_item(item, end, opens, line_span, &mut nft, &mut diags),
+            },
             None => top_item(item, end, opens, line_span, &mut nft, &mut diags),
             Some(Ctx::Table(table, family)) => Some(table_item(item, table, family, &mut nft)),
             Some(Ctx::Chain(table, family, ref chain)) => {
@@ -378,6 +396,45 @@ fn is_ignored_top_word(w: &str) -> bool {
             | "nft"
     ) || w.starts_with('$')
         || w.contains('@')
+}
+
+/// A prose header naming the table and chain of the statements under it, as people write
+/// them above an excerpt (`table ip mangle, chain FORWARD (priority mangle):`): the chain, in a
+/// table marked as not wholly read. A builtin iptables-nft chain name (`FORWARD` in `ip
+/// mangle`) is that table's base chain, with the header's priority when it gives one.
+fn prose_header(line: &str, nft: &mut NftBuild<'_>) -> Option<Ctx> {
+    let l = line.trim().strip_suffix(':')?;
+    let (table_part, chain_part) = l.split_once(", chain ")?;
+    let mut t = table_part.strip_prefix("table ")?.split_whitespace();
+    let (family, table_name) = match (t.next()?, t.next(), t.next()) {
+        (f, Some(name), None) => (super::family(f)?, name),
+        (name, None, None) => (Family::Inet, name),
+        _ => return None,
+    };
+    let (chain, priority) = match chain_part.split_once('(') {
+        Some((c, rest)) => {
+            let p = rest
+                .strip_suffix(')')?
+                .trim()
+                .strip_prefix("priority")?
+                .trim();
+            (c.trim(), Some(p))
+        }
+        None => (chain_part.trim(), None),
+    };
+    if chain.is_empty() || chain.contains(char::is_whitespace) {
+        return None;
+    }
+    let table = nft.table(family, table_name);
+    nft.unlisted(table);
+    let base = BaseChain::iptables_builtin(table_name, chain).map(|b| BaseChain {
+        priority: priority
+            .and_then(|p| super::priority(family, p))
+            .unwrap_or(b.priority),
+        ..b
+    });
+    nft.chain(table, chain, base);
+    Some(Ctx::Chain(table, family, chain.to_string()))
 }
 
 /// An item at the top level of a fragment: what a whole ruleset may hold there, or a chain
@@ -697,6 +754,32 @@ table inet t {
         );
         let (_, d) = read("table ip t {\nfoo\n}\n}\n");
         assert_eq!(d.len(), 1, "{d:?}");
+    }
+
+    /// A paste that names its chain in prose above the statements (issue #14's shape): the
+    /// statements run in that chain, a base chain when the name is an iptables-nft builtin (the
+    /// snapshot marks a fragment's tables as not wholly read).
+    #[test]
+    fn a_prose_header_names_the_chain_of_a_fragment() {
+        let text = "table ip mangle, chain FORWARD (priority mangle):\n    meta mark set ct mark & 0x80\n\ntable inet fw, chain mine:\n  meta mark set 0x1\n";
+        let mut b = RulesetBuilder::new();
+        let d = parse_in(text, SourceId(0), "x", &mut b, true);
+        let set = b.finish();
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(set.rules.len(), 2);
+        let forward = set.chain(set.rules[0].chain);
+        assert_eq!(forward.name.as_ref(), "FORWARD");
+        assert_eq!(set.table(forward.table).name.as_ref(), "mangle");
+        assert_eq!(
+            forward.base.map(|b| (b.hook, b.priority)),
+            Some((crate::ruleset::Hook::Forward, -150))
+        );
+        let mine = set.chain(set.rules[1].chain);
+        assert_eq!((mine.name.as_ref(), mine.base), ("mine", None));
+        assert_eq!(set.table(mine.table).family, Family::Inet);
+        // Outside a fragment the header is not nft syntax.
+        let (_, d) = read(text);
+        assert!(!d.is_empty());
     }
 
     #[test]
