@@ -18,6 +18,7 @@
 //! allocated per namespace (host or pod) and per field (packet mark, connmark).
 
 pub mod check;
+pub mod node;
 pub mod remap;
 pub mod render;
 pub mod solve;

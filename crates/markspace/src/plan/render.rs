@@ -118,7 +118,16 @@ pub fn text(plan: &Plan) -> String {
                                 (Some(k), None) => format!("default of {k}"),
                                 (None, None) => String::new(),
                             };
-                            (a.owner.clone(), b.planned.0, how)
+                            let claims: Vec<&str> = a
+                                .claims
+                                .iter()
+                                .map(|c| c.split_once('/').map_or(c.as_str(), |x| x.1))
+                                .collect();
+                            (
+                                a.owner.clone(),
+                                b.planned.0,
+                                format!("{} ({how})", claims.join(", ")),
+                            )
                         })
                         .collect::<Vec<_>>()
                 })
@@ -130,18 +139,19 @@ pub fn text(plan: &Plan) -> String {
             let _ = writeln!(out, "\n{}", field_name(field, ns));
             let _ = writeln!(out, "  {:width$}  {}", "", register_header(0));
             let _ = writeln!(out, "  {:width$}  {}", "", register_header(1));
-            let mut users = [0u8; 32];
+            // Distinct owners per bit (a software's own claims may overlap).
+            let mut users: Vec<Vec<&str>> = vec![Vec::new(); 32];
             for (owner, bits, how) in &rows {
                 let row = register_row(|b| if bits & (1 << b) != 0 { '#' } else { '.' });
                 let _ = writeln!(out, "  {owner:width$}  {row}  {}  {how}", hex(*bits));
                 for (b, u) in users.iter_mut().enumerate() {
-                    if bits & (1 << b) != 0 {
-                        *u = u.saturating_add(1);
+                    if bits & (1 << b) != 0 && !u.contains(&owner.as_str()) {
+                        u.push(owner);
                     }
                 }
             }
-            if users.iter().any(|u| *u > 1) {
-                let row = register_row(|b| if users[b] > 1 { '!' } else { ' ' });
+            if users.iter().any(|u| u.len() > 1) {
+                let row = register_row(|b| if users[b].len() > 1 { '!' } else { ' ' });
                 let _ = writeln!(out, "  {:width$}  {}", "shared", row.trim_end());
             }
         }
