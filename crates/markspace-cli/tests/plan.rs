@@ -206,3 +206,31 @@ fn the_planned_calico_tailscale_node_audits_clean_and_the_default_one_does_not()
         check.stdout
     );
 }
+
+#[test]
+fn a_node_s_other_owners_keep_their_bits() {
+    // The bundled Calico + Tailscale node: planning Calico alone around it keeps Tailscale's
+    // (and kube-proxy's) observed bits and moves Calico's mask.
+    let node = crate::util::root().join("examples/nodes/tailscale-calico");
+    let j = run(&[
+        "plan",
+        "calico",
+        "--node",
+        node.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .json();
+    assert_eq!(j["feasible"], true);
+    let owners: Vec<&str> = j["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["owner"].as_str().unwrap())
+        .collect();
+    assert!(
+        owners.contains(&"tailscale") && owners.contains(&"kube-proxy"),
+        "{owners:?}"
+    );
+    assert_eq!(j["settings"][0]["value"], "0xff000000");
+}

@@ -167,6 +167,9 @@ pub fn planned_software(sw: &Software, moves: &[Move]) -> Software {
     for v in &mut sw.signatures.values {
         *v = Bits(moves.iter().fold(v.0, |x, m| m.value(x)));
     }
+    for t in &mut sw.signatures.ip_rule_tables {
+        *t = moves.iter().fold(t.clone(), |x, m| m.line(&x));
+    }
     for r in &mut sw.rules {
         r.text = moves.iter().fold(r.text.clone(), |t, m| m.line(&t));
     }

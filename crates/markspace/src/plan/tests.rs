@@ -191,3 +191,39 @@ fn planned_registry_moves_claims_and_rule_templates() {
         .iter()
         .any(|r| r.text.contains("--set-xmark 0x4000000/0x4000000")));
 }
+
+#[test]
+fn whole_mark_rules_are_hazards_no_value_fixes() {
+    // wg-quick's `ip rule not fwmark V` (no mask) and its unmasked connmark save/restore stay
+    // whole-field whatever FwMark is: the plan lists them with the owners they meet.
+    let plan = plan(
+        &registry(),
+        &request(&["wireguard", "kube-proxy", "kubelet@1.27"]),
+    )
+    .unwrap();
+    let rule = plan
+        .hazards
+        .iter()
+        .find(|h| h.claim == "wg-quick-rule")
+        .expect("the unmasked ip rule is a hazard");
+    assert_eq!(rule.meets, ["kube-proxy", "kubelet"]);
+    assert!(plan.hazards.iter().any(|h| h.claim == "wg-quick-restore"));
+    // Calico + Tailscale in iptables mode have none (Tailscale's whole nft rules need
+    // firewall-mode=nftables).
+    let plan2 = plan_of(&["calico", "tailscale"], &[]);
+    assert!(plan2.hazards.is_empty(), "{:?}", plan2.hazards);
+    let nft = plan_of(
+        &["calico", "tailscale"],
+        &["tailscale.firewall-mode=nftables"],
+    );
+    assert!(nft
+        .hazards
+        .iter()
+        .any(|h| h.claim == "connmark-nft-restore"));
+}
+
+fn plan_of(ids: &[&str], set: &[&str]) -> Plan {
+    let mut req = request(ids);
+    req.settings = set.iter().map(|s| SetKnob::parse(s).unwrap()).collect();
+    plan(&registry(), &req).unwrap()
+}

@@ -194,7 +194,8 @@ pub struct SlotBits {
     pub planned: crate::model::Bits,
 }
 
-/// A whole-field practice: it replaces or compares all 32 bits, so it conflicts with every
+/// A whole-field practice: it replaces or compares all 32 bits (an unmasked connmark restore,
+/// an exact `--mark V` match, an `ip rule fwmark V` without a mask), so it conflicts with every
 /// other user of the field on its packets whatever bits they get.
 #[derive(Clone, Debug, Serialize)]
 pub struct Hazard {
@@ -204,6 +205,8 @@ pub struct Hazard {
     pub claim: String,
     /// `mark` or `ctmark`.
     pub field: Field,
+    /// `host` or `pod`.
+    pub namespace: Namespace,
     /// What it does (the registry's description, first sentence).
     pub what: String,
     /// Other planned owners using the field in the same namespace.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::registry::schema::{Claim, Knob, KnobDefault, KnobKind, Software, Style};
+use crate::registry::schema::{Claim, ClaimKind, Knob, KnobDefault, KnobKind, Software, Style};
 use crate::registry::Registry;
 
 use super::types::{slot, Hazard, MoveKind, PlannedSoftware, Request, Wanted};
@@ -182,7 +182,7 @@ pub fn build(registry: &Registry, request: &Request) -> Result<UnitSet, PlanErro
     tie_same_as(registry, &mut out);
     add_observed(request, &mut out);
     for h in &mut out.hazards {
-        let f = slot(h.field, crate::registry::schema::Namespace::Host);
+        let f = slot(h.field, h.namespace);
         let mut meets: Vec<String> = out
             .units
             .iter()
@@ -225,18 +225,30 @@ fn add_software(
         }
         let occ = c.occupied();
         let s = slot(c.kind.field(), c.namespace);
-        if occ == 0 {
+        // A whole-field rule (an exact 32-bit match, an unmasked copy between the fields)
+        // conflicts with every other user of the field whatever bits they get: a hazard. Its
+        // value, when it has one, is still allocated (a device's or socket's own mark).
+        let whole_rule = c.style == Style::Whole
+            && c.bits.0 == crate::model::ALL_BITS
+            && matches!(
+                c.kind,
+                ClaimKind::Mark | ClaimKind::Ctmark | ClaimKind::IpRule | ClaimKind::TproxyMark
+            );
+        if occ == 0 || whole_rule {
             if c.style == Style::Whole {
                 out.hazards.push(Hazard {
                     owner: sw.id.clone(),
                     claim: c.id.clone(),
                     field: c.kind.field(),
+                    namespace: c.namespace,
                     what: first_sentence(&c.description),
                     meets: Vec::new(),
                     source: c.source.clone(),
                 });
             }
-            continue;
+            if occ == 0 {
+                continue;
+            }
         }
         let knob = sw.knobs.iter().find(|k| {
             moves(k, c)
