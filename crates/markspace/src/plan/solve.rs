@@ -22,8 +22,8 @@
 //! the search is exact over these candidates.
 //!
 //! **Conflicts.** Two units conflict when they occupy a common bit of the same field in the
-//! same network namespace and no owner of one is an owner of the other or shares bits with it
-//! by design (`cooperates_with`).
+//! same network namespace, unless they share an owner (or their owners share bits by design,
+//! `cooperates_with`) and already share bits at their defaults.
 //!
 //! **Infeasibility.** When even changing every movable knob admits no assignment, the solver
 //! shrinks the set of units one by one, dropping each unit whose removal leaves the rest still
@@ -44,12 +44,16 @@ use super::types::{
 use super::units::{self, Unit, UnitSet};
 use super::version::{Range, Version};
 
-/// Whether units `a` and `b` may not share bits: different owners that do not cooperate.
+/// Whether units `a` and `b` may not share bits. Units of one owner, or of owners that share
+/// bits by design (`cooperates_with`), may keep sharing the bits they already share by default
+/// (Tailscale's rules and its socket mark); any other pair must stay apart (kubelet's drop bit
+/// and its masquerade bit, kube-proxy's and WireGuard's).
 fn rivals(registry: &Registry, a: &Unit, b: &Unit) -> bool {
-    a.owners.iter().all(|x| !b.owners.contains(x))
-        && a.owners
+    let friendly = a.owners.iter().any(|x| b.owners.contains(x))
+        || a.owners
             .iter()
-            .any(|x| b.owners.iter().any(|y| !registry.by_design(x, y)))
+            .all(|x| b.owners.iter().all(|y| registry.by_design(x, y)));
+    !(friendly && overlap(&a.default, &b.default))
 }
 
 fn overlap(a: &[u32; 4], b: &[u32; 4]) -> bool {
