@@ -234,3 +234,45 @@ fn a_node_s_other_owners_keep_their_bits() {
     );
     assert_eq!(j["settings"][0]["value"], "0xff000000");
 }
+
+#[test]
+fn the_planned_wireguard_node_keeps_only_the_hazards_the_plan_lists() {
+    if !is_root() {
+        eprintln!("plan proof SKIPPED: not root (CI runs as root)");
+        return;
+    }
+    let d = Dir::new();
+    let planned = d.path().join("planned");
+    let pl = planned.display().to_string();
+    let sw = ["plan", "wireguard", "kube-proxy", "kubelet@1.27"];
+    let mut args = sw.to_vec();
+    args.extend(["--emit-node", &pl]);
+    assert_eq!(run(&args).code, 0);
+    let rules = std::fs::read_to_string(planned.join("iptables.rules")).unwrap();
+    assert!(rules.contains("-m mark --mark 4 -p udp"), "{rules}");
+    let snap = load_and_collect("plan-wg", &planned, &d.path().join("snap"));
+    // `--check` audits with the registry as the plan leaves it: the moved `ip rule not fwmark
+    // 0x4 lookup 4` is wireguard's, and what remains between the owners is wg-quick's
+    // whole-field rules, which the plan lists as hazards.
+    let mut args = sw.to_vec();
+    args.extend(["--check", &snap, "--format", "json"]);
+    let check = run(&args).json();
+    assert_eq!(check["check"]["ok"], true, "{check}");
+    assert_eq!(check["check"]["unplanned"], serde_json::json!([]));
+    assert_eq!(check["check"]["clashes"], serde_json::json!([]));
+    let mut codes: Vec<&str> = check["check"]["expected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, ["MS004", "MS005"]);
+    let hazards: Vec<&str> = check["plan"]["hazards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["claim"].as_str().unwrap())
+        .collect();
+    assert!(hazards.contains(&"wg-quick-rule") && hazards.contains(&"wg-quick-restore"));
+}

@@ -37,8 +37,12 @@ pub struct Check {
     pub absent: Vec<String>,
     /// Owners on the node the plan does not know (`unknown` included), with their bits.
     pub unplanned: Vec<Drift>,
-    /// Error and warning findings of the audit whose owners are all planned and at least two.
+    /// Error and warning findings of the audit whose owners are all planned and at least two,
+    /// and which no hazard of the plan explains.
     pub clashes: Vec<crate::analysis::Finding>,
+    /// The same findings explained by a hazard the plan lists (a whole-field rule of one of
+    /// their owners on their field): the plan said they remain, so they are no drift.
+    pub expected: Vec<crate::analysis::Finding>,
 }
 
 /// Compares `report` (an audit of the node) with `plan`.
@@ -52,6 +56,11 @@ pub fn check(plan: &Plan, report: &Report) -> Check {
             .fold(0, |x, b| x | b.planned.0)
     };
     let is_planned = |id: &str| plan.software.iter().any(|s| s.id == id);
+    let hazard = |owner: &str, field: Field| {
+        plan.hazards
+            .iter()
+            .any(|h| h.owner == owner && h.field == field && h.namespace == Namespace::Host)
+    };
     let mut drift = Vec::new();
     let mut unplanned = Vec::new();
     for o in &report.owners {
@@ -66,7 +75,8 @@ pub fn check(plan: &Plan, report: &Report) -> Check {
                 0
             };
             let outside = observed & !planned;
-            if outside == 0 {
+            // A whole-field rule the plan lists touches every bit of the field by design.
+            if outside == 0 || (is_planned(&o.id) && hazard(&o.id, field)) {
                 continue;
             }
             let d = Drift {
@@ -89,7 +99,7 @@ pub fn check(plan: &Plan, report: &Report) -> Check {
         .filter(|s| !report.owners.iter().any(|o| o.id == s.id))
         .map(|s| s.id.clone())
         .collect();
-    let clashes: Vec<_> = report
+    let (expected, clashes): (Vec<_>, Vec<_>) = report
         .findings
         .iter()
         .filter(|f| {
@@ -98,13 +108,14 @@ pub fn check(plan: &Plan, report: &Report) -> Check {
                 && f.owners.iter().all(|o| is_planned(o))
         })
         .cloned()
-        .collect();
+        .partition(|f| f.owners.iter().any(|o| hazard(o, f.field)));
     Check {
         ok: drift.is_empty() && clashes.is_empty() && unplanned.is_empty(),
         drift,
         absent,
         unplanned,
         clashes,
+        expected,
     }
 }
 
@@ -145,6 +156,16 @@ pub fn text(c: &Check) -> String {
         let _ = writeln!(
             out,
             "  clash: {} {} ({}): {}",
+            f.code.as_str(),
+            f.owners.join(" and "),
+            f.severity.as_str(),
+            f.title
+        );
+    }
+    for f in &c.expected {
+        let _ = writeln!(
+            out,
+            "  expected: {} {} ({}): {} (a whole-field rule the plan lists as a hazard)",
             f.code.as_str(),
             f.owners.join(" and "),
             f.severity.as_str(),
