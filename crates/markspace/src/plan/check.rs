@@ -152,25 +152,25 @@ pub fn text(c: &Check) -> String {
             field_word(d.field)
         );
     }
-    for f in &c.clashes {
-        let _ = writeln!(
-            out,
-            "  clash: {} {} ({}): {}",
-            f.code.as_str(),
-            f.owners.join(" and "),
-            f.severity.as_str(),
-            f.title
-        );
-    }
-    for f in &c.expected {
-        let _ = writeln!(
-            out,
-            "  expected: {} {} ({}): {} (a whole-field rule the plan lists as a hazard)",
-            f.code.as_str(),
-            f.owners.join(" and "),
-            f.severity.as_str(),
-            f.title
-        );
+    let groups = [
+        ("clash", &c.clashes, ""),
+        (
+            "expected",
+            &c.expected,
+            " (a whole-field rule the plan lists as a hazard)",
+        ),
+    ];
+    for (label, findings, why) in groups {
+        for f in findings {
+            let _ = writeln!(
+                out,
+                "  {label}: {} {} ({}): {}{why}",
+                f.code.as_str(),
+                f.owners.join(" and "),
+                f.severity.as_str(),
+                f.title
+            );
+        }
     }
     for a in &c.absent {
         let _ = writeln!(out, "  absent: no rule of {a} was found on the node");
