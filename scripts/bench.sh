@@ -8,6 +8,8 @@
 #   SIZES= COLLECT_SIZES= MARK_SIZES= CALICO= CALICO_TAILSCALE= MIXED= bash scripts/bench.sh
 #                                                         # only audit --live
 #   MARKSPACE=/path/to/markspace bash scripts/bench.sh   # time another build
+#   SIZES= COLLECT_SIZES= MARK_SIZES= CALICO= CALICO_TAILSCALE= MIXED= LIVE_SIZES= bash scripts/bench.sh
+#                                                         # only the plan rows
 #
 # For each size it generates a kube-proxy node (the `gen-node` example, from `markspace::generate`,
 # the `generate` feature), then:
@@ -333,6 +335,32 @@ fi
 if [ -n "$nft_note" ]; then
     echo
     echo "$nft_note"
+fi
+# plan (issue #16): 12 software with every knob in play, once feasible (7 knobs, 6 of them move)
+# and once infeasible (the smallest conflicting set and every remedy are searched too), against
+# `markspace plan kube-proxy --format json` (the same start-up and registry load, one software
+# and nothing to move): the difference is the cost of the 12-software search. Target: under 1 s.
+# PLAN= skips these rows.
+if [ -n "${PLAN-1}" ]; then
+    echo
+    echo "| plan (12 software) | knobs | changed | markspace plan | plan kube-proxy (baseline) | difference |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    hyperfine -N -w 3 -m 20 --export-json "$WORK/plan-base.json" \
+        "$MS plan kube-proxy --format json" >/dev/null
+    read -r pb_mean pb_sd _ < <(stats "$WORK/plan-base.json")
+    for set in "feasible:calico kube-proxy kubelet@1.27 tailscale wireguard aws-vpc-cni istio networkmanager-wireguard keepalived flannel linkerd metallb" \
+        "infeasible:calico kube-proxy kubelet@1.27 tailscale wireguard aws-vpc-cni istio networkmanager-wireguard keepalived mihomo consul envoy"; do
+        label=${set%%:*}
+        sw=${set#*:}
+        # shellcheck disable=SC2086
+        "$MS" plan $sw --format json >"$WORK/plan-$label.json" || true
+        read -r knobs changed < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["settings"]), d["changes"])' "$WORK/plan-$label.json")
+        hyperfine -N -w 3 -m 20 -i --export-json "$WORK/plan-$label.json.h" \
+            "$MS plan $sw --format json" >/dev/null
+        read -r p_mean p_sd _ < <(stats "$WORK/plan-$label.json.h")
+        python3 -c 'import sys; l, k, c, a, asd, b, bsd = sys.argv[1:]; print(f"| {l} | {k} | {c} | {float(a)*1000:.1f} ms ± {float(asd)*1000:.1f} | {float(b)*1000:.1f} ms ± {float(bsd)*1000:.1f} | {(float(a)-float(b))*1000:.1f} ms |")' \
+            "$label" "$knobs" "$changed" "$p_mean" "$p_sd" "$pb_mean" "$pb_sd"
+    done
 fi
 echo
 echo "inputs and hyperfine exports: $WORK"

@@ -23,6 +23,8 @@ pub(crate) enum Command {
     /// Walk a packet through the kernel pipeline of a snapshot: every hook, every rule that
     /// matched or touched a mark, the marks before and after, the routing decision, the verdict.
     Trace(TraceArgs),
+    /// Assign conflict-free bits to the software on a node and print each tool's settings.
+    Plan(PlanArgs),
 }
 
 /// The way through the node.
@@ -266,4 +268,50 @@ pub(crate) enum RegistryCommand {
     Export,
     /// Check the registry data (ids, sources, values inside masks, knob defaults).
     Check,
+}
+
+/// Output formats of `plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PlanFormat {
+    /// A bit map and the settings to paste.
+    Text,
+    /// The plan as JSON (schema/plan.schema.json).
+    Json,
+    /// Markdown in the public fwmark registry's shape.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// Registry ids, optionally with a version: `calico tailscale kubelet@1.27`.
+    #[arg(value_name = "SOFTWARE", required = true)]
+    pub(crate) software: Vec<String>,
+    /// Plan around what this snapshot already runs: its other owners keep their bits.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub(crate) node: Option<PathBuf>,
+    /// Software that must not move (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub(crate) keep: Vec<String>,
+    /// Fix a setting: `tailscale.firewall-mode=nftables`, `calico.mark-mask=0xff000000`
+    /// (repeatable).
+    #[arg(long = "set", value_name = "SOFTWARE.KNOB=VALUE")]
+    pub(crate) settings: Vec<String>,
+    /// Compare a node with the plan (drift): exit 1 when it uses bits the plan does not give
+    /// it or planned owners clash.
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "node")]
+    pub(crate) check: Option<PathBuf>,
+    /// Write the node the plan describes (registry rule templates with the planned settings):
+    /// `iptables.rules` for iptables-restore and `ip-rules.txt`, one `ip rule add` argument
+    /// list a line.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) emit_node: Option<PathBuf>,
+    /// With --emit-node: write the node with every default setting instead.
+    #[arg(long, requires = "emit_node")]
+    pub(crate) defaults: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub(crate) format: PlanFormat,
+    /// Also read registry entries from this directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) registry: Option<PathBuf>,
 }

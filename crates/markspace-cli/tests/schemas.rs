@@ -224,4 +224,27 @@ fn every_json_document_matches_its_schema() {
         "registry-check.schema.json",
         &["registry", "check", "--format", "json"],
     );
+    // A plan that exists, one that does not (its conflict), and a check of a node.
+    for software in [
+        &["calico", "tailscale"][..],
+        &["cilium", "tailscale"],
+        &["wireguard", "kube-proxy", "kubelet@1.27"],
+    ] {
+        let mut args = vec!["plan"];
+        args.extend_from_slice(software);
+        args.extend(["--format", "json"]);
+        check("plan.schema.json", &args);
+    }
+    check(
+        "plan-check.schema.json",
+        &[
+            "plan",
+            "calico",
+            "tailscale",
+            "--check",
+            tc,
+            "--format",
+            "json",
+        ],
+    );
 }

@@ -99,3 +99,42 @@ fn report_json_mark_heavy(bencher: divan::Bencher) {
 fn registry_embedded() -> Registry {
     registry()
 }
+
+/// Plans 12 software with every knob in play (7 knobs, 6 of them move); the baseline beside it
+/// plans kube-proxy alone (nothing to move).
+fn plan_request(ids: &[&str]) -> markspace::plan::Request {
+    markspace::plan::Request {
+        software: ids
+            .iter()
+            .map(|s| markspace::plan::Wanted::parse(s).expect("valid id"))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[divan::bench]
+fn plan_12_software(bencher: divan::Bencher) {
+    let reg = registry();
+    let req = plan_request(&[
+        "calico",
+        "kube-proxy",
+        "kubelet@1.27",
+        "tailscale",
+        "wireguard",
+        "aws-vpc-cni",
+        "istio",
+        "networkmanager-wireguard",
+        "keepalived",
+        "flannel",
+        "linkerd",
+        "metallb",
+    ]);
+    bencher.bench(|| markspace::plan::plan(&reg, &req).expect("plans"));
+}
+
+#[divan::bench]
+fn plan_one_software(bencher: divan::Bencher) {
+    let reg = registry();
+    let req = plan_request(&["kube-proxy"]);
+    bencher.bench(|| markspace::plan::plan(&reg, &req).expect("plans"));
+}

@@ -14,6 +14,9 @@
 //!    the findings, each with evidence and a fix.
 //! 4. [`report`] renders the result as text, JSON or Markdown; it only formats.
 //!
+//! [`plan`] reads the registry's knobs the other way round: given the software on a node, it
+//! assigns conflict-free bits and says which settings to change.
+//!
 //! Parsers never do I/O and the analysis never sees input syntax.
 #![warn(missing_docs)]
 
@@ -29,6 +32,7 @@ pub mod fuzzing;
 pub mod generate;
 pub mod model;
 pub mod packet;
+pub mod plan;
 pub mod registry;
 pub mod report;
 pub mod ruleset;

@@ -155,6 +155,16 @@ impl Registry {
         self.matcher = attribution::Matcher::new(&self.software);
     }
 
+    /// Replaces (or adds) one entry, as `--registry DIR` would (`plan` checks nodes against
+    /// the entries its settings move).
+    pub fn replace(&mut self, sw: Software) {
+        match self.software.iter_mut().find(|s| s.id == sw.id) {
+            Some(existing) => *existing = sw,
+            None => self.software.push(sw),
+        }
+        self.rebuild();
+    }
+
     /// A software by id.
     pub fn get(&self, id: &str) -> Option<&Software> {
         self.software.iter().find(|s| s.id == id)

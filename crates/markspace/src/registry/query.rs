@@ -399,7 +399,7 @@ pub fn free_bits(reg: &Registry, field: Field) -> u32 {
     !used
 }
 
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 

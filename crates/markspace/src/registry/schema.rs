@@ -156,6 +156,27 @@ pub struct Claim {
     /// is meant to use, so its bits do not count as claimed.
     #[serde(default)]
     pub bug: bool,
+    /// The network namespace the claim's rules live in (default `host`). The kernel clears the
+    /// packet mark when a packet crosses namespaces, so claims in different namespaces never
+    /// meet (`plan` allocates per namespace).
+    #[serde(default)]
+    pub namespace: Namespace,
+    /// Settings under which the claim exists, all required: `KNOB=VALUE` or `KNOB!=VALUE` over
+    /// the entry's knob ids (`wireguard-enabled=true`). Empty: always, with its default settings.
+    /// `plan` evaluates them against the settings it plans (defaults unless `--set`).
+    #[serde(default)]
+    pub when: Vec<String>,
+}
+
+/// Where a claim's rules live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    /// The host's network namespace (the node's own rules).
+    #[default]
+    Host,
+    /// Each pod's (or container's) own network namespace.
+    Pod,
 }
 
 /// One segment of a number spread over mark bits.
@@ -292,6 +313,76 @@ pub struct Knob {
     /// [`Knob::default`] read as [`Knob::kind`] says.
     #[serde(skip)]
     pub typed_default: KnobDefault,
+    /// For `plan`: how the knob may be moved and written.
+    pub plan: KnobPlan,
+}
+
+/// What `plan` needs to know about a knob beyond its kind and default (every field optional in
+/// the file; absent means the knob is not used to move bits).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnobPlan {
+    /// The value in effect when the knob is left unset, when [`Knob::default`] is words
+    /// (wg-quick's FwMark: unset means 51820).
+    #[serde(default)]
+    pub effective_default: Option<Bits>,
+    /// Mask knobs: the fewest bits the software needs in its mask (Calico Felix: accept, pass,
+    /// drop, scratch0, scratch1).
+    #[serde(default)]
+    pub min_bits: Option<u8>,
+    /// Mask knobs: the mask must be one run of bits.
+    #[serde(default)]
+    pub contiguous: bool,
+    /// Release range where the knob has effect (`<1.28`: kubelet's mark flags are no-ops from
+    /// 1.28); outside it the knob is not offered.
+    #[serde(default)]
+    pub versions: Option<String>,
+    /// Why turning this knob alone does not move the software's bits safely (Istio: istiod also
+    /// sets 1337 in Envoy's `original_src`); `plan` then treats its claims as fixed and says why.
+    #[serde(default)]
+    pub not_alone: Option<String>,
+    /// Another knob, `software/knob`, that must hold the same value (kubelet's and kube-proxy's
+    /// masquerade bits).
+    #[serde(default)]
+    pub same_as: Option<String>,
+    /// How to write the knob, one way per tool or file.
+    #[serde(default)]
+    pub set: Vec<Setting>,
+}
+
+/// One way to write a knob's value.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    /// The syntax of the snippet.
+    pub syntax: SettingSyntax,
+    /// The file, resource or command it goes into (`FelixConfiguration default`,
+    /// `/etc/docker/daemon.json`, `wg-quick wg0.conf [Interface]`).
+    pub target: String,
+    /// The key: a dotted path for YAML and JSON, a flag, a variable or an INI key.
+    pub key: String,
+    /// Write the value in decimal rather than `0x…` hex.
+    #[serde(default)]
+    pub decimal: bool,
+    /// Write the value as a quoted string.
+    #[serde(default)]
+    pub quoted: bool,
+}
+
+/// The syntax a [`Setting`] is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingSyntax {
+    /// An environment variable `KEY=VALUE`.
+    Env,
+    /// A command-line flag `KEY=VALUE`.
+    Flag,
+    /// An INI line `KEY = VALUE` (wg-quick).
+    Ini,
+    /// A JSON document with the dotted key path.
+    Json,
+    /// A YAML document with the dotted key path (Kubernetes resources, Helm values).
+    Yaml,
 }
 
 /// A knob as the file writes it, before its default is read.
@@ -311,6 +402,8 @@ struct KnobFile {
     source: String,
     #[serde(default = "yes")]
     verified: bool,
+    #[serde(default)]
+    plan: KnobPlan,
 }
 
 impl TryFrom<KnobFile> for Knob {
@@ -330,6 +423,7 @@ impl TryFrom<KnobFile> for Knob {
             source: k.source,
             verified: k.verified,
             typed_default,
+            plan: k.plan,
         })
     }
 }

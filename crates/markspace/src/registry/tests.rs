@@ -141,3 +141,30 @@ fn knob_defaults_are_typed_at_load() {
     let err = load("colour", "1").unwrap_err().to_string();
     assert!(err.contains("colour"), "{err}");
 }
+
+#[test]
+fn rejects_when_conditions_over_unknown_knobs_and_bad_same_as() {
+    let text = "id = \"x\"\nname = \"X\"\ncategory = \"vpn\"\nsource = \"s\"\n\
+         [[claims]]\nid = \"c\"\nkind = \"mark\"\nbits = \"0x1\"\naccess = \"write\"\nstyle = \"bitwise\"\n\
+         use = \"other\"\nsource = \"s\"\nwhen = [\"nosuch=true\"]\n\
+         [[knobs]]\nid = \"k\"\nname = \"K\"\nwhere = \"flag\"\ndefault = \"0\"\nkind = \"bit\"\n\
+         claims = [\"c\"]\nsource = \"s\"\n  [knobs.plan]\n  same_as = \"nosuch/knob\"\n";
+    let mut reg = Registry::default();
+    reg.add_file("registry/x.toml", text).unwrap();
+    let problems: Vec<String> = super::validate(&reg)
+        .into_iter()
+        .map(|p| p.message)
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|m| m.contains("`when` condition `nosuch=true`")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|m| m.contains("plan.same_as `nosuch/knob`")),
+        "{problems:?}"
+    );
+}

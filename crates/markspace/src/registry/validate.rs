@@ -79,6 +79,15 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
                     p(format!("claim `{}` names unknown knob `{k}`", c.id));
                 }
             }
+            for cond in &c.when {
+                let knob = cond.split(['!', '=']).next().unwrap_or("").trim();
+                if !cond.contains('=') || !knob_ids.contains(knob) {
+                    p(format!(
+                        "claim `{}`: `when` condition `{cond}` is not KNOB=VALUE or KNOB!=VALUE over this entry's knobs",
+                        c.id
+                    ));
+                }
+            }
         }
         for k in &s.knobs {
             if k.source.trim().is_empty() {
@@ -92,6 +101,21 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
             for c in &k.claims {
                 if !claim_ids.contains(c.as_str()) {
                     p(format!("knob `{}` names unknown claim `{c}`", k.id));
+                }
+            }
+            if k.plan.min_bits.is_some_and(|n| n == 0 || n > 32) {
+                p(format!("knob `{}`: plan.min_bits must be 1-32", k.id));
+            }
+            if let Some(t) = &k.plan.same_as {
+                let found = t.split_once('/').is_some_and(|(sw, kn)| {
+                    reg.get(sw)
+                        .is_some_and(|o| o.knobs.iter().any(|x| x.id == kn && x.kind == k.kind))
+                });
+                if !found {
+                    p(format!(
+                        "knob `{}`: plan.same_as `{t}` is not SOFTWARE/KNOB of a knob of the same kind",
+                        k.id
+                    ));
                 }
             }
             // Kinds and the shape of defaults are checked when the file loads

@@ -294,7 +294,7 @@ fn bits_of(o: &OwnerReport, field: Field) -> (u32, u32) {
 }
 
 /// Two header lines of bit numbers (tens, then units), bit 31 on the left, grouped by nibble.
-fn register_header(line: usize) -> String {
+pub(crate) fn register_header(line: usize) -> String {
     register_row(|bit| {
         let digit = if line == 0 { bit / 10 } else { bit % 10 };
         char::from_digit(digit as u32, 10).unwrap_or('?')
@@ -302,7 +302,7 @@ fn register_header(line: usize) -> String {
 }
 
 /// 32 cells, bit 31 first, a space between nibbles.
-fn register_row(cell: impl Fn(usize) -> char) -> String {
+pub(crate) fn register_row(cell: impl Fn(usize) -> char) -> String {
     let mut s = String::with_capacity(40);
     for bit in (0..32).rev() {
         s.push(cell(bit));
