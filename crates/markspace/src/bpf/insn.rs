@@ -20,7 +20,6 @@ pub(crate) const ALU64: u8 = 0x07;
 
 /// Memory modes (`BPF_MEM`, `BPF_MEMSX`, `BPF_ATOMIC`, `BPF_IMM`).
 pub(crate) const MODE_IMM: u8 = 0x00;
-pub(crate) const MODE_MEM: u8 = 0x60;
 pub(crate) const MODE_MEMSX: u8 = 0x80;
 pub(crate) const MODE_ATOMIC: u8 = 0xc0;
 
@@ -227,11 +226,7 @@ mod tests {
         let i = Insn::decode([0x63, 0x21, 0x08, 0, 0, 0, 0, 0]);
         assert_eq!((i.dst, i.src, i.off), (1, 2, 8));
         assert_eq!(i.encode(), [0x63, 0x21, 0x08, 0, 0, 0, 0, 0]);
-        let s = Show {
-            insns: &[i],
-            pc: 0,
-        }
-        .to_string();
+        let s = Show { insns: &[i], pc: 0 }.to_string();
         assert_eq!(s, "*(u32 *)(r1 +8) = r2");
     }
 }

@@ -95,11 +95,7 @@ struct WriteRec {
 impl WriteRec {
     fn of(old: &Sym, new: &Sym) -> WriteRec {
         let same_known = old.known & new.known & !(old.val ^ new.val);
-        let same_copy = if old.sh == new.sh {
-            old.mb & new.mb
-        } else {
-            0
-        };
+        let same_copy = if old.sh == new.sh { old.mb & new.mb } else { 0 };
         let kept = ((same_known | same_copy) & 0xffff_ffff) as u32;
         let konst = (new.known & 0xffff_ffff) as u32 & !kept;
         WriteRec {
@@ -452,7 +448,8 @@ fn branch_read(op: u8, a: &Val, b: &Val, wide: bool, field: Field) -> Option<Mar
         (Some(c), None) => (y, c),
         _ => (x, 0),
     };
-    let clean = m.unknown_bits() == 0 && m.mb != 0 && (x.as_const().is_some() ^ y.as_const().is_some());
+    let clean =
+        m.unknown_bits() == 0 && m.mb != 0 && (x.as_const().is_some() ^ y.as_const().is_some());
     let test = match op {
         0x10 | 0x50 if clean => ReadTest::Equals {
             value: to_mark(c & m.mb, m.sh),
@@ -807,9 +804,7 @@ impl Engine<'_> {
         if i.is_ld_imm64() {
             let v = if i.src == 0 {
                 let hi = self.insns.get(_pc + 1).map_or(0, |n| n.imm as u32);
-                Val::Scalar(Sym::konst(
-                    (u64::from(hi) << 32) | u64::from(i.imm as u32),
-                ))
+                Val::Scalar(Sym::konst((u64::from(hi) << 32) | u64::from(i.imm as u32)))
             } else {
                 Val::Ptr
             };
@@ -955,7 +950,11 @@ impl Engine<'_> {
             for r in 1..=5 {
                 st.regs[r] = UNINIT;
             }
-            st.stack = back.stack.into_iter().filter(|s| s.frame <= depth).collect();
+            st.stack = back
+                .stack
+                .into_iter()
+                .filter(|s| s.frame <= depth)
+                .collect();
             st.mark = back.mark;
             return true;
         }

@@ -17,7 +17,7 @@ mod interp;
 mod sym;
 
 pub use insn::Insn;
-pub(crate) use insn::Show;
+pub(crate) use insn::{Show, PSEUDO_CALL as PSEUDO_CALL_SRC};
 pub use interp::{analyse, Effects};
 pub use sym::Sym;
 
@@ -64,10 +64,22 @@ pub fn section_type(section: &str) -> (&'static str, Context) {
         ("lwt_", "lwt", Context::Skb(SK_BUFF_MARK)),
         ("socket", "socket_filter", Context::Skb(SK_BUFF_MARK)),
         ("sk_skb", "sk_skb", Context::Skb(SK_BUFF_MARK)),
-        ("cgroup/sock_create", "cgroup_sock", Context::Sock(BPF_SOCK_MARK)),
-        ("cgroup/sock_release", "cgroup_sock", Context::Sock(BPF_SOCK_MARK)),
+        (
+            "cgroup/sock_create",
+            "cgroup_sock",
+            Context::Sock(BPF_SOCK_MARK),
+        ),
+        (
+            "cgroup/sock_release",
+            "cgroup_sock",
+            Context::Sock(BPF_SOCK_MARK),
+        ),
         ("cgroup/sock", "cgroup_sock", Context::Sock(BPF_SOCK_MARK)),
-        ("cgroup/post_bind", "cgroup_sock", Context::Sock(BPF_SOCK_MARK)),
+        (
+            "cgroup/post_bind",
+            "cgroup_sock",
+            Context::Sock(BPF_SOCK_MARK),
+        ),
     ];
     const OTHER: &[&str] = &[
         "kprobe",

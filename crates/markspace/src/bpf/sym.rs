@@ -343,11 +343,7 @@ mod tests {
     fn holds(s: &Sym, m: u32, concrete: u64) -> bool {
         let copied = {
             let m = u64::from(m);
-            let shifted = if s.sh >= 0 {
-                m >> s.sh
-            } else {
-                m << (-s.sh)
-            };
+            let shifted = if s.sh >= 0 { m >> s.sh } else { m << (-s.sh) };
             shifted & s.mb
         };
         (concrete & s.known) == s.val && (concrete & s.mb) == copied

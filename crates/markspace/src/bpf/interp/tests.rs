@@ -58,7 +58,13 @@ fn whole_constant_write() {
     let (pc, w) = e.writes[0];
     assert_eq!(pc, 1);
     assert!(w.is_whole());
-    assert_eq!(w.op, WriteOp::Const { keep: 0, xor: 0x1337 });
+    assert_eq!(
+        w.op,
+        WriteOp::Const {
+            keep: 0,
+            xor: 0x1337
+        }
+    );
     assert!(e.reads.is_empty());
 }
 
