@@ -12,12 +12,15 @@
 //! program and returns its [`Effects`]: every read and write of the mark in the audit's
 //! algebra, with its instruction index.
 
+mod elf;
 mod insn;
 mod interp;
 mod sym;
 
+pub(crate) use elf::is_bpf_elf;
+pub use elf::ElfError;
 pub use insn::Insn;
-pub(crate) use insn::{Show, PSEUDO_CALL as PSEUDO_CALL_SRC};
+pub(crate) use insn::Show;
 pub use interp::{analyse, Effects};
 pub use sym::Sym;
 
@@ -158,6 +161,11 @@ pub struct Object {
 }
 
 impl Object {
+    /// Reads an ELF object (`clang -target bpf -c`) and relocates its calls as libbpf does.
+    pub fn from_elf(bytes: &[u8]) -> Result<Object, ElfError> {
+        elf::read(bytes)
+    }
+
     /// What a program does to the mark, for any entry mark.
     pub fn effects(&self, program: &Program) -> Effects {
         self.effects_from(program, Sym::mark())

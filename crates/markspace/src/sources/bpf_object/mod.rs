@@ -1,7 +1,7 @@
 //! eBPF objects: what their programs do to the mark.
 //!
 //! An ELF object (`clang -target bpf -c prog.c`, Cilium's `bpf_lxc.o`, anything tc or libbpf
-//! loads) is binary; [`decode`] reads and relocates it ([`elf`]) and writes it as a listing, one
+//! loads) is binary; [`decode`] reads and relocates it ([`Object::from_elf`]) and writes it as a listing, one
 //! line per instruction with its encoding and its disassembly. The listing is the input's text:
 //! evidence points at the instruction that writes the mark (`prog.o:42`), and a saved listing
 //! reads back the same. [`parse`] reads a listing and runs the abstract interpreter
@@ -18,8 +18,6 @@
 //!      2: b700000000000000  r0 = 0
 //!      3: 9500000000000000  exit
 //! ```
-
-pub(crate) mod elf;
 
 use std::fmt::Write as _;
 
@@ -38,12 +36,12 @@ const HEADER: &str =
 
 /// Whether the bytes are a BPF ELF object.
 pub(crate) fn detect_bytes(bytes: &[u8]) -> bool {
-    elf::is_bpf_elf(bytes)
+    crate::bpf::is_bpf_elf(bytes)
 }
 
 /// Reads an ELF object into its listing.
 pub(crate) fn decode(bytes: &[u8]) -> Result<String, (u64, String)> {
-    let object = elf::read(bytes).map_err(|e| (e.offset, e.message))?;
+    let object = Object::from_elf(bytes).map_err(|e| (e.offset, e.message))?;
     Ok(listing(&object))
 }
 

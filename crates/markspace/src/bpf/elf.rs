@@ -13,16 +13,16 @@
 
 use object::{Object as _, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind};
 
-use crate::bpf::{section_type, Code, Insn, Object, Program};
+use super::{section_type, Code, Insn, Object, Program};
 
 /// An ELF file that is not a BPF object markspace can read.
 #[derive(Debug, thiserror::Error)]
 #[error("byte {offset}: {message}")]
-pub(crate) struct ElfError {
+pub struct ElfError {
     /// Where in the file (0 when the ELF reader does not say).
-    pub(crate) offset: u64,
+    pub offset: u64,
     /// What is wrong.
-    pub(crate) message: String,
+    pub message: String,
 }
 
 fn err(offset: u64, message: impl Into<String>) -> ElfError {
@@ -187,7 +187,7 @@ fn relocate(
         let Ok(sym) = file.symbol_by_index(sym) else {
             continue;
         };
-        if insn.code == 0x85 && insn.src == crate::bpf::PSEUDO_CALL_SRC {
+        if insn.code == 0x85 && insn.src == super::insn::PSEUDO_CALL {
             let sub = (sym.address() / 8) as i64 + i64::from(insn.imm) + 1;
             let target = if sym.section_index() == text_index && text_index.is_some() {
                 text_base as i64 + sub
