@@ -2,7 +2,7 @@
 //!
 //! Hundreds of random C programs that read, mask, shift, add, branch on, loop over, spill,
 //! pass to a bpf-to-bpf call and write `skb->mark` are compiled in one object with
-//! `clang -O2 -g -target bpf` and read by markspace (`Object::from_elf`). Each program is
+//! `clang -O2 -g -target bpf` and read by markspace (`bpf::read_elf`). Each program is
 //! attached in turn with `tc filter replace dev lo ingress … bpf da obj … sec …` (clsact,
 //! direct-action) in a fresh network namespace; one UDP datagram per input mark goes to a local
 //! socket; nftables sets its input mark in `output` (a map from the source port) and records the
@@ -21,7 +21,7 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
-use markspace::bpf::{Object, Sym};
+use markspace::bpf::{read_elf, Sym};
 use netns_testkit::{is_root, run, Netns};
 
 const PROGRAMS: usize = 240;
@@ -236,7 +236,7 @@ fn bpf_analysis_agrees_with_the_kernel() {
         &["clang", "-O2", "-g", "-target", "bpf", "-c", &cs, "-o", &os],
         None,
     );
-    let object = Object::from_elf(&std::fs::read(&o).unwrap()).expect("markspace reads the object");
+    let object = read_elf(&std::fs::read(&o).unwrap()).expect("markspace reads the object");
     assert_eq!(object.programs.len(), PROGRAMS, "one program per section");
 
     let ns = Netns::new("bpf");

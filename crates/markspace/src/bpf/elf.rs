@@ -13,7 +13,8 @@
 
 use object::{Object as _, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind};
 
-use super::{section_type, Code, Insn, Object, Program};
+use super::insn::Insn;
+use super::program::{section_type, Code, Object, Program};
 
 /// An ELF file that is not a BPF object markspace can read.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +72,8 @@ fn decode_all(data: &[u8], little: bool) -> Vec<Insn> {
         .collect()
 }
 
-/// Reads and relocates an object.
-pub(crate) fn read(bytes: &[u8]) -> Result<Object, ElfError> {
+/// Reads an ELF object (`clang -target bpf -c`) and relocates its calls as libbpf does.
+pub fn read(bytes: &[u8]) -> Result<Object, ElfError> {
     let file = object::File::parse(bytes)
         .map_err(|e| err(0, format!("not a readable ELF object: {e}")))?;
     if file.architecture() != object::Architecture::Bpf {
@@ -130,6 +131,25 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Object, ElfError> {
                 relocate(&file, t, &mut insns, own, text_insns.len(), text_index, own)?;
             }
         }
+        let symbols_of = |index, base: usize| -> Vec<(usize, String)> {
+            file.symbols()
+                .filter(|s| {
+                    s.section_index() == Some(index) && s.kind() == object::SymbolKind::Text
+                })
+                .filter_map(|s| {
+                    Some((
+                        base + (s.address() / 8) as usize,
+                        s.name().ok()?.to_string(),
+                    ))
+                })
+                .filter(|(_, n)| !n.is_empty())
+                .collect()
+        };
+        let mut functions = symbols_of(section.index(), 0);
+        if let (true, Some(t)) = (calls_text, text_index) {
+            functions.extend(symbols_of(t, own));
+        }
+        functions.sort();
         let code = out.code.len();
         let (kind, context) = section_type(&name);
         let mut funcs: Vec<(String, usize)> = file
@@ -156,6 +176,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Object, ElfError> {
         out.code.push(Code {
             section: name,
             insns,
+            functions,
         });
     }
     Ok(out)

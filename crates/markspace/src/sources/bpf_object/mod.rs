@@ -1,7 +1,7 @@
 //! eBPF objects: what their programs do to the mark.
 //!
 //! An ELF object (`clang -target bpf -c prog.c`, Cilium's `bpf_lxc.o`, anything tc or libbpf
-//! loads) is binary; [`decode`] reads and relocates it ([`Object::from_elf`]) and writes it as a listing, one
+//! loads) is binary; [`decode`] reads and relocates it ([`crate::bpf::read_elf`]) and writes it as a listing, one
 //! line per instruction with its encoding and its disassembly. The listing is the input's text:
 //! evidence points at the instruction that writes the mark (`prog.o:42`), and a saved listing
 //! reads back the same. [`parse`] reads a listing and runs the abstract interpreter
@@ -13,10 +13,10 @@
 //! # bpf-object: eBPF programs of an ELF object, relocated by markspace (one line per instruction)
 //! program set_mark section tc code 0 entry 0
 //! code 0 tc 4
-//!      0: b702000037130000  r2 = 4919
-//!      1: 6321080000000000  *(u32 *)(r1 +8) = r2
-//!      2: b700000000000000  r0 = 0
-//!      3: 9500000000000000  exit
+//!      0: b702000037130000  r2 = 4919  ; set_mark+0
+//!      1: 6321080000000000  *(u32 *)(r1 +8) = r2  ; set_mark+1
+//!      2: b700000000000000  r0 = 0  ; set_mark+2
+//!      3: 9500000000000000  exit  ; set_mark+3
 //! ```
 
 use std::fmt::Write as _;
@@ -41,7 +41,7 @@ pub(crate) fn detect_bytes(bytes: &[u8]) -> bool {
 
 /// Reads an ELF object into its listing.
 pub(crate) fn decode(bytes: &[u8]) -> Result<String, (u64, String)> {
-    let object = Object::from_elf(bytes).map_err(|e| (e.offset, e.message))?;
+    let object = crate::bpf::read_elf(bytes).map_err(|e| (e.offset, e.message))?;
     Ok(listing(&object))
 }
 
@@ -56,11 +56,14 @@ pub(crate) fn listing(object: &Object) -> String {
         let _ = writeln!(
             out,
             "program {} section {} code {} entry {}",
-            p.name, section, p.code, p.entry
+            word(&p.name),
+            word(section),
+            p.code,
+            p.entry
         );
     }
     for (n, code) in object.code.iter().enumerate() {
-        let _ = writeln!(out, "code {n} {} {}", code.section, code.insns.len());
+        let _ = writeln!(out, "code {n} {} {}", word(&code.section), code.insns.len());
         let mut high = false;
         for (pc, i) in code.insns.iter().enumerate() {
             let _ = write!(out, "{pc:>6}: ");
@@ -73,7 +76,7 @@ pub(crate) fn listing(object: &Object) -> String {
                 continue;
             }
             high = i.is_ld_imm64();
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {}",
                 Show {
@@ -81,9 +84,32 @@ pub(crate) fn listing(object: &Object) -> String {
                     pc
                 }
             );
+            match code.function_of(pc) {
+                Some((f, at)) => {
+                    let _ = writeln!(out, "  ; {}+{at}", word(f));
+                }
+                None => out.push('\n'),
+            }
         }
     }
     out
+}
+
+/// A symbol or section name as one word of a listing line: ELF names may hold anything, and
+/// whitespace or control characters would break the line (`_` stands for each).
+fn word(name: &str) -> String {
+    if name.is_empty() {
+        return "-".to_string();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Whether a text is a listing.
@@ -179,6 +205,7 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
                 object.code.push(Code {
                     section: section.to_string(),
                     insns: Vec::with_capacity(count.min(1 << 24)),
+                    functions: Vec::new(),
                 });
                 lines.push(Vec::with_capacity(count.min(1 << 24)));
                 left = count;

@@ -8,6 +8,7 @@ fn object(insns: &[[u8; 8]]) -> Object {
         code: vec![Code {
             section: "tc".into(),
             insns: insns.iter().map(|b| Insn::decode(*b)).collect(),
+            functions: vec![(0, "set_mark".into())],
         }],
         programs: vec![Program {
             name: "set_mark".into(),
@@ -37,7 +38,7 @@ fn listing_reads_back_and_finds_the_whole_write() {
     let text = listing(&object(&SET_1337));
     assert!(detect(&text));
     assert!(
-        text.contains("     1: 6321080000000000  *(u32 *)(r1 +8) = r2\n"),
+        text.contains("     1: 6321080000000000  *(u32 *)(r1 +8) = r2  ; set_mark+1\n"),
         "{text}"
     );
     let (sink, diags) = read(&text);
@@ -52,7 +53,7 @@ fn listing_reads_back_and_finds_the_whole_write() {
     );
     assert_eq!(
         &text[tp.span.range()],
-        "1: 6321080000000000  *(u32 *)(r1 +8) = r2"
+        "1: 6321080000000000  *(u32 *)(r1 +8) = r2  ; set_mark+1"
     );
 }
 
@@ -76,4 +77,53 @@ fn rejects_a_truncated_listing() {
         diags[0].message.contains("1 instructions early"),
         "{diags:?}"
     );
+}
+
+#[test]
+fn reads_the_example_object_with_its_call_into_text_relocated() {
+    let o = crate::bpf::read_elf(include_bytes!("../../../../../examples/bpf/marks.o")).unwrap();
+    let names: Vec<(&str, &str)> = o
+        .programs
+        .iter()
+        .map(|p| (p.name.as_str(), p.kind.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("set_whole", "sched_cls"),
+            ("cil_to_host", "sched_cls"),
+            ("sock_mark", "cgroup_sock")
+        ]
+    );
+    let to_host = &o.programs[1];
+    let e = o.effects(to_host);
+    let writes: Vec<MarkWrite> = e.writes.iter().map(|(_, w)| *w).collect();
+    assert_eq!(writes, [MarkWrite::set_xmark(Field::Mark, 0xa00, 0xf00)]);
+    let code = &o.code[to_host.code];
+    assert_eq!(code.function_of(e.writes[0].0), Some(("set_magic", 5)));
+    let sock = o.effects(&o.programs[2]);
+    assert_eq!(
+        sock.writes.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+        [MarkWrite::constant(Field::Mark, 0, 0x3100_0000)]
+    );
+}
+
+#[test]
+fn truncated_and_corrupted_objects_never_panic() {
+    let good = include_bytes!("../../../../../examples/bpf/marks.o");
+    for len in (0..good.len()).step_by(7) {
+        crate::fuzzing::bpf_elf(&good[..len]);
+    }
+    let mut x = 0x9e37_79b9_u32;
+    for _ in 0..3000 {
+        let mut bad = good.to_vec();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let at = x as usize % bad.len();
+            bad[at] = (x >> 8) as u8;
+        }
+        crate::fuzzing::bpf_elf(&bad);
+    }
 }
