@@ -177,6 +177,7 @@ pub fn read(bytes: &[u8]) -> Result<Object, ElfError> {
             section: name,
             insns,
             functions,
+            leaders: Default::default(),
         });
     }
     Ok(out)

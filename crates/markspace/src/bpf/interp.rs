@@ -170,7 +170,7 @@ const MAX_DEPTH: u8 = 8;
 
 struct Engine<'a> {
     insns: &'a [Insn],
-    leaders: Vec<bool>,
+    leaders: &'a [bool],
     mark_off: Option<i32>,
     field: Field,
     /// Whether the context pointer may have been lost (see the module doc).
@@ -184,16 +184,21 @@ struct Engine<'a> {
     limited: Option<&'static str>,
 }
 
-/// Analyses the program that starts at `entry`, whose context holds the mark at byte offset
+/// Analyses the program that starts at `entry` of `insns` (with their [`leaders`]), whose context holds the mark at byte offset
 /// `mark_off` (`None`: its context has no mark), starting from `entry_mark`
 /// ([`Sym::mark`] for any mark, a constant for one).
-pub fn analyse(insns: &[Insn], entry: usize, mark_off: Option<i32>, entry_mark: Sym) -> Effects {
-    let leaders = leaders(insns);
+pub fn analyse(
+    insns: &[Insn],
+    leaders: &[bool],
+    entry: usize,
+    mark_off: Option<i32>,
+    entry_mark: Sym,
+) -> Effects {
     let mut escaped = false;
     loop {
         let mut e = Engine {
             insns,
-            leaders: leaders.clone(),
+            leaders,
             mark_off,
             field: Field::Mark,
             escaped,
@@ -264,8 +269,9 @@ fn conservative(entry: usize, why: &'static str, has_mark: bool) -> Effects {
     }
 }
 
-/// Block leaders: jump targets and the instructions after jumps.
-fn leaders(insns: &[Insn]) -> Vec<bool> {
+/// Block leaders of some code (`analyse` takes them): jump targets and the instructions
+/// after jumps.
+pub fn leaders(insns: &[Insn]) -> Vec<bool> {
     let mut l = vec![false; insns.len() + 1];
     let mut pc = 0;
     while pc < insns.len() {
@@ -963,6 +969,13 @@ impl Engine<'_> {
             let v = st.regs[r];
             self.opaque_read(pc, v.dep());
             if let Val::Stack(f, _) = v {
+                // A map key or a buffer on the stack: what it holds leaves the program too.
+                let held = st
+                    .stack
+                    .iter()
+                    .filter(|s| s.frame == f)
+                    .fold(0, |a, s| a | s.val.dep());
+                self.opaque_read(pc, held);
                 st.clobber_frame(f);
             }
         }

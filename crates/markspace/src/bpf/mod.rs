@@ -22,6 +22,6 @@ pub(crate) use elf::is_bpf_elf;
 pub use elf::{read as read_elf, ElfError};
 pub use insn::Insn;
 pub(crate) use insn::Show;
-pub use interp::{analyse, Effects};
+pub use interp::{analyse, leaders, Effects};
 pub use program::{section_type, Code, Context, Object, Program, BPF_SOCK_MARK, SK_BUFF_MARK};
 pub use sym::Sym;

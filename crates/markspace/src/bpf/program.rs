@@ -1,7 +1,7 @@
 //! Programs, the code they run and where their context holds the mark.
 
 use super::insn::Insn;
-use super::interp::{analyse, Effects};
+use super::interp::{analyse, leaders, Effects};
 use super::sym::Sym;
 
 /// Where a program's context holds the mark.
@@ -116,6 +116,8 @@ pub struct Code {
     pub insns: Vec<Insn>,
     /// Where each function starts (its symbol), sorted by index: for listings.
     pub functions: Vec<(usize, String)>,
+    /// The block leaders of `insns`, computed once for all the programs that share them.
+    pub(crate) leaders: std::sync::OnceLock<Vec<bool>>,
 }
 
 impl Code {
@@ -162,8 +164,10 @@ impl Object {
         let Some(code) = self.code.get(program.code) else {
             return Effects::default();
         };
+        let leaders = code.leaders.get_or_init(|| leaders(&code.insns));
         analyse(
             &code.insns,
+            leaders,
             program.entry,
             program.context.mark_offset(),
             entry_mark,

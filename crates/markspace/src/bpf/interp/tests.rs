@@ -39,12 +39,12 @@ fn jeq_k(d: u8, imm: i32, off: i16) -> Insn {
 }
 
 fn run(p: &[Insn]) -> Effects {
-    analyse(p, 0, Some(8), Sym::mark())
+    analyse(p, &leaders(p), 0, Some(8), Sym::mark())
 }
 
 /// The exit mark for a concrete entry mark.
 fn out(p: &[Insn], m: u32) -> Option<u32> {
-    analyse(p, 0, Some(8), Sym::konst(u64::from(m)))
+    analyse(p, &leaders(p), 0, Some(8), Sym::konst(u64::from(m)))
         .exit_mark
         .and_then(|s| s.as_const())
         .map(|v| v as u32)
@@ -230,4 +230,22 @@ fn stores_to_other_fields_and_packets_are_not_mark_writes() {
     let e = run(&p);
     assert!(e.writes.is_empty());
     assert_eq!(e.read_bits(), ALL_BITS);
+}
+
+#[test]
+fn a_map_key_built_from_the_mark_is_a_read() {
+    // *(u32 *)(r10 - 4) = mark >> 16; r2 = r10 - 4; call map_lookup_elem
+    let p = [
+        ldxw(2, 1, 8),
+        alu_k(0x70, 2, 16),
+        stxw(10, 2, -4),
+        mov_x(2, 10),
+        alu_k(0x00, 2, -4),
+        ins(0x85, 0, 0, 0, 1),
+        mov_k(0, 0),
+        exit(),
+    ];
+    let e = run(&p);
+    assert_eq!(e.read_bits(), 0xffff_0000, "{:?}", e.reads);
+    assert!(e.writes.is_empty());
 }

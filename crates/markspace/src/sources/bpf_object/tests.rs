@@ -9,6 +9,7 @@ fn object(insns: &[[u8; 8]]) -> Object {
             section: "tc".into(),
             insns: insns.iter().map(|b| Insn::decode(*b)).collect(),
             functions: vec![(0, "set_mark".into())],
+            leaders: Default::default(),
         }],
         programs: vec![Program {
             name: "set_mark".into(),
