@@ -65,3 +65,56 @@ fn objects_in_a_directory_are_read_and_a_broken_object_is_an_error_with_its_offs
     assert!(r.stderr.contains("broken.o: byte "), "{}", r.stderr);
     assert!(r.stderr.contains("hint"), "{}", r.stderr);
 }
+
+/// `collect` on a node with a tc program that does `skb->mark = 0x1337`: the snapshot holds
+/// the kernel's translated code as a listing, with the `sk_buff.mark` offset of the running
+/// kernel from its BTF, and the audit of the snapshot reports the whole-mark write from it.
+#[test]
+fn collect_reads_live_programs_and_the_audit_sees_their_writes() {
+    if !netns_testkit::is_root() {
+        eprintln!("skipped: needs root (CI runs as root)");
+        return;
+    }
+    let ns = netns_testkit::Netns::new("bpflive");
+    ns.exec(&["tc", "qdisc", "add", "dev", "lo", "clsact"], None);
+    let obj = marks_o();
+    ns.exec(
+        &[
+            "tc", "filter", "add", "dev", "lo", "egress", "bpf", "da", "obj", &obj, "sec", "tc",
+        ],
+        None,
+    );
+    let shown = ns.exec(&["tc", "filter", "show", "dev", "lo", "egress"], None);
+    let id = shown
+        .split_whitespace()
+        .skip_while(|w| *w != "id")
+        .nth(1)
+        .expect("tc shows the program id")
+        .to_string();
+    let d = Dir::new();
+    let snap = d.path().join("snap");
+    let snap_s = snap.to_string_lossy().into_owned();
+    ns.exec(
+        &[env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap_s],
+        None,
+    );
+    let listing = std::fs::read_to_string(snap.join(format!("bpf-prog-{id}.txt")))
+        .expect("collect wrote the program's listing");
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("the kernel has BTF");
+    let off = markspace::bpf::btf::member_offset(&btf, "sk_buff", "mark").unwrap();
+    assert!(listing.contains(&format!("mark-offset {off}")), "{listing}");
+    let store = format!("*(u32 *)(r1 +{off}) = r2");
+    assert!(listing.contains(&store), "{listing}");
+    let j = audit_json(&snap_s);
+    let found = j["findings"].as_array().unwrap().iter().any(|f| {
+        f["code"] == "MS003"
+            && f["evidence"].as_array().unwrap().iter().any(|e| {
+                e["file"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("bpf-prog-{id}.txt"))
+                    && e["text"].as_str().unwrap().contains(&store)
+            })
+    });
+    assert!(found, "{}", j["findings"]);
+}

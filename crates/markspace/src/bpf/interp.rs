@@ -279,7 +279,7 @@ pub fn leaders(insns: &[Insn]) -> Vec<bool> {
         let next = if i.is_ld_imm64() { pc + 2 } else { pc + 1 };
         if matches!(i.class(), JMP | JMP32) {
             let op = i.op();
-            if op != 0x80 && op != 0x90 {
+            if op != 0x80 && op != 0x90 && !(op == 0xf0 && i.class() == JMP) {
                 let rel = if i.class() == JMP32 && op == 0x00 {
                     i.imm as i64
                 } else {
@@ -629,6 +629,14 @@ impl Engine<'_> {
                         0x80 => {
                             if !self.call(pc, &i, &mut st, exit) {
                                 return;
+                            }
+                        }
+                        0xf0 if i.class() == JMP => {
+                            // The kernel's internal tail call (translated code): on success
+                            // the program ends with the mark as it is.
+                            self.add_exit(exit, st.clone());
+                            for r in 0..=5 {
+                                st.regs[r] = UNINIT;
                             }
                         }
                         0x00 => {

@@ -12,6 +12,7 @@
 //! program and returns its [`Effects`]: every read and write of the mark in the audit's
 //! algebra, with its instruction index.
 
+pub mod btf;
 mod elf;
 mod insn;
 mod interp;

@@ -21,7 +21,7 @@
 
 use std::fmt::Write as _;
 
-use crate::bpf::{section_type, Code, Insn, Object, Program, Show};
+use crate::bpf::{section_type, Code, Context, Insn, Object, Program, Show};
 use crate::diagnostic::Diagnostic;
 use crate::model::MarkOp;
 use crate::source::{SourceId, Span};
@@ -55,7 +55,7 @@ pub(crate) fn listing(object: &Object) -> String {
     out.push('\n');
     for p in &object.programs {
         let section = object.code.get(p.code).map_or("", |c| &c.section);
-        let _ = writeln!(
+        let _ = write!(
             out,
             "program {} section {} code {} entry {}",
             word(&p.name),
@@ -63,6 +63,13 @@ pub(crate) fn listing(object: &Object) -> String {
             p.code,
             p.entry
         );
+        // Translated code reaches the kernel's own structs: say where their mark is.
+        match p.context.mark_offset() {
+            Some(o) if section_type(section).1 != p.context => {
+                let _ = writeln!(out, " mark-offset {o}");
+            }
+            _ => out.push('\n'),
+        }
     }
     for (n, code) in object.code.iter().enumerate() {
         let _ = writeln!(out, "code {n} {} {}", word(&code.section), code.insns.len());
@@ -131,6 +138,8 @@ pub(crate) fn detect(text: &str) -> bool {
 struct Pending {
     name: String,
     section: String,
+    /// The mark's offset in the context, when the listing says (translated code).
+    offset: Option<i32>,
     code: usize,
     entry: usize,
     span: Span,
@@ -172,7 +181,19 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["program", name, "section", section, "code", code, "entry", entry] => {
+            ["program", name, "section", section, "code", code, "entry", entry, rest @ ..]
+                if matches!(rest, [] | ["mark-offset", _]) =>
+            {
+                let offset = match rest {
+                    ["mark-offset", o] => match o.parse::<i32>() {
+                        Ok(o) => Some(o),
+                        Err(_) => {
+                            diags.push(bad(0, line.len(), "invalid mark offset", "`mark-offset N`, the byte offset of the mark in the program's context"));
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
                 let (Ok(code), Ok(entry)) = (code.parse(), entry.parse()) else {
                     diags.push(bad(
                         0,
@@ -185,6 +206,7 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
                 pending.push(Pending {
                     name: name.to_string(),
                     section: section.to_string(),
+                    offset,
                     code,
                     entry,
                     span: at.trimmed(line),
@@ -271,6 +293,11 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
             continue;
         }
         let (kind, context) = section_type(&p.section);
+        let context = match (context, p.offset) {
+            (Context::Skb(_), Some(o)) => Context::Skb(o),
+            (Context::Sock(_), Some(o)) => Context::Sock(o),
+            (c, _) => c,
+        };
         let program = Program {
             name: p.name,
             kind: kind.to_string(),
@@ -337,6 +364,8 @@ fn instruction(line: &str, want: usize) -> Result<Insn, (usize, String)> {
     }
     Ok(Insn::decode(b))
 }
+
+pub(crate) mod xlated;
 
 #[cfg(test)]
 mod tests;
