@@ -322,20 +322,28 @@ impl State {
         for (r, b) in regs.iter_mut().zip(&o.regs) {
             *r = join_val(r, b, lost);
         }
-        let stack = self
+        let same = |s: &Slot, t: &Slot| (t.frame, t.off, t.size) == (s.frame, s.off, s.size);
+        let pointer = |s: &Slot| matches!(s.val, Val::Ctx(_) | Val::Stack(..));
+        let mut stack: Vec<Slot> = self
             .stack
             .iter()
-            .filter_map(|s| {
-                let t = o
-                    .stack
-                    .iter()
-                    .find(|t| (t.frame, t.off, t.size) == (s.frame, s.off, s.size))?;
-                Some(Slot {
+            .filter_map(|s| match o.stack.iter().find(|t| same(s, t)) {
+                Some(t) => Some(Slot {
                     val: join_val(&s.val, &t.val, lost),
                     ..*s
-                })
+                }),
+                // A pointer spilled on one path only: a verified program can only fill it
+                // as a pointer on the paths that spilled it (elsewhere the slot is
+                // uninitialised or a number), so the pointer is what any dereference sees.
+                None => pointer(s).then_some(*s),
             })
             .collect();
+        for t in o.stack.iter().filter(|t| pointer(t)) {
+            if !self.stack.iter().any(|s| same(s, t)) {
+                let k = stack.partition_point(|s| (s.frame, s.off) < (t.frame, t.off));
+                stack.insert(k, *t);
+            }
+        }
         State {
             regs,
             stack,

@@ -249,3 +249,41 @@ fn a_map_key_built_from_the_mark_is_a_read() {
     assert_eq!(e.read_bits(), 0xffff_0000, "{:?}", e.reads);
     assert!(e.writes.is_empty());
 }
+
+#[test]
+fn a_context_pointer_spilled_on_one_path_is_still_the_context() {
+    // if mark == 0 { *(u64 *)(r10 - 8) = r1 } ; r6 = *(u64 *)(r10 - 8) ; *(u32 *)(r6 + 8) = 7
+    let p = [
+        ldxw(2, 1, 8),
+        ins(0x55, 2, 0, 1, 0),
+        ins(0x7b, 10, 1, -8, 0),
+        ins(0x79, 6, 10, -8, 0),
+        mov_k(3, 7),
+        stxw(6, 3, 8),
+        mov_k(0, 0),
+        exit(),
+    ];
+    let e = run(&p);
+    assert_eq!(e.written_bits(), ALL_BITS, "{e:?}");
+    assert_eq!(out(&p, 0), Some(7));
+}
+
+#[test]
+fn joins_keep_a_pointer_spilled_on_one_side_only() {
+    let base = State {
+        regs: [UNINIT; 11],
+        stack: Vec::new(),
+        mark: Sym::mark(),
+        depth: 0,
+    };
+    let mut spilled = base.clone();
+    store_stack(&mut spilled, 0, -8, 8, Val::Ctx(Some(0)));
+    store_stack(&mut spilled, 0, -16, 4, Val::Scalar(Sym::konst(5)));
+    for (a, b) in [(&spilled, &base), (&base, &spilled)] {
+        let mut lost = false;
+        let j = a.join(b, &mut lost);
+        assert!(!lost);
+        assert_eq!(load_stack(&j, 0, -8, 8), Val::Ctx(Some(0)));
+        assert_eq!(load_stack(&j, 0, -16, 4), Val::Scalar(Sym::unknown(0)));
+    }
+}
