@@ -365,6 +365,27 @@ impl State {
         }
     }
 
+    /// The state once mark bits `mask` are known to be `value`.
+    fn refined(&self, mask: u32, value: u32) -> State {
+        let refine = |v: &Val| match v {
+            Val::Scalar(s) => Val::Scalar(s.refine(mask, value)),
+            p => *p,
+        };
+        State {
+            regs: self.regs.map(|v| refine(&v)),
+            stack: self
+                .stack
+                .iter()
+                .map(|s| Slot {
+                    val: refine(&s.val),
+                    ..*s
+                })
+                .collect(),
+            mark: self.mark.refine(mask, value),
+            depth: self.depth,
+        }
+    }
+
     fn clobber_frame(&mut self, frame: u8) {
         self.stack.retain(|s| s.frame != frame);
     }
@@ -428,6 +449,26 @@ fn decide(op: u8, a: &Val, b: &Val, wide: bool) -> Option<bool> {
         0xb0 if xmin > ymax => Some(false),
         _ => None,
     }
+}
+
+/// For `a == b` with one side a constant and the other only known bits and mark copies: the
+/// mark bits the equality fixes and their values.
+fn equality(a: &Val, b: &Val, wide: bool) -> Option<(u32, u32)> {
+    let norm = |v: &Val| match v {
+        Val::Scalar(s) if wide => Some(*s),
+        Val::Scalar(s) => Some(s.zext32()),
+        _ => None,
+    };
+    let (x, y) = (norm(a)?, norm(b)?);
+    let (m, c) = match (x.as_const(), y.as_const()) {
+        (None, Some(c)) => (x, c),
+        (Some(c), None) => (y, c),
+        _ => return None,
+    };
+    if m.unknown_bits() != 0 || m.mb == 0 {
+        return None;
+    }
+    Some((m.mark_bits(), to_mark(c & m.mb, m.sh)))
 }
 
 /// Maps value bits that copy the mark (shift `sh`) to the mark bits they copy.
@@ -674,8 +715,16 @@ impl Engine<'_> {
                                 Some(true) => out.push((target, st)),
                                 Some(false) => out.push((next, st)),
                                 None => {
-                                    out.push((target, st.clone()));
-                                    out.push((next, st));
+                                    // On the edge where a masked mark field equals a constant,
+                                    // every copy of those mark bits is known.
+                                    let (eq, ne) = match (op, equality(&a, &b, wide)) {
+                                        (0x10 | 0x50, Some((m, v))) => (st.refined(m, v), st),
+                                        _ => (st.clone(), st),
+                                    };
+                                    let (taken, fall) =
+                                        if op == 0x50 { (ne, eq) } else { (eq, ne) };
+                                    out.push((target, taken));
+                                    out.push((next, fall));
                                 }
                             }
                             return;

@@ -327,6 +327,31 @@ impl Sym {
         s.norm()
     }
 
+    /// The value once mark bits `mask` are known to be `value` (after a branch on them): bits
+    /// that copy those mark bits become known.
+    pub fn refine(&self, mask: u32, value: u32) -> Sym {
+        let to_value = |m: u32| -> u64 {
+            let m = u64::from(m);
+            if self.sh >= 0 {
+                m.checked_shr(self.sh as u32).unwrap_or(0)
+            } else {
+                m.checked_shl(u32::from(self.sh.unsigned_abs()))
+                    .unwrap_or(0)
+            }
+        };
+        let bits = to_value(mask) & self.mb;
+        if bits == 0 {
+            return *self;
+        }
+        Sym {
+            val: self.val | (to_value(value) & bits),
+            known: self.known | bits,
+            mb: self.mb & !bits,
+            ..*self
+        }
+        .norm()
+    }
+
     /// A value computed from these two by an operation the domain does not follow: unknown,
     /// depending on what both depend on.
     pub fn opaque(&self, o: &Sym) -> Sym {

@@ -264,7 +264,13 @@ fn a_context_pointer_spilled_on_one_path_is_still_the_context() {
         exit(),
     ];
     let e = run(&p);
-    assert_eq!(e.written_bits(), ALL_BITS, "{e:?}");
+    // Only the path where the mark is 0 writes it: `mark = 7` there sets bits 0x7 and
+    // leaves the others as they were (zero).
+    assert_eq!(
+        e.writes,
+        vec![(5, MarkWrite::constant(Field::Mark, !7, 7))],
+        "{e:?}"
+    );
     assert_eq!(out(&p, 0), Some(7));
 }
 
@@ -286,4 +292,27 @@ fn joins_keep_a_pointer_spilled_on_one_side_only() {
         assert_eq!(load_stack(&j, 0, -8, 8), Val::Ctx(Some(0)));
         assert_eq!(load_stack(&j, 0, -16, 4), Val::Scalar(Sym::unknown(0)));
     }
+}
+
+#[test]
+fn an_equality_branch_makes_the_tested_bits_known() {
+    // r2 = mark; r3 = r2 & 0xf00; if r3 != 0xe00 goto out; mark = r2 (Cilium's
+    // `ctx->mark = magic` after `(magic & 0xf00) == 0xe00`): the write keeps every bit.
+    let p = [
+        ldxw(2, 1, 8),
+        mov_x(3, 2),
+        alu_k(0x50, 3, 0xf00),
+        ins(0x55, 3, 0, 2, 0xe00),
+        alu_k(0x40, 2, 0xe00),
+        stxw(1, 2, 8),
+        mov_k(0, 0),
+        exit(),
+    ];
+    let e = run(&p);
+    // `mark |= 0xe00` where the bits are known to be 0xe00 already: no bit changes.
+    assert!(e.writes.is_empty(), "{:?}", e.writes);
+    assert_eq!(
+        e.reads,
+        vec![(3, MarkRead::equals(Field::Mark, 0xe00, 0xf00, true))]
+    );
 }
