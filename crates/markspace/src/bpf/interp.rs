@@ -614,7 +614,10 @@ impl Engine<'_> {
                 }
                 let have = states.entry(to).or_default();
                 let mut lost = false;
-                if have.iter().any(|(old, _)| old == &s || old.covers(&s, &mut lost)) {
+                if have
+                    .iter()
+                    .any(|(old, _)| old == &s || old.covers(&s, &mut lost))
+                {
                     self.lost |= lost;
                     continue;
                 }
