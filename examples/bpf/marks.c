@@ -1,4 +1,4 @@
-// Example eBPF programs for `markspace audit marks.o` (built with `make -C examples/bpf` or
+// Example eBPF programs for `markspace audit marks.o` (built with
 // `clang -O2 -g -target bpf -c marks.c -o marks.o`; the object is committed so the tests need
 // no compiler). No headers: the UAPI context structs are declared up to the fields used.
 typedef unsigned int __u32;
