@@ -7,6 +7,8 @@
 #   SIZES= COLLECT_SIZES= LIVE_SIZES= bash scripts/bench.sh   # only the mark-heavy rows
 #   SIZES= COLLECT_SIZES= MARK_SIZES= CALICO= CALICO_TAILSCALE= MIXED= bash scripts/bench.sh
 #                                                         # only audit --live
+#   SIZES= COLLECT_SIZES= MARK_SIZES= CALICO= CALICO_TAILSCALE= MIXED= LIVE_SIZES= bash scripts/bench.sh
+#                                                         # only the eBPF object rows (BPF_PROGRAMS)
 #   MARKSPACE=/path/to/markspace bash scripts/bench.sh   # time another build
 #   SIZES= COLLECT_SIZES= MARK_SIZES= CALICO= CALICO_TAILSCALE= MIXED= LIVE_SIZES= bash scripts/bench.sh
 #                                                         # only the plan rows
@@ -264,6 +266,37 @@ for n in $LIVE_SIZES; do
         "${IN_NS[@]}" iptables -t "$t" -X
     done
 done
+
+# eBPF objects (BPF_PROGRAMS tc programs from scripts/gen-bpf.py, about 680 instructions each:
+# 1500 is about a million), compiled once with clang: `markspace audit OBJECT` (read, relocate,
+# abstract interpretation of every program, audit) against `llvm-objdump -d` of the same object
+# (disassembly alone). Needs clang and llvm (installed with apt-get when missing and root).
+BPF_PROGRAMS=${BPF_PROGRAMS-"1500"}
+BPF_RESULTS=$WORK/bpf.tsv
+: >"$BPF_RESULTS"
+if [ -n "$BPF_PROGRAMS" ] && { ! need clang || ! need llvm-objdump; } && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm >/dev/null; }
+fi
+for n in $BPF_PROGRAMS; do
+    need clang && need llvm-objdump || { echo "bench.sh: the eBPF rows need clang and llvm-objdump" >&2; exit 2; }
+    obj=$WORK/bpf-$n.o
+    if [ ! -f "$obj" ]; then
+        python3 scripts/gen-bpf.py "$n" >"$WORK/bpf-$n.c"
+        echo "== compiling $n eBPF programs (clang, about a minute for 1500)"
+        clang -O2 -target bpf -c "$WORK/bpf-$n.c" -o "$obj"
+    fi
+    insns=$(llvm-objdump -d "$obj" | grep -c '^ *[0-9]*:')
+    echo "== eBPF: $n programs, $insns instructions"
+    hyperfine -N -w 1 -r 5 --export-json "$WORK/bpf-$n.json" \
+        "$MS audit --format json --fail-on never $obj" \
+        "llvm-objdump -d $obj" >/dev/null
+    # Wall time (mean, stddev) and CPU time (user + system) of each command: on a shared
+    # machine the wall time grows with the load, the CPU time much less.
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print("\t".join(sys.argv[2:4] + [str(v) for x in r for v in (x["mean"], x["stddev"], x["user"] + x["system"])]))' \
+        "$WORK/bpf-$n.json" "$n" "$insns" >>"$BPF_RESULTS"
+    printf '\t%s\n' "$(rss "$MS" audit --format json --fail-on never "$obj")" >>"$BPF_RESULTS"
+done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -331,6 +364,15 @@ if [ -s "$LIVE_RESULTS" ]; then
         python3 -c 'import sys; n, a, asd, b, bsd = sys.argv[1:]; print(f"| {int(n):,} | {float(a)*1000:.0f} ms ± {float(asd)*1000:.0f} | {float(b)*1000:.0f} ms ± {float(bsd)*1000:.0f} | **{float(b)/float(a):.2f}×** |")' \
             "$n" "$s_mean" "$s_sd" "$l_mean" "$l_sd"
     done <"$LIVE_RESULTS"
+fi
+if [ -s "$BPF_RESULTS" ]; then
+    echo
+    echo "| eBPF object | instructions | markspace audit | its CPU time | llvm-objdump -d | its CPU time | CPU ratio | markspace peak RSS |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    paste - - <"$BPF_RESULTS" | while read -r n insns m_mean m_sd m_cpu b_mean b_sd b_cpu rss_kb; do
+        python3 -c 'import sys; n, i, a, asd, ac, b, bsd, bc, r = sys.argv[1:]; print(f"| {int(n):,} tc programs | {int(i):,} | {float(a)*1000:.0f} ms ± {float(asd)*1000:.0f} | {float(ac)*1000:.0f} ms | {float(b)*1000:.0f} ms ± {float(bsd)*1000:.0f} | {float(bc)*1000:.0f} ms | **{float(bc)/float(ac):.2f}×** | {int(r)/1024:.0f} MiB |")' \
+            "$n" "$insns" "$m_mean" "$m_sd" "$m_cpu" "$b_mean" "$b_sd" "$b_cpu" "$rss_kb"
+    done
 fi
 if [ -n "$nft_note" ]; then
     echo

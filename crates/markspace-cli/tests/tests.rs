@@ -5,6 +5,7 @@
 mod util;
 
 mod audit;
+mod bpf;
 mod collect;
 mod edges;
 mod examples;

@@ -19,6 +19,7 @@
 //! | `wg-fwmark.txt` | `wg show all fwmark` |
 //! | `ipvsadm.txt` | `ipvsadm -Ln` |
 //! | `bpftool-net.txt` | `bpftool net` |
+//! | `bpf-prog-<id>.txt` | `bpftool -j prog show`, then `bpftool -j prog dump xlated id ID opcodes` for every program whose context has a mark (tc, cgroup_skb, cgroup_sock, lwt, socket filters), as a `bpf-object` listing with the mark offsets of the kernel's BTF |
 //! | `manifest.json` | host, kernel, time, tool versions, and per command: argv, file, exit status, duration, bytes, error |
 //!
 //! Cost on large nodes: on a kube-proxy node with 10k Services (iptables-nft backend),
@@ -309,6 +310,66 @@ impl<'p> Collector<'p> {
         }
     }
 
+    /// The translated code of every loaded program whose context has a mark, as listings the
+    /// audit analyses (`bpf-prog-<id>.txt`), with the mark offsets of the running kernel's BTF.
+    /// `bpftool prog show` and `prog dump xlated` only read.
+    fn bpf_programs(&mut self) {
+        let shown = self.step(&["bpftool", "-j", "prog", "show"], None);
+        let Ok(serde_json::Value::Array(progs)) = serde_json::from_slice(&shown) else {
+            return;
+        };
+        let progs: Vec<(u64, String, String)> = progs
+            .iter()
+            .filter_map(|p| {
+                let id = p.get("id")?.as_u64()?;
+                let kind = p.get("type")?.as_str()?.to_string();
+                let name = p
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .map_or_else(|| format!("prog_{id}"), str::to_string);
+                crate::sources::bpf_object::xlated::has_mark(&kind).then_some((id, name, kind))
+            })
+            .collect();
+        if progs.is_empty() {
+            return;
+        }
+        const BTF: &str = "/sys/kernel/btf/vmlinux";
+        let btf = fs::read(BTF).unwrap_or_default();
+        let offsets = (
+            crate::bpf::btf::member_offset(&btf, "sk_buff", "mark"),
+            crate::bpf::btf::member_offset(&btf, "sock", "sk_mark"),
+        );
+        let (Some(skb), Some(sock)) = offsets else {
+            self.skip(
+                &["bpftool", "prog", "dump", "xlated"],
+                "the kernel's BTF (/sys/kernel/btf/vmlinux) does not say where sk_buff.mark and sock.sk_mark are",
+            );
+            return;
+        };
+        for (id, name, kind) in progs {
+            let id_s = id.to_string();
+            let out = self.step(
+                &[
+                    "bpftool", "-j", "prog", "dump", "xlated", "id", &id_s, "opcodes",
+                ],
+                None,
+            );
+            let text = String::from_utf8_lossy(&out);
+            let file = format!("bpf-prog-{id}.txt");
+            let listing =
+                crate::sources::bpf_object::xlated::listing(&text, &name, &kind, skb, sock);
+            let Some(step) = self.steps.last_mut() else {
+                continue;
+            };
+            match listing.map(|l| fs::write(self.out.join(&file), l)) {
+                Ok(Ok(())) => step.file = Some(file),
+                Ok(Err(e)) => step.note = Some(format!("writing {file}: {e}")),
+                Err(e) if step.status == "ok" => step.note = Some(e),
+                Err(_) => {}
+            }
+        }
+    }
+
     fn skip(&mut self, argv: &[&str], why: &str) {
         self.steps.push(StepRecord {
             argv: argv.iter().map(|s| s.to_string()).collect(),
@@ -433,6 +494,7 @@ impl<'p> Collector<'p> {
         self.step(&["wg", "show", "all", "fwmark"], Some("wg-fwmark.txt"));
         self.step(&["ipvsadm", "-Ln"], Some("ipvsadm.txt"));
         self.step(&["bpftool", "net"], Some("bpftool-net.txt"));
+        self.bpf_programs();
 
         let manifest = Manifest {
             version: 1,

@@ -68,3 +68,28 @@ pub fn parse_format(name: &str, data: &[u8]) {
     let _ = sink.ruleset.finish();
     let _ = RulesetBuilder::new();
 }
+
+/// eBPF ELF objects: decoding never panics, and the listing markspace writes of an object it
+/// read is always read back without a diagnostic, with every program analysed.
+pub fn bpf_elf(data: &[u8]) {
+    let Some(binary) = sources::detect_binary(data) else {
+        // Most mutations break the magic: test the reader behind the detector too.
+        let _ = crate::bpf::read_elf(data);
+        return;
+    };
+    let Ok(text) = (binary.decode)(data) else {
+        return;
+    };
+    let Some(format) = sources::by_name(binary.listing) else {
+        panic!("no listing format {}", binary.listing);
+    };
+    assert!((format.detect)(&text));
+    let mut sink = sources::Sink::default();
+    let diags = (format.parse)(&text, SourceId(0), "fuzz.o", &mut sink);
+    assert!(
+        diags
+            .iter()
+            .all(|d| d.level != crate::diagnostic::Level::Error),
+        "markspace's own listing reads back with errors: {diags:?}"
+    );
+}

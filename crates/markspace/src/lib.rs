@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod bpf;
 pub mod collect;
 pub mod diagnostic;
 #[doc(hidden)]

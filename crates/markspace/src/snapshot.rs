@@ -47,6 +47,18 @@ pub enum InputError {
         /// Offset of the first NUL.
         offset: usize,
     },
+    /// A binary input of a known format that cannot be read.
+    #[error("{path}: byte {offset}: {message}\n  = hint: {format} inputs are read as they are built (for eBPF, `clang -target bpf -c`); is the file complete?")]
+    Decode {
+        /// The path.
+        path: String,
+        /// The binary format.
+        format: &'static str,
+        /// The byte offset of the problem.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
     /// A bundle holds several nodes; one must be chosen.
     #[error("{path}: this bundle holds {count} nodes ({nodes}); audit one node's directory\n  = hint: for example `markspace audit {first}`")]
     ManyNodes {
@@ -122,6 +134,9 @@ impl NodeLoader {
         bytes: Vec<u8>,
         explicit: bool,
     ) -> Result<(), InputError> {
+        if let Some(binary) = sources::detect_binary(&bytes) {
+            return self.add_binary(name, &bytes, binary);
+        }
         if let Some(offset) = memchr::memchr(0, &bytes[..bytes.len().min(1 << 16)]) {
             return Err(InputError::Binary {
                 path: name.to_string(),
@@ -181,6 +196,28 @@ impl NodeLoader {
         let id = self.sources.add(name, text);
         self.utf8_warning(id, bad_utf8);
         self.parse_one(id, name, format, fragment, lenient);
+        Ok(())
+    }
+
+    /// Adds a binary input: its listing is the text the model points into.
+    fn add_binary(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        binary: &'static sources::Binary,
+    ) -> Result<(), InputError> {
+        let text = (binary.decode)(bytes).map_err(|(offset, message)| InputError::Decode {
+            path: name.to_string(),
+            format: binary.name,
+            offset,
+            message,
+        })?;
+        let Some(format) = sources::by_name(binary.listing) else {
+            return self.unknown(name, true);
+        };
+        let id = self.sources.add(name, text);
+        let lenient = self.leniency == Leniency::Lenient;
+        self.parse_one(id, name, format, false, lenient);
         Ok(())
     }
 
@@ -416,7 +453,10 @@ impl NodeLoader {
             path: display.clone(),
             source,
         })?;
-        if !explicit && memchr::memchr(0, &bytes[..bytes.len().min(1 << 16)]).is_some() {
+        if !explicit
+            && sources::detect_binary(&bytes).is_none()
+            && memchr::memchr(0, &bytes[..bytes.len().min(1 << 16)]).is_some()
+        {
             self.skipped.push(display);
             return Ok(());
         }

@@ -28,6 +28,7 @@ fn replay(target: &str, body: impl Fn(&[u8])) -> usize {
 fn body(target: &str) -> impl Fn(&[u8]) + '_ {
     move |data: &[u8]| match target {
         "audit" => fuzzing::audit(data),
+        "bpf_elf" => fuzzing::bpf_elf(data),
         t => fuzzing::parse_format(&t.replace('_', "-"), data),
     }
 }

@@ -4,6 +4,7 @@
 //! they take a text, its [`SourceId`] and display name, and add to a [`RulesetBuilder`],
 //! returning diagnostics. Reading files and directories lives in [`crate::snapshot`].
 
+pub(crate) mod bpf_object;
 pub(crate) mod bpftool;
 pub(crate) mod conntrack;
 pub(crate) mod iplink;
@@ -164,6 +165,13 @@ pub const ALL: &[Format] = &[
         details: None,
     },
     Format {
+        name: "bpf-object",
+        description: "eBPF ELF objects (`.o`), read as markspace's listing of their relocated programs: every mark read and write, by abstract interpretation",
+        detect: bpf_object::detect,
+        parse: bpf_object::parse,
+        details: None,
+    },
+    Format {
         name: "ip-link",
         description: "`ip -d link` / `ip -d address` (tunnel device fwmark)",
         detect: iplink::detect,
@@ -171,6 +179,39 @@ pub const ALL: &[Format] = &[
         details: None,
     },
 ];
+
+/// A binary input format: recognised by its bytes and read into the text of a format of
+/// [`ALL`] (its listing), which is what the model's spans point into.
+pub struct Binary {
+    /// Short name (`bpf-elf`).
+    pub name: &'static str,
+    /// What it is.
+    pub description: &'static str,
+    /// Whether the bytes are in this format (magic numbers).
+    pub detect: fn(&[u8]) -> bool,
+    /// Reads the bytes into the listing, or says at which byte and why it cannot.
+    pub decode: Decode,
+    /// The format of [`ALL`] that reads the listing.
+    pub listing: &'static str,
+}
+
+/// Reads a binary input into its listing, or says at which byte and why it cannot.
+pub type Decode = fn(&[u8]) -> Result<String, (u64, String)>;
+
+/// Every binary format.
+pub const BINARY: &[Binary] = &[Binary {
+    name: "bpf-elf",
+    description:
+        "eBPF ELF objects (clang -target bpf, Cilium's bpf_*.o, anything tc or libbpf loads)",
+    detect: bpf_object::detect_bytes,
+    decode: bpf_object::decode,
+    listing: "bpf-object",
+}];
+
+/// The binary format of some bytes, if any.
+pub fn detect_binary(bytes: &[u8]) -> Option<&'static Binary> {
+    BINARY.iter().find(|b| (b.detect)(bytes))
+}
 
 /// The format of a text, if any format recognises it.
 pub fn detect(text: &str) -> Option<&'static Format> {
