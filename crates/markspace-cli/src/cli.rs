@@ -23,6 +23,9 @@ pub(crate) enum Command {
     /// Walk a packet through the kernel pipeline of a snapshot: every hook, every rule that
     /// matched or touched a mark, the marks before and after, the routing decision, the verdict.
     Trace(TraceArgs),
+    /// Prometheus exporter: collect and audit this node (or snapshots) on an interval and serve
+    /// the last result as metrics, /report.json and /healthz; or write a textfile and exit.
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 /// The way through the node.

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         cli::Command::Registry(args) => cmd::registry::run(args),
         cli::Command::Collect(args) => cmd::collect::run(args),
         cli::Command::Trace(args) => cmd::trace::run(args),
+        cli::Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -14,5 +14,6 @@ mod nodes;
 mod pastes;
 mod registry;
 mod schemas;
+mod serve;
 mod trace;
 mod trace_kernel;

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod collect;
 pub(crate) mod registry;
+pub(crate) mod serve;
 pub(crate) mod trace;
 
 use anyhow::Context;
