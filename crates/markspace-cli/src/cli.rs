@@ -26,6 +26,8 @@ pub(crate) enum Command {
     /// Prometheus exporter: collect and audit this node (or snapshots) on an interval and serve
     /// the last result as metrics, /report.json and /healthz; or write a textfile and exit.
     Serve(crate::cmd::serve::ServeArgs),
+    /// Audit many nodes at once and group them by bit layout: which nodes differ, and how.
+    Fleet(crate::cmd::fleet::FleetArgs),
 }
 
 /// The way through the node.

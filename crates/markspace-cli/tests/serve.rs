@@ -98,7 +98,7 @@ fn rss_kb(pid: u32) -> (u64, u64) {
 }
 
 /// Calico's accept bit and Tailscale's subnet-route mask in one FORWARD path (MS001, error).
-const CONFLICT: &str = "*filter
+pub(crate) const CONFLICT: &str = "*filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]

@@ -4,11 +4,14 @@
 #[macro_use]
 mod util;
 
+mod archives;
 mod audit;
 mod collect;
+mod deploy;
 mod edges;
 mod examples;
 mod fixes;
+mod fleet;
 mod live;
 mod nodes;
 mod pastes;

@@ -18,8 +18,10 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod archive;
 pub mod collect;
 pub mod diagnostic;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 // Only for benchmarks and tests (the `generate` feature, which the crate's own dev-dependency on

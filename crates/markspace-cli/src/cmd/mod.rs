@@ -2,6 +2,8 @@
 
 pub(crate) mod audit;
 pub(crate) mod collect;
+pub(crate) mod fleet;
+pub(crate) mod node;
 pub(crate) mod registry;
 pub(crate) mod serve;
 pub(crate) mod trace;
