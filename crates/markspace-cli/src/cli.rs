@@ -180,7 +180,8 @@ pub(crate) enum Color {
 
 #[derive(Clone, Debug, Args)]
 pub(crate) struct AuditArgs {
-    /// Files or directories to read (iptables-save, iptables -S, iptables -L …); `-` reads stdin.
+    /// Files, directories or archives (.tar.gz, .tgz, .tar, .zip) to read (iptables-save,
+    /// iptables -S, iptables -L …); `-` reads stdin.
     #[arg(value_name = "PATH", required_unless_present = "live")]
     pub(crate) paths: Vec<PathBuf>,
     /// Collect this node (read-only, as `markspace collect`) into a temporary directory and audit it.
