@@ -31,6 +31,7 @@
 # growth of the analysis per doubling of the adversarial input.
 # audit --live against iptables-save alone (LIVE_SIZES): the kube-proxy node loaded into the
 # namespace, both timed by hyperfine in one run.
+# fleet (FLEET nodes) against `audit --each` on the same generated nodes.
 # Times come from hyperfine (installed with apt-get when missing and root), peak RSS from
 # `/usr/bin/time -v`. It ends with a Markdown table for the README and the machine it ran on.
 # Needs root (network namespaces), iptables and nftables.
@@ -297,6 +298,35 @@ for n in $BPF_PROGRAMS; do
         "$WORK/bpf-$n.json" "$n" "$insns" >>"$BPF_RESULTS"
     printf '\t%s\n' "$(rss "$MS" audit --format json --fail-on never "$obj")" >>"$BPF_RESULTS"
 done
+
+# fleet (FLEET nodes, default 200, three layouts: kube-proxy + Calico, the same + Tailscale,
+# Cilium + kube-proxy; sizes vary per node) against the baseline of the same nodes audited one by
+# one in one process, `markspace audit --each`. Target: under 5 s.
+FLEET=${FLEET-"200"}
+FLEET_RESULTS=$WORK/fleet.tsv
+: >"$FLEET_RESULTS"
+for n in $FLEET; do
+    dir=$WORK/fleet-$n
+    rm -rf "$dir"
+    for i in $(seq 0 $((n - 1))); do
+        mkdir -p "$dir/node-$i"
+        args=(iptables --services $((20 + i % 13 * 5)) --endpoints $((1 + i % 3)))
+        case $((i % 20)) in
+            0 | 10) args+=(--cilium) ;;
+            1 | 2 | 3 | 4) args+=(--calico $((5 + i % 11)) --policies $((10 + i % 7)) --tailscale) ;;
+            *) args+=(--calico $((5 + i % 11)) --policies $((10 + i % 7))) ;;
+        esac
+        "$GEN" "${args[@]}" >"$dir/node-$i/iptables-save.txt"
+    done
+    layouts=$("$MS" fleet --format json --fail-on never "$dir" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["layouts"])')
+    echo "== fleet: $n nodes, $layouts layouts"
+    hyperfine -N -w 1 -r 5 --export-json "$WORK/fleet-$n.json" \
+        "$MS audit --each --format json --fail-on never $dir" \
+        "$MS fleet --format json --fail-on never $dir" >/dev/null
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print("\t".join([sys.argv[2], sys.argv[3]] + [str(x[k]) for x in r for k in ("mean", "stddev")]))' \
+        "$WORK/fleet-$n.json" "$n" "$layouts" >>"$FLEET_RESULTS"
+    echo "$n $(rss "$MS" fleet --format json --fail-on never "$dir")" >>"$WORK/fleet-rss"
+done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -373,6 +403,16 @@ if [ -s "$BPF_RESULTS" ]; then
         python3 -c 'import sys; n, i, a, asd, ac, b, bsd, bc, r = sys.argv[1:]; print(f"| {int(n):,} tc programs | {int(i):,} | {float(a)*1000:.0f} ms ± {float(asd)*1000:.0f} | {float(ac)*1000:.0f} ms | {float(b)*1000:.0f} ms ± {float(bsd)*1000:.0f} | {float(bc)*1000:.0f} ms | **{float(bc)/float(ac):.2f}×** | {int(r)/1024:.0f} MiB |")' \
             "$n" "$insns" "$m_mean" "$m_sd" "$m_cpu" "$b_mean" "$b_sd" "$b_cpu" "$rss_kb"
     done
+fi
+if [ -s "$FLEET_RESULTS" ]; then
+    echo
+    echo "| nodes | layouts | baseline: markspace audit --each | markspace fleet | ratio | fleet peak RSS |"
+    echo "|---:|---:|---:|---:|---:|---:|"
+    while read -r n layouts b_mean b_sd f_mean f_sd; do
+        peak=$(awk -v n="$n" '$1 == n {print $2}' "$WORK/fleet-rss" | tail -n1)
+        python3 -c 'import sys; n, l, a, asd, b, bsd, rss = sys.argv[1:]; print(f"| {int(n):,} | {l} | {float(a)*1000:.0f} ms ± {float(asd)*1000:.0f} | {float(b)*1000:.0f} ms ± {float(bsd)*1000:.0f} | **{float(a)/float(b):.2f}×** | {int(rss)/1024:.0f} MiB |")' \
+            "$n" "$layouts" "$b_mean" "$b_sd" "$f_mean" "$f_sd" "$peak"
+    done <"$FLEET_RESULTS"
 fi
 if [ -n "$nft_note" ]; then
     echo

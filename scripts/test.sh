@@ -14,6 +14,10 @@ command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
 command -v clang >/dev/null 2>&1 || missing+=(clang)
 # collect reads live eBPF programs with bpftool (crates/markspace-cli/tests/bpf.rs).
 command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
+# `serve`'s acceptance test scrapes the exporter with a real Prometheus (and queries it with
+# promtool); the capability test of deploy/ runs the collector under setpriv (util-linux).
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "installing: ${missing[*]}"
@@ -23,6 +27,21 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "warning: missing ${missing[*]}; the kernel-oracle tests need them and root" >&2
     fi
 fi
+
+# deploy/*.yaml validated offline against the Kubernetes schemas the `kubernetes-validate`
+# package (PyPI) bundles, in a virtual environment kept between runs.
+venv=${MARKSPACE_VALIDATE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/markspace-validate}
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        fi
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q 'kubernetes-validate==1.37.0'
+fi
+"$venv/bin/python" scripts/validate-deploy.py deploy
 
 # --show-output prints the case counts of the conformance and kernel-oracle tests.
 cargo test --workspace -j2 -- --show-output

@@ -25,6 +25,11 @@ pub(crate) enum Command {
     Trace(TraceArgs),
     /// Assign conflict-free bits to the software on a node and print each tool's settings.
     Plan(PlanArgs),
+    /// Prometheus exporter: collect and audit this node (or snapshots) on an interval and serve
+    /// the last result as metrics, /report.json and /healthz; or write a textfile and exit.
+    Serve(crate::cmd::serve::ServeArgs),
+    /// Audit many nodes at once and group them by bit layout: which nodes differ, and how.
+    Fleet(crate::cmd::fleet::FleetArgs),
 }
 
 /// The way through the node.
@@ -177,7 +182,8 @@ pub(crate) enum Color {
 
 #[derive(Clone, Debug, Args)]
 pub(crate) struct AuditArgs {
-    /// Files or directories to read (iptables-save, iptables -S, iptables -L …); `-` reads stdin.
+    /// Files, directories or archives (.tar.gz, .tgz, .tar, .zip) to read (iptables-save,
+    /// iptables -S, iptables -L …); `-` reads stdin.
     #[arg(value_name = "PATH", required_unless_present = "live")]
     pub(crate) paths: Vec<PathBuf>,
     /// Collect this node (read-only, as `markspace collect`) into a temporary directory and audit it.

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         cli::Command::Collect(args) => cmd::collect::run(args),
         cli::Command::Trace(args) => cmd::trace::run(args),
         cli::Command::Plan(args) => cmd::plan::run(args),
+        cli::Command::Serve(args) => cmd::serve::run(args),
+        cli::Command::Fleet(args) => cmd::fleet::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -193,6 +193,7 @@ fn every_json_document_matches_its_schema() {
         "audit-each.schema.json",
         &["audit", "--each", "--format", "json", n],
     );
+    check("fleet.schema.json", &["fleet", "--format", "json", n]);
     let tc = nodes.join("tailscale-calico");
     let tc = tc.to_str().unwrap();
     check("trace.schema.json", &["trace", tc, "--format", "json"]);

@@ -4,17 +4,21 @@
 #[macro_use]
 mod util;
 
+mod archives;
 mod audit;
 mod bpf;
 mod collect;
+mod deploy;
 mod edges;
 mod examples;
 mod fixes;
+mod fleet;
 mod live;
 mod nodes;
 mod pastes;
 mod plan;
 mod registry;
 mod schemas;
+mod serve;
 mod trace;
 mod trace_kernel;

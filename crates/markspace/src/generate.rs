@@ -1243,6 +1243,37 @@ pub fn kube_proxy_nft(k: KubeProxy) -> String {
     o
 }
 
+/// A `.tar.gz` of `(path, content)` files, for tests of archive reading.
+pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        // Writing into memory cannot fail.
+        let _ = tar.append_data(&mut h, name, *data);
+    }
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .unwrap_or_default()
+}
+
+/// A `.zip` (deflated) of `(path, content)` files, for tests of archive reading.
+pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in files {
+        // Writing into memory cannot fail.
+        let _ = z.start_file(*name, options);
+        let _ = z.write_all(data);
+    }
+    z.finish().map(|c| c.into_inner()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

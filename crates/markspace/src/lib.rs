@@ -22,8 +22,10 @@
 
 pub mod analysis;
 pub mod bpf;
+pub mod archive;
 pub mod collect;
 pub mod diagnostic;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 // Only for benchmarks and tests (the `generate` feature, which the crate's own dev-dependency on

@@ -71,6 +71,19 @@ pub enum InputError {
         /// The first one.
         first: String,
     },
+    /// Archives hold several nodes; an audit reads one.
+    #[error("{path}: its archives hold {count} nodes ({nodes}); an audit would merge them into one\n  = hint: compare them with `markspace fleet {path}`")]
+    ManyArchiveNodes {
+        /// The archive, or the directory of archives.
+        path: String,
+        /// How many nodes.
+        count: usize,
+        /// Their names.
+        nodes: String,
+    },
+    /// An archive could not be read, or passed a limit.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// No format recognised the content of a file given by name.
     #[error("{path}: unrecognised input format\n  = hint: supported formats: {formats}")]
     UnknownFormat {
@@ -111,6 +124,7 @@ pub struct NodeLoader {
     skipped: Vec<String>,
     formats: Vec<(String, &'static str)>,
     bundles: Vec<String>,
+    manifests: Vec<(String, Vec<u8>)>,
     source_formats: Vec<&'static str>,
     rule_decoders: Vec<Option<DetailDecoder>>,
 }
@@ -423,6 +437,9 @@ impl NodeLoader {
                 }
                 None => walk(path).map_err(io)?,
             };
+            let (archives, files): (Vec<PathBuf>, Vec<PathBuf>) = files
+                .into_iter()
+                .partition(|f| crate::archive::kind(&f.display().to_string()).is_some());
             for file in files {
                 // The collector's own record, not node state.
                 if file.file_name().is_some_and(|n| n == "manifest.json") {
@@ -430,9 +447,61 @@ impl NodeLoader {
                 }
                 self.add_file(&file, false)?;
             }
+            // Archives in the directory (an unzipped sysdump holds one bugtool tarball per
+            // node): read when they hold one node between them, never merged when more.
+            if !archives.is_empty() {
+                let mut nodes = Vec::new();
+                for a in &archives {
+                    nodes.extend(archive_nodes(a)?);
+                }
+                self.add_one_of(&display, nodes)?;
+            }
             return Ok(());
         }
+        if crate::archive::kind(&display).is_some() {
+            let nodes = archive_nodes(path)?;
+            return self.add_one_of(&display, nodes);
+        }
         self.add_file(path, true)
+    }
+
+    /// Adds the one node of `nodes`; several are an error naming them.
+    fn add_one_of(
+        &mut self,
+        display: &str,
+        nodes: Vec<crate::archive::ArchiveNode>,
+    ) -> Result<(), InputError> {
+        if nodes.len() > 1 {
+            return Err(InputError::ManyArchiveNodes {
+                path: display.to_string(),
+                count: nodes.len(),
+                nodes: nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        for node in nodes {
+            self.add_archive_node(node)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the files of one node read from an archive ([`archive_nodes`]): each is read as a
+    /// file of a directory is (of no known format: skipped with a note).
+    pub fn add_archive_node(
+        &mut self,
+        node: crate::archive::ArchiveNode,
+    ) -> Result<(), InputError> {
+        self.bundles.push(format!("{} ({})", node.kind, node.name));
+        if let Some(m) = node.manifest {
+            self.manifests.push((node.name.clone(), m));
+        }
+        for file in node.files {
+            self.add_text(&file.path, file.bytes, false)?;
+        }
+        Ok(())
     }
 
     fn add_file(&mut self, path: &Path, explicit: bool) -> Result<(), InputError> {
@@ -477,6 +546,7 @@ impl NodeLoader {
             skipped_lines: self.skipped_lines,
             formats: self.formats,
             bundles: self.bundles,
+            manifests: self.manifests,
             source_formats: self.source_formats,
             rule_decoders: self.rule_decoders,
         }
@@ -522,15 +592,7 @@ mod bundle {
     /// sosreport puts command outputs under `sos_commands/<plugin>/`; these plugins hold the
     /// mark-relevant ones (`firewall_tables`: `nft -a list ruleset`, `iptables -t T -nvL`;
     /// `networking`: `ip rule`, `tc filter`, `ss`; `libreswan`: xfrm; `openvswitch`: flows).
-    const SOS_PLUGINS: &[&str] = &[
-        "firewall_tables",
-        "networking",
-        "libreswan",
-        "openvswitch",
-        "ipvs",
-        "kernel",
-        "wireguard",
-    ];
+    use crate::archive::SOS_PLUGINS;
 
     pub(super) fn recognise(dir: &Path) -> Result<Option<Bundle>, super::InputError> {
         let io = |source: io::Error| super::InputError::Io {
@@ -594,6 +656,13 @@ mod bundle {
             .is_some_and(|n| n.starts_with("cilium-bugtool"))
             && d.join("cmd").is_dir()
     }
+}
+
+/// The nodes in an archive (`.tar.gz`, `.tgz`, `.tar`, `.zip`), read in memory within the
+/// default [`crate::archive::Limits`]: each sosreport, cilium-bugtool or snapshot directory.
+pub fn archive_nodes(path: &Path) -> Result<Vec<crate::archive::ArchiveNode>, InputError> {
+    let entries = crate::archive::read(path, crate::archive::Limits::default())?;
+    Ok(crate::archive::nodes(&path.display().to_string(), entries))
 }
 
 /// Directories below `dir` down to `depth` levels, sorted.

@@ -117,7 +117,9 @@ fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
 /// The nodes a directory holds, when it holds several: subdirectories that each hold inputs,
 /// with no input at the top (a snapshot, a sosreport or a Cilium sysdump is one node, or is
 /// split by its own reader). `None` for files and single-node directories.
-fn several_nodes(path: &std::path::Path) -> anyhow::Result<Option<Vec<std::path::PathBuf>>> {
+pub(crate) fn several_nodes(
+    path: &std::path::Path,
+) -> anyhow::Result<Option<Vec<std::path::PathBuf>>> {
     let Ok(rd) = std::fs::read_dir(path) else {
         return Ok(None);
     };
@@ -273,28 +275,18 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     // Never a false green: a snapshot whose collection could not read a source the audit needs
     // (no privileges, a missing tool, a timeout) is reported as incomplete and exits 3.
     for path in &paths {
-        let manifest = path.join("manifest.json");
-        let Ok(text) = std::fs::read_to_string(&manifest) else {
-            continue;
-        };
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-            continue;
-        };
         let shown = if live_dir.is_some() && Some(*path) == live_dir.as_ref().map(|d| d.path()) {
             "live".to_string()
         } else {
-            manifest.display().to_string()
+            path.join("manifest.json").display().to_string()
         };
-        for u in markspace::collect::unread_sources(&json) {
-            eprintln!(
-                "markspace: error: not read: {} (`{}`): {}",
-                u.what, u.command, u.reason
-            );
-            report.not_read(
-                &shown,
-                format!("not read: {} (`{}`): {}", u.what, u.command, u.reason),
-                Some("run as root or with CAP_NET_ADMIN and CAP_NET_RAW, with iptables, nft and ip installed".to_string()),
-            );
+        for message in super::node::mark_unread(&mut report, path, &shown) {
+            eprintln!("markspace: error: {message}");
+        }
+    }
+    for (archived, manifest) in &node.manifests {
+        for message in super::node::mark_unread_json(&mut report, manifest, archived) {
+            eprintln!("markspace: error: {message}");
         }
     }
     let text = match args.format {

@@ -49,6 +49,9 @@ pub struct Node {
     pub formats: Vec<(String, &'static str)>,
     /// Bundles recognised by their layout (sosreport, Cilium sysdump).
     pub bundles: Vec<String>,
+    /// The `manifest.json` of collected snapshots read from archives, by archive node name
+    /// (a directory's manifest is read from the directory by whoever checks it).
+    pub manifests: Vec<(String, Vec<u8>)>,
     /// The format of each input, indexed by its `SourceId`.
     pub source_formats: Vec<&'static str>,
     /// The decoder of each input's rule conditions (from its format), indexed by its
