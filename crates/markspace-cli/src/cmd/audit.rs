@@ -46,6 +46,11 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
 /// `--each`: every node on its own, one section each, then their exit statuses; the exit status
 /// is the highest of theirs (3 incomplete, 2 input error, 1 findings, 0 clean).
 fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
+    if matches!(args.format, Format::Html | Format::Bitfield) {
+        anyhow::bail!(
+            "--each prints one document for all nodes, which --format html and bitfield do not have yet; audit each node on its own (markspace audit -o html DIR/NODE > NODE.html)"
+        );
+    }
     let mut worst = 0u8;
     let mut statuses = Vec::new();
     let mut out = String::new();
@@ -78,6 +83,7 @@ fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
                 out.push_str(text.as_deref().unwrap_or("(not audited: input error)\n"));
                 out.push('\n');
             }
+            Format::Html | Format::Bitfield => {}
             Format::Text => {
                 out.push_str(&format!("== node {} ==\n", node.display()));
                 out.push_str(text.as_deref().unwrap_or("(not audited: input error, see above)\n"));
@@ -307,6 +313,12 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
         Format::Markdown => report::markdown::render(&report),
         Format::Sarif => {
             let mut s = serde_json::to_string_pretty(&report::sarif::render(&report))?;
+            s.push('\n');
+            s
+        }
+        Format::Html => report::html::audit(&report, &report::html::BitRules::of(&node, &analysis)),
+        Format::Bitfield => {
+            let mut s = serde_json::to_string_pretty(&report::bitfield::render(&report))?;
             s.push('\n');
             s
         }

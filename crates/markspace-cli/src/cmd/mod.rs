@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod collect;
+pub(crate) mod install;
 pub(crate) mod registry;
 pub(crate) mod trace;
 
