@@ -12,6 +12,7 @@ mod fixes;
 mod live;
 mod nodes;
 mod pastes;
+mod pictures;
 mod registry;
 mod schemas;
 mod trace;
