@@ -409,3 +409,15 @@ fn registry_list_is_a_table_that_fits_columns() {
         "{text}"
     );
 }
+
+#[test]
+fn each_refuses_html_and_bitfield_with_a_way_out() {
+    let nodes = root().join("examples/nodes").display().to_string();
+    for format in ["html", "bitfield"] {
+        let r = run(&["audit", "--each", "-o", format, &nodes]);
+        check!(
+            r,
+            r.code == 2 && r.stdout.is_empty() && r.stderr.contains("audit each node on its own")
+        );
+    }
+}

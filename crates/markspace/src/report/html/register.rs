@@ -137,7 +137,7 @@ pub(super) fn svg(h: &mut Html, report: &Report, rules: &BitRules, field: Field)
             if (read || write) && used_by(bit) > 1 {
                 class.push_str(" shared");
             }
-            if mine & b != 0 {
+            if (read || write) && mine & b != 0 {
                 class.push_str(" conflict");
             }
             let letters = match (read, write) {
