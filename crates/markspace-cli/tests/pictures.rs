@@ -421,3 +421,30 @@ fn each_refuses_html_and_bitfield_with_a_way_out() {
         );
     }
 }
+
+/// A snapshot's manifest is on the page: host, kernel, time, tools and each command.
+#[test]
+fn html_shows_the_snapshot_manifest() {
+    let dir = Dir::new();
+    let rules =
+        std::fs::read_to_string(root().join("examples/nodes/kube-proxy-calico/iptables-save.txt"))
+            .expect("example");
+    dir.file("iptables-save.txt", &rules);
+    dir.file(
+        "manifest.json",
+        r#"{"version": 1, "host": "node-7", "kernel": "6.1.0", "time": "2026-12-04T10:00:00Z",
+            "markspace": "0.1.0", "tools": [["iptables", "iptables v1.8.9 (nf_tables)"]],
+            "nft_tables": [], "duration_ms": 12,
+            "steps": [{"argv": ["iptables-save"], "file": "iptables-save.txt", "status": "ok",
+                       "exit_code": 0, "duration_ms": 2, "bytes": 194, "truncated": false, "note": null}]}"#,
+    );
+    let r = run(&["audit", "-o", "html", dir.path().to_str().expect("utf-8")]);
+    check!(r, r.code == 0);
+    check!(
+        r,
+        r.stdout
+            .contains("host <b>node-7</b>, kernel 6.1.0, collected 2026-12-04T10:00:00Z")
+    );
+    check!(r, r.stdout.contains("<td>iptables v1.8.9 (nf_tables)</td>"));
+    check!(r, r.stdout.contains("<code>iptables-save</code>"));
+}

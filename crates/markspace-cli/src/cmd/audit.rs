@@ -278,6 +278,7 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     }
     // Never a false green: a snapshot whose collection could not read a source the audit needs
     // (no privileges, a missing tool, a timeout) is reported as incomplete and exits 3.
+    let mut manifests = Vec::new();
     for path in &paths {
         let manifest = path.join("manifest.json");
         let Ok(text) = std::fs::read_to_string(&manifest) else {
@@ -291,7 +292,11 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
         } else {
             manifest.display().to_string()
         };
-        for u in markspace::collect::unread_sources(&json) {
+        let unread = markspace::collect::unread_sources(&json);
+        if args.format == Format::Html {
+            manifests.push((shown.clone(), json));
+        }
+        for u in unread {
             eprintln!(
                 "markspace: error: not read: {} (`{}`): {}",
                 u.what, u.command, u.reason
@@ -316,7 +321,11 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
             s.push('\n');
             s
         }
-        Format::Html => report::html::audit(&report, &report::html::BitRules::of(&node, &analysis)),
+        Format::Html => report::html::audit(
+            &report,
+            &report::html::BitRules::of(&node, &analysis),
+            &manifests,
+        ),
         Format::Bitfield => {
             let mut s = serde_json::to_string_pretty(&report::bitfield::render(&report))?;
             s.push('\n');

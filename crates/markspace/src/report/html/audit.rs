@@ -7,8 +7,14 @@ use super::markup::{html, Esc, Hex, Html};
 use super::{flow, register, BitRules};
 
 /// Renders an audit report as one self-contained HTML page. `rules` gives the register map's
-/// hover text its rules ([`BitRules::of`]; `BitRules::default()` leaves them out).
-pub fn render(report: &Report, rules: &BitRules) -> String {
+/// hover text its rules ([`BitRules::of`]; `BitRules::default()` leaves them out);
+/// `manifests` are the snapshots' `manifest.json` documents, each with the path it was read
+/// from (host, kernel, time, tool versions and every collection command are shown).
+pub fn render(
+    report: &Report,
+    rules: &BitRules,
+    manifests: &[(String, serde_json::Value)],
+) -> String {
     let mut h = Html::new();
     let s = &report.summary;
     html!(
@@ -165,6 +171,9 @@ pub fn render(report: &Report, rules: &BitRules) -> String {
     }
     html!(h, "</tbody></table></section>\n");
     super::inputs(&mut h, &report.inputs);
+    for (path, m) in manifests {
+        manifest(&mut h, path, m);
+    }
     if let Some(r) = &report.registry {
         html!(
             h,
@@ -197,6 +206,60 @@ pub fn render(report: &Report, rules: &BitRules) -> String {
     super::page("markspace audit", h.fragment())
 }
 
+/// A snapshot's manifest: where and when it was collected, with which tools, and each command.
+fn manifest(h: &mut Html, path: &str, m: &serde_json::Value) {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    html!(
+        h,
+        "<section class=\"manifest\"><h3>Snapshot <code>{}</code></h3>\n<p class=\"summary\">host <b>{}</b>, kernel {}, collected {} by markspace {}</p>\n",
+        Esc(path),
+        Esc(&text(&m["host"])),
+        Esc(&text(&m["kernel"])),
+        Esc(&text(&m["time"])),
+        Esc(&text(&m["markspace"]))
+    );
+    if let Some(tools) = m["tools"].as_array() {
+        html!(
+            h,
+            "<table><thead><tr><th>tool</th><th>version</th></tr></thead><tbody>\n"
+        );
+        for t in tools {
+            html!(
+                h,
+                "<tr><td>{}</td><td>{}</td></tr>\n",
+                Esc(&text(&t[0])),
+                Esc(&text(&t[1]))
+            );
+        }
+        html!(h, "</tbody></table>\n");
+    }
+    if let Some(steps) = m["steps"].as_array() {
+        html!(h, "<table><thead><tr><th>command</th><th>file</th><th>status</th><th>ms</th><th>bytes</th><th>note</th></tr></thead><tbody>\n");
+        for st in steps {
+            let argv = st["argv"]
+                .as_array()
+                .map(|a| a.iter().map(text).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            html!(
+                h,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                Esc(&argv),
+                Esc(&text(&st["file"])),
+                Esc(&text(&st["status"])),
+                Esc(&text(&st["duration_ms"])),
+                Esc(&text(&st["bytes"])),
+                Esc(&text(&st["note"]))
+            );
+        }
+        html!(h, "</tbody></table>\n");
+    }
+    html!(h, "</section>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +276,13 @@ mod tests {
         let reg = Registry::embedded().expect("registry");
         let analysis = analyze(&node, &reg);
         let report = Report::new(&node, &analysis);
-        render(&report, &BitRules::of(&node, &analysis))
+        let manifest = serde_json::json!({"host": "<b>node</b>", "tools": [["nft", "v1 <i>"]],
+            "steps": [{"argv": ["nft", "-j", "list", "ruleset"], "file": "nft.json", "status": "ok"}]});
+        render(
+            &report,
+            &BitRules::of(&node, &analysis),
+            &[("snap/manifest.json".into(), manifest)],
+        )
     }
 
     /// A rule comment, a chain name and a file line that try to end the attribute, open a
@@ -238,6 +307,12 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("X&lt;b&gt;&amp;amp;"), "{page}");
+        assert!(
+            page.contains("host <b>&lt;b&gt;node&lt;/b&gt;</b>"),
+            "{page}"
+        );
+        assert!(page.contains("<td>v1 &lt;i&gt;</td>"), "{page}");
+        assert!(page.contains("<code>nft -j list ruleset</code>"), "{page}");
         // The structure survives: one page, both SVGs closed.
         assert_eq!(page.matches("</svg>").count(), 2);
         assert_eq!(page.matches("</html>").count(), 1);
