@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Who owns which bits of the Linux packet mark and connmark, and where they collide.
 #[derive(Debug, Parser)]
-#[command(name = "markspace", version, about, long_about = None)]
+#[command(name = "markspace", version, long_about = None)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -30,6 +30,14 @@ pub(crate) enum Command {
     Serve(crate::cmd::serve::ServeArgs),
     /// Audit many nodes at once and group them by bit layout: which nodes differ, and how.
     Fleet(crate::cmd::fleet::FleetArgs),
+    /// Print a shell completion script (`markspace completions bash > /etc/bash_completion.d/markspace`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (`markspace man > markspace.1; man ./markspace.1`).
+    Man,
 }
 
 /// The way through the node.
@@ -63,19 +71,19 @@ pub(crate) struct TraceArgs {
     #[arg(long, value_enum, default_value_t = PathArg::Forward)]
     pub(crate) path: PathArg,
     /// Input interface.
-    #[arg(long = "in", value_name = "IFACE")]
+    #[arg(short = 'i', long = "in", value_name = "IFACE")]
     pub(crate) in_iface: Option<String>,
     /// Output interface.
     #[arg(long = "out", value_name = "IFACE")]
     pub(crate) out_iface: Option<String>,
     /// Source address.
-    #[arg(long)]
+    #[arg(short = 's', long)]
     pub(crate) src: Option<std::net::IpAddr>,
     /// Destination address.
-    #[arg(long)]
+    #[arg(short = 'd', long)]
     pub(crate) dst: Option<std::net::IpAddr>,
     /// Protocol (tcp, udp, icmp, or a number).
-    #[arg(long)]
+    #[arg(short = 'p', long)]
     pub(crate) proto: Option<String>,
     /// Source port.
     #[arg(long)]
@@ -84,7 +92,7 @@ pub(crate) struct TraceArgs {
     #[arg(long)]
     pub(crate) dport: Option<u16>,
     /// Packet mark on arrival (on the output path: the socket mark).
-    #[arg(long, default_value = "0")]
+    #[arg(short = 'm', long, default_value = "0")]
     pub(crate) mark: String,
     /// Connmark of the connection.
     #[arg(long, default_value = "0")]
@@ -100,11 +108,11 @@ pub(crate) struct TraceArgs {
     /// Most paths to show before undecided conditions are taken as not matching.
     #[arg(long, default_value_t = 16)]
     pub(crate) max_paths: usize,
-    /// Output format (text or json).
-    #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
-    pub(crate) format: TextOrJson,
+    /// Output format: text, json, markdown (Mermaid flowcharts) or html (one self-contained page).
+    #[arg(short = 'o', long, alias = "output", value_enum, default_value_t = TraceFormat::Text)]
+    pub(crate) format: TraceFormat,
     /// Also read registry entries from this directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(short = 'r', long, value_name = "DIR")]
     pub(crate) registry: Option<PathBuf>,
 }
 
@@ -125,11 +133,15 @@ pub(crate) struct CollectArgs {
 
 /// Output formats of `trace`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum TextOrJson {
+pub(crate) enum TraceFormat {
     /// Human-readable.
     Text,
     /// JSON with version, markspace's and the registry's versions.
     Json,
+    /// Markdown, each path a Mermaid flowchart through the hooks.
+    Markdown,
+    /// One self-contained HTML page, each path drawn as a flow through the hooks.
+    Html,
 }
 
 /// Output formats of `registry` (markdown only for `registry export`, whose default it is).
@@ -154,6 +166,10 @@ pub(crate) enum AuditFormat {
     Markdown,
     /// SARIF 2.1.0, for code-scanning UIs.
     Sarif,
+    /// One self-contained HTML page: SVG register map, findings, paths, inputs.
+    Html,
+    /// The bit map as a WaveDrom bit-field document (JSON; two lanes: mark, connmark).
+    Bitfield,
 }
 
 /// When to exit 1.
@@ -187,19 +203,19 @@ pub(crate) struct AuditArgs {
     #[arg(value_name = "PATH", required_unless_present = "live")]
     pub(crate) paths: Vec<PathBuf>,
     /// Collect this node (read-only, as `markspace collect`) into a temporary directory and audit it.
-    #[arg(long)]
+    #[arg(short = 'l', long)]
     pub(crate) live: bool,
     /// With --live: seconds each collection command may run.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub(crate) timeout: u64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    #[arg(short = 'o', long, alias = "output", value_enum, default_value_t = AuditFormat::Text)]
     pub(crate) format: AuditFormat,
     /// Exit 1 when there are findings at or above this severity.
-    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    #[arg(short = 'f', long, value_enum, default_value_t = FailOn::Error)]
     pub(crate) fail_on: FailOn,
     /// Also read registry entries from this directory (they replace built-in entries of the same id).
-    #[arg(long, value_name = "DIR")]
+    #[arg(short = 'r', long, value_name = "DIR")]
     pub(crate) registry: Option<PathBuf>,
     /// When to use colours in text output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
@@ -216,7 +232,7 @@ pub(crate) struct AuditArgs {
     /// Findings this baseline file accepts (TOML `[[suppress]]` entries: code, owners, field,
     /// bits, a required reason, an optional expiry) leave the counts and the exit status and
     /// are listed as suppressed.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'b', long, value_name = "FILE")]
     pub(crate) baseline: Option<PathBuf>,
     /// Write a baseline accepting every finding of this audit to FILE (edit each reason).
     #[arg(long, value_name = "FILE")]
@@ -233,10 +249,10 @@ pub(crate) struct RegistryArgs {
     #[command(subcommand)]
     pub(crate) command: RegistryCommand,
     /// Also read registry entries from this directory.
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(short = 'r', long, value_name = "DIR", global = true)]
     pub(crate) registry: Option<PathBuf>,
     /// Output format: text or json (and markdown for `export`, its default).
-    #[arg(long, value_enum, global = true)]
+    #[arg(short = 'o', long, alias = "output", value_enum, global = true)]
     pub(crate) format: Option<RegistryFormat>,
 }
 
@@ -315,9 +331,42 @@ pub(crate) struct PlanArgs {
     #[arg(long, requires = "emit_node")]
     pub(crate) defaults: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    #[arg(short = 'o', long, alias = "output", value_enum, default_value_t = PlanFormat::Text)]
     pub(crate) format: PlanFormat,
     /// Also read registry entries from this directory.
     #[arg(long, value_name = "DIR")]
     pub(crate) registry: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap's own consistency checks: no two arguments of a command share a short flag, a long
+    /// name or an alias (a global one included), every `conflicts_with` names an argument.
+    #[test]
+    fn short_flags_and_aliases_do_not_clash() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dash_o_is_format_everywhere() {
+        for args in [
+            &["markspace", "audit", "-o", "json", "x"][..],
+            &["markspace", "trace", "-o", "html", "x"],
+            &["markspace", "registry", "list", "-o", "json"],
+            &["markspace", "audit", "--output", "sarif", "x"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let json_like = match cli.command {
+                Command::Audit(a) => matches!(a.format, AuditFormat::Json | AuditFormat::Sarif),
+                Command::Trace(t) => t.format == TraceFormat::Html,
+                Command::Registry(r) => r.format == Some(RegistryFormat::Json),
+                _ => false,
+            };
+            assert!(json_like, "{args:?}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The `markspace` command: argument parsing and glue around the library.
 //!
 //! Exit status (one place decides, as ripgrep does): 0 = nothing at or above `--fail-on`,
-//! 1 = findings at or above it, 2 = usage or input error. A closed pipe counts as success.
+//! 1 = findings at or above it, 2 = usage or input error, 3 = incomplete (a source not read,
+//! pasted lines skipped). A closed pipe counts as success.
 
 mod cli;
 mod cmd;
@@ -21,6 +22,8 @@ fn main() -> ExitCode {
         cli::Command::Plan(args) => cmd::plan::run(args),
         cli::Command::Serve(args) => cmd::serve::run(args),
         cli::Command::Fleet(args) => cmd::fleet::run(args),
+        cli::Command::Completions { shell } => cmd::install::completions(shell),
+        cli::Command::Man => cmd::install::man(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -196,6 +196,10 @@ fn every_json_document_matches_its_schema() {
     check("fleet.schema.json", &["fleet", "--format", "json", n]);
     let tc = nodes.join("tailscale-calico");
     let tc = tc.to_str().unwrap();
+    check(
+        "audit-bitfield.schema.json",
+        &["audit", "--format", "bitfield", tc],
+    );
     check("trace.schema.json", &["trace", tc, "--format", "json"]);
     check(
         "registry-list.schema.json",

@@ -16,6 +16,7 @@ mod fleet;
 mod live;
 mod nodes;
 mod pastes;
+mod pictures;
 mod plan;
 mod registry;
 mod schemas;

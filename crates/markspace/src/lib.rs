@@ -21,8 +21,8 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
-pub mod bpf;
 pub mod archive;
+pub mod bpf;
 pub mod collect;
 pub mod diagnostic;
 pub mod fleet;

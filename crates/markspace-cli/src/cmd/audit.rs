@@ -46,6 +46,11 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
 /// `--each`: every node on its own, one section each, then their exit statuses; the exit status
 /// is the highest of theirs (3 incomplete, 2 input error, 1 findings, 0 clean).
 fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
+    if matches!(args.format, Format::Html | Format::Bitfield) {
+        anyhow::bail!(
+            "--each prints one document for all nodes, which --format html and bitfield do not have yet; audit each node on its own (markspace audit -o html DIR/NODE > NODE.html)"
+        );
+    }
     let mut worst = 0u8;
     let mut statuses = Vec::new();
     let mut out = String::new();
@@ -78,6 +83,7 @@ fn each(args: AuditArgs, nodes: Vec<std::path::PathBuf>) -> anyhow::Result<u8> {
                 out.push_str(text.as_deref().unwrap_or("(not audited: input error)\n"));
                 out.push('\n');
             }
+            Format::Html | Format::Bitfield => {}
             Format::Text => {
                 out.push_str(&format!("== node {} ==\n", node.display()));
                 out.push_str(text.as_deref().unwrap_or("(not audited: input error, see above)\n"));
@@ -274,6 +280,7 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
     }
     // Never a false green: a snapshot whose collection could not read a source the audit needs
     // (no privileges, a missing tool, a timeout) is reported as incomplete and exits 3.
+    let mut manifests = Vec::new();
     for path in &paths {
         let shown = if live_dir.is_some() && Some(*path) == live_dir.as_ref().map(|d| d.path()) {
             "live".to_string()
@@ -283,8 +290,21 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
         for message in super::node::mark_unread(&mut report, path, &shown) {
             eprintln!("markspace: error: {message}");
         }
+        if args.format == Format::Html {
+            if let Some(json) = std::fs::read(path.join("manifest.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                manifests.push((shown.clone(), json));
+            }
+        }
     }
     for (archived, manifest) in &node.manifests {
+        if args.format == Format::Html {
+            if let Ok(json) = serde_json::from_slice(manifest) {
+                manifests.push((archived.clone(), json));
+            }
+        }
         for message in super::node::mark_unread_json(&mut report, manifest, archived) {
             eprintln!("markspace: error: {message}");
         }
@@ -299,6 +319,16 @@ fn run_one(args: AuditArgs) -> anyhow::Result<(u8, Option<String>)> {
         Format::Markdown => report::markdown::render(&report),
         Format::Sarif => {
             let mut s = serde_json::to_string_pretty(&report::sarif::render(&report))?;
+            s.push('\n');
+            s
+        }
+        Format::Html => report::html::audit(
+            &report,
+            &report::html::BitRules::of(&node, &analysis),
+            &manifests,
+        ),
+        Format::Bitfield => {
+            let mut s = serde_json::to_string_pretty(&report::bitfield::render(&report))?;
             s.push('\n');
             s
         }

@@ -20,7 +20,7 @@ pub(crate) struct FleetArgs {
     #[arg(value_name = "SNAPSHOT", required = true)]
     pub(crate) paths: Vec<PathBuf>,
     /// Output format (text, json or markdown).
-    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    #[arg(short = 'o', long, alias = "output", value_enum, default_value_t = AuditFormat::Text)]
     pub(crate) format: AuditFormat,
     /// Exit 1 when a node has findings at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
@@ -31,8 +31,11 @@ pub(crate) struct FleetArgs {
 }
 
 pub(crate) fn run(args: FleetArgs) -> anyhow::Result<u8> {
-    if args.format == AuditFormat::Sarif {
-        anyhow::bail!("fleet writes text, json or markdown; SARIF is per node (`audit --each --format sarif`)");
+    if matches!(
+        args.format,
+        AuditFormat::Sarif | AuditFormat::Html | AuditFormat::Bitfield
+    ) {
+        anyhow::bail!("fleet writes text, json or markdown; SARIF, HTML and bitfield are per node (`audit NODE --format html`)");
     }
     let registry = super::load_registry(args.registry.as_deref())?;
     let mut nodes = Vec::new();
@@ -80,7 +83,7 @@ pub(crate) fn run(args: FleetArgs) -> anyhow::Result<u8> {
     let mut report = fleet::group(audits);
     report.registry = Some(registry.version());
     let text = match args.format {
-        AuditFormat::Json | AuditFormat::Sarif => {
+        AuditFormat::Json | AuditFormat::Sarif | AuditFormat::Html | AuditFormat::Bitfield => {
             let mut s = serde_json::to_string_pretty(&report)?;
             s.push('\n');
             s

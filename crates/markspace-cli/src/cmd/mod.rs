@@ -2,9 +2,10 @@
 
 pub(crate) mod audit;
 pub(crate) mod collect;
-pub(crate) mod plan;
 pub(crate) mod fleet;
+pub(crate) mod install;
 pub(crate) mod node;
+pub(crate) mod plan;
 pub(crate) mod registry;
 pub(crate) mod serve;
 pub(crate) mod trace;

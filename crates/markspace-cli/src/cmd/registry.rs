@@ -38,28 +38,31 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
             if format == Format::Json {
                 return json(&reg, "software", &reg.software);
             }
-            let mut out = String::new();
-            for s in &reg.software {
-                let mark = s.claimed(markspace::model::Field::Mark);
-                let ct = s.claimed(markspace::model::Field::CtMark);
-                let _ = writeln!(
-                    out,
-                    "{:24} {:14} mark {}  ctmark {}  {}",
-                    s.id,
-                    s.category,
-                    if s.uses_marks {
-                        hex(mark)
-                    } else {
-                        "-".repeat(10)
-                    },
-                    if s.uses_marks {
-                        hex(ct)
-                    } else {
-                        "-".repeat(10)
-                    },
-                    s.summary
-                );
-            }
+            let field = |s: &markspace::registry::schema::Software, f: Field| {
+                if s.uses_marks {
+                    hex(s.claimed(f))
+                } else {
+                    "-".into()
+                }
+            };
+            let rows: Vec<Vec<String>> = reg
+                .software
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.clone(),
+                        s.category.clone(),
+                        field(s, Field::Mark),
+                        field(s, Field::CtMark),
+                        s.summary.clone(),
+                    ]
+                })
+                .collect();
+            let out = output::table(
+                &["id", "category", "mark", "ctmark", "summary"],
+                &rows,
+                output::width(),
+            );
             output::print(&out)?;
             Ok(0)
         }

@@ -10,7 +10,7 @@ use markspace::packet::{proto_number, CtState, Packet, PathKind};
 use markspace::snapshot::NodeLoader;
 use markspace::trace::{trace, Options, Step, Trace};
 
-use crate::cli::{PathArg, StateArg, TextOrJson as Format, TraceArgs};
+use crate::cli::{PathArg, StateArg, TraceArgs, TraceFormat as Format};
 use crate::output;
 
 pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
@@ -103,10 +103,23 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         Format::Json => {
             output::print(&(serde_json::to_string_pretty(&super::stamped(&registry, &t)?)? + "\n"))?
         }
+        Format::Markdown => output::print(&markspace::report::markdown::trace(&t, &inputs(&node)))?,
+        Format::Html => output::print(&markspace::report::html::trace(&t, &inputs(&node)))?,
         // Rule text and chain names come from the input: never send its control characters.
-        _ => output::print(&markspace::report::escape_controls(&render(&t)))?,
+        Format::Text => output::print(&markspace::report::escape_controls(&render(&t)))?,
     }
     Ok(0)
+}
+
+/// The inputs the trace walked, as the audit report lists them.
+fn inputs(node: &markspace::model::Node) -> Vec<markspace::report::InputReport> {
+    node.formats
+        .iter()
+        .map(|(file, format)| markspace::report::InputReport {
+            file: file.clone(),
+            format: format.to_string(),
+        })
+        .collect()
 }
 
 fn render(t: &Trace) -> String {

@@ -7,7 +7,7 @@
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
-use crate::model::{hex, Field, MarkOp, WriteOp};
+use crate::model::{hex, Field, MarkOp, Node, WriteOp};
 use crate::registry::Registry;
 use crate::ruleset::{RuleId, Ruleset};
 use crate::source::SourceMap;
@@ -150,48 +150,13 @@ impl Ctx<'_> {
         &self.usage.owners[i].id
     }
 
-    /// Evidence for a rule: its file, line and text (prefixed with its table and chain when the
-    /// line does not say them, as nft rule lines do not).
+    /// Evidence for a rule ([`rule_evidence`]).
     pub(super) fn rule_evidence(&self, id: RuleId, owner: &str) -> EvidenceItem {
-        let rule = self.set.rule(id);
-        let text = self.sources.text(rule.span).trim();
-        let text = if text.starts_with("-A") || text.starts_with("-I") || text.starts_with('[') {
-            text.to_string()
-        } else {
-            let table = self.set.rule_table(rule);
-            format!(
-                "[{} {}] {}",
-                table.name,
-                self.set.chain(rule.chain).name,
-                text
-            )
-        };
-        EvidenceItem {
-            file: self.sources.name(rule.span).to_string(),
-            line: Some(rule.span.line),
-            text,
-            owner: owner.to_string(),
-        }
+        rule_evidence(self.node, id, owner)
     }
 
     pub(super) fn evidence_of(&self, u: &Use) -> EvidenceItem {
-        let owner = self.owner_id(u.owner);
-        match u.site {
-            Site::Rule(id) => self.rule_evidence(id, owner),
-            Site::Touchpoint(i) => {
-                let tp = &self.node.touchpoints[i];
-                EvidenceItem {
-                    file: self.sources.name(tp.span).to_string(),
-                    line: Some(tp.span.line),
-                    text: format!(
-                        "[{}] {}",
-                        tp.subsystem.as_str(),
-                        self.sources.text(tp.span).trim()
-                    ),
-                    owner: owner.to_string(),
-                }
-            }
-        }
+        evidence_of(self.node, self.usage, u)
     }
 
     /// Evidence for an owner: its uses whose bits in `field` meet `bits`, filtered by `pick`,
@@ -240,5 +205,47 @@ impl Ctx<'_> {
         _bits: u32,
     ) -> Vec<IncidentRef> {
         Vec::new()
+    }
+}
+
+/// Evidence for a rule: its file, line and text (prefixed with its table and chain when the
+/// line does not say them, as nft rule lines do not).
+pub(super) fn rule_evidence(node: &Node, id: RuleId, owner: &str) -> EvidenceItem {
+    let set = &node.ruleset;
+    let rule = set.rule(id);
+    let text = node.sources.text(rule.span).trim();
+    let text = if text.starts_with("-A") || text.starts_with("-I") || text.starts_with('[') {
+        text.to_string()
+    } else {
+        let table = set.rule_table(rule);
+        format!("[{} {}] {}", table.name, set.chain(rule.chain).name, text)
+    };
+    EvidenceItem {
+        file: node.sources.name(rule.span).to_string(),
+        line: Some(rule.span.line),
+        text,
+        owner: owner.to_string(),
+    }
+}
+
+/// Evidence for one attributed use: its rule ([`rule_evidence`]) or its touchpoint outside
+/// netfilter (`[subsystem] text`), with its owner's id.
+pub fn evidence_of(node: &Node, usage: &Usage, u: &Use) -> EvidenceItem {
+    let owner = &usage.owners[u.owner].id;
+    match u.site {
+        Site::Rule(id) => rule_evidence(node, id, owner),
+        Site::Touchpoint(i) => {
+            let tp = &node.touchpoints[i];
+            EvidenceItem {
+                file: node.sources.name(tp.span).to_string(),
+                line: Some(tp.span.line),
+                text: format!(
+                    "[{}] {}",
+                    tp.subsystem.as_str(),
+                    node.sources.text(tp.span).trim()
+                ),
+                owner: owner.clone(),
+            }
+        }
     }
 }

@@ -32,7 +32,7 @@ use serde::Serialize;
 #[cfg(test)]
 pub(crate) use crate::model::constant_values;
 pub use catalogue::{Code, CodeInfo, Severity, FINDINGS};
-pub use finding::{EvidenceItem, Finding, IncidentRef};
+pub use finding::{evidence_of, EvidenceItem, Finding, IncidentRef};
 pub use path::{PathEvidence, PathStep};
 pub use usage::{Owner, Site, Usage, Use};
 pub use verify::VerifiedFix;

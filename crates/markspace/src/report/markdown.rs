@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::{InputReport, Report};
+use crate::trace::Trace;
 
 /// Renders the report as Markdown.
 pub fn render(report: &Report) -> String {
@@ -120,6 +121,19 @@ pub fn render(report: &Report) -> String {
             }
             let _ = writeln!(out, "```\n");
         }
+        if let Some(p) = &f.path {
+            let _ = writeln!(
+                out,
+                "Path ({}){}:\n",
+                format!("{:?}", p.path).to_lowercase(),
+                if p.clobber {
+                    ", where one owner's write lands between the other's write and read"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(out, "{}", super::mermaid::finding_path(p));
+        }
     }
     if !report.suppressed.is_empty() {
         let _ = writeln!(out, "\n## Suppressed by the baseline\n");
@@ -138,4 +152,64 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+/// Renders a trace as Markdown: the packet, then each path as a Mermaid flowchart through the
+/// hooks ([`super::mermaid::trace_path`]), then the inputs.
+pub fn trace(t: &Trace, inputs: &[InputReport]) -> String {
+    let mut out = String::new();
+    let p = &t.packet;
+    let any = |v: Option<String>| v.map_or_else(|| "any".to_string(), |v| format!("`{v}`"));
+    let _ = writeln!(out, "# markspace trace\n");
+    let _ = writeln!(
+        out,
+        "A {} {} packet, in {} out {}, {} → {}, protocol {}, ports {} → {}, mark `{}` ctmark `{}`: {} path(s){}.\n",
+        format!("{:?}", p.state).to_lowercase(),
+        format!("{:?}", p.path).to_lowercase(),
+        any(p.in_iface.clone()),
+        any(p.out_iface.clone()),
+        any(p.src.map(|a| a.to_string())),
+        any(p.dst.map(|a| a.to_string())),
+        any(p.proto.map(|n| n.to_string())),
+        any(p.sport.map(|n| n.to_string())),
+        any(p.dport.map(|n| n.to_string())),
+        crate::model::hex(t.start.mark),
+        crate::model::hex(t.start.ctmark),
+        t.paths.len(),
+        if t.truncated {
+            " (path limit reached: some undecided conditions taken as not matching)"
+        } else {
+            ""
+        }
+    );
+    for (i, path) in t.paths.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "## Path {} → {} (mark `{}` ctmark `{}`{})\n",
+            i + 1,
+            path.verdict,
+            path.mark,
+            path.ctmark,
+            path.table
+                .as_deref()
+                .map(|t| format!(", table {t}"))
+                .unwrap_or_default()
+        );
+        for a in &path.assumptions {
+            let _ = writeln!(out, "- assuming {a}");
+        }
+        if !path.assumptions.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            super::mermaid::trace_path(path, t.start.mark, t.start.ctmark)
+        );
+    }
+    let _ = writeln!(out, "## Inputs\n");
+    for i in inputs {
+        let _ = writeln!(out, "- `{}` ({})", i.file, i.format);
+    }
+    super::escape_controls(&out).into_owned()
 }

@@ -1,5 +1,6 @@
-//! Reports: one serialisable structure built from the analysis, rendered as text, JSON or
-//! Markdown. Renderers only format.
+//! Reports: one serialisable structure built from the analysis, rendered as text, JSON,
+//! Markdown (with Mermaid flowcharts of paths), SARIF, HTML (inline SVG register map) or
+//! WaveDrom bit-field JSON. Renderers only format.
 //!
 //! # JSON contract (version 1)
 //!
@@ -41,7 +42,10 @@
 //! are only ever added in a version; a removal or change of meaning bumps `version`.
 
 pub mod baseline;
+pub mod bitfield;
+pub mod html;
 pub mod markdown;
+pub mod mermaid;
 pub mod sarif;
 pub mod text;
 
