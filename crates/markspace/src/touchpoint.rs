@@ -66,6 +66,70 @@ pub struct TouchContext {
     pub process: Option<String>,
     /// IPv6 (for `ip -6 rule`, xfrm with v6 selectors).
     pub ipv6: bool,
+    /// Where an eBPF program runs, when its section name says (`tc/egress`); live programs
+    /// are placed by the `tc filter show` / `bpftool net` lines that name them instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attach: Option<Attach>,
+}
+
+/// An eBPF attach point whose place on the packet paths is known (kernel v6.12):
+///
+/// - tc and tcx ingress run in `__netif_receive_skb_core` (`sch_handle_ingress`,
+///   `net/core/dev.c`), before `ip_rcv` reaches `NF_INET_PRE_ROUTING`;
+/// - tc and tcx egress run in `__dev_queue_xmit` (`sch_handle_egress`), which
+///   `ip_finish_output2` reaches after `ip_output`'s `NF_INET_POST_ROUTING` hook;
+/// - cgroup_skb egress runs in `ip_finish_output` (`BPF_CGROUP_RUN_PROG_INET_EGRESS`,
+///   `net/ipv4/ip_output.c`), the okfn of that POSTROUTING hook, so after it and before tc
+///   egress, and only for packets of a local full socket (`sk == skb->sk`): the output path;
+/// - cgroup_skb ingress runs in `sk_filter_trim_cap` (`BPF_CGROUP_RUN_PROG_INET_INGRESS`,
+///   `net/core/filter.c`) when a socket receives, after `ip_local_deliver`'s `NF_INET_LOCAL_IN`;
+/// - cgroup/sock_create sets `sk->sk_mark` when the socket is created; its packets carry it
+///   from `ip_make_skb` / `ip_queue_xmit` on, before `NF_INET_LOCAL_OUT`.
+///
+/// Other attach points (bare `tc` or `classifier` sections, whose direction is chosen by
+/// `tc filter add … ingress|egress`; socket filters, which may sit on packet sockets; lwt;
+/// sk_skb) are not placed: they may run anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attach {
+    /// tc / tcx ingress.
+    TcIngress,
+    /// tc / tcx egress.
+    TcEgress,
+    /// `cgroup_skb/ingress`.
+    CgroupSkbIngress,
+    /// `cgroup_skb/egress`.
+    CgroupSkbEgress,
+    /// `cgroup/sock_create`.
+    SockCreate,
+}
+
+impl Attach {
+    /// The attach point an ELF section name (libbpf's `section_defs`: `tc/ingress`,
+    /// `tcx/egress`, `cgroup_skb/egress`, `cgroup/sock_create`) or an attach point as
+    /// `tc filter show` / `bpftool net` print it (`tc ingress`, `clsact/egress`, `tcx/ingress`)
+    /// names, if it names one with a known place.
+    pub fn from_name(name: &str) -> Option<Attach> {
+        Some(match name {
+            "tc/ingress" | "tcx/ingress" | "tc ingress" | "clsact/ingress" => Attach::TcIngress,
+            "tc/egress" | "tcx/egress" | "tc egress" | "clsact/egress" => Attach::TcEgress,
+            "cgroup_skb/ingress" => Attach::CgroupSkbIngress,
+            "cgroup_skb/egress" => Attach::CgroupSkbEgress,
+            "cgroup/sock_create" => Attach::SockCreate,
+            _ => return None,
+        })
+    }
+
+    /// The name used in reports (`tc egress`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attach::TcIngress => "tc ingress",
+            Attach::TcEgress => "tc egress",
+            Attach::CgroupSkbIngress => "cgroup_skb ingress",
+            Attach::CgroupSkbEgress => "cgroup_skb egress",
+            Attach::SockCreate => "cgroup sock_create",
+        }
+    }
 }
 
 /// One mark operation site outside netfilter.
@@ -116,4 +180,41 @@ pub enum Observation {
         /// 1-based line.
         line: u32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Attach;
+
+    #[test]
+    fn attach_points_from_section_names_and_attach_lines() {
+        for (name, want) in [
+            ("tc/ingress", Some(Attach::TcIngress)),
+            ("tcx/ingress", Some(Attach::TcIngress)),
+            ("tc ingress", Some(Attach::TcIngress)),
+            ("clsact/ingress", Some(Attach::TcIngress)),
+            ("tc/egress", Some(Attach::TcEgress)),
+            ("tcx/egress", Some(Attach::TcEgress)),
+            ("tc egress", Some(Attach::TcEgress)),
+            ("clsact/egress", Some(Attach::TcEgress)),
+            ("cgroup_skb/ingress", Some(Attach::CgroupSkbIngress)),
+            ("cgroup_skb/egress", Some(Attach::CgroupSkbEgress)),
+            ("cgroup/sock_create", Some(Attach::SockCreate)),
+            // No direction, or no single place.
+            ("tc", None),
+            ("classifier", None),
+            ("action", None),
+            ("cgroup/skb", None),
+            ("cgroup/sock", None),
+            ("cgroup/sock_release", None),
+            ("socket", None),
+            ("sk_skb", None),
+            ("lwt_xmit", None),
+            ("xdp", None),
+            ("from-container", None),
+            ("sched_cls", None),
+        ] {
+            assert_eq!(Attach::from_name(name), want, "{name}");
+        }
+    }
 }

@@ -12,14 +12,18 @@ use crate::model::{hex, Field, MarkOp, ALL_BITS};
 use crate::ruleset::Hook;
 
 use super::finding::Ctx;
-use super::path::{PathEvidence, PathStep, PATHS};
+use super::path::{on_path, position, PathEvidence, PathStep, PATHS};
 use super::usage::{fi, Site, Use};
 
-/// Ordering key of a use at a hook of a path.
-fn key(cx: &Ctx<'_>, u: &Use, hook_index: usize, hook: Hook) -> (usize, u32, usize) {
+/// Ordering key of a use at a hook of a path: the hook's place, the rank of a placed
+/// touchpoint around the hook's rules ([`position`]; 0 for rules), the rule's order, the
+/// operation.
+type Key = (usize, i8, u32, usize);
+
+fn key(cx: &Ctx<'_>, u: &Use, hook_index: usize, hook: Hook, rank: i8) -> Key {
     match u.site {
-        Site::Rule(id) => (hook_index, cx.order(hook)[id.0 as usize], u.op_index),
-        Site::Touchpoint(i) => (hook_index, u32::MAX, i),
+        Site::Rule(id) => (hook_index, 0, cx.order(hook)[id.0 as usize], u.op_index),
+        Site::Touchpoint(i) => (hook_index, rank, 0, i),
     }
 }
 
@@ -43,14 +47,33 @@ fn is_read(u: &Use, field: Field, bits: u32) -> bool {
 }
 
 fn step(cx: &Ctx<'_>, u: &Use, hook: Hook, field: Field, bits: u32) -> Option<PathStep> {
-    let Site::Rule(id) = u.site else { return None };
-    let rule = cx.set.rule(id);
-    let table = cx.set.rule_table(rule);
     let action = if is_write(u, field, bits) {
         format!("writes {}", hex(u.writes[fi(field)] & bits))
     } else {
         format!("reads {}", hex(u.reads[fi(field)] & bits))
     };
+    let id = match u.site {
+        Site::Rule(id) => id,
+        // A placed eBPF program: table `bpf`, chain its attach point and program.
+        Site::Touchpoint(i) => {
+            let tp = &cx.node.touchpoints[i];
+            let attach = u.places.iter().find(|a| position(**a).0 == hook)?;
+            return Some(PathStep {
+                hook,
+                table: tp.subsystem.as_str().to_string(),
+                chain: match &tp.context.program {
+                    Some(p) => format!("{} {p}", attach.as_str()),
+                    None => attach.as_str().to_string(),
+                },
+                file: cx.sources.name(tp.span).to_string(),
+                line: tp.span.line,
+                owner: cx.usage.owners[u.owner].id.clone(),
+                action,
+            });
+        }
+    };
+    let rule = cx.set.rule(id);
+    let table = cx.set.rule_table(rule);
     Some(PathStep {
         hook,
         table: format!("{} {}", table.family.as_str(), table.name),
@@ -63,7 +86,7 @@ fn step(cx: &Ctx<'_>, u: &Use, hook: Hook, field: Field, bits: u32) -> Option<Pa
 }
 
 /// One use placed at a hook of a path: its ordering key, the use, the hook.
-type Event<'u> = ((usize, u32, usize), &'u Use, Hook);
+type Event<'u> = (Key, &'u Use, Hook);
 
 /// The clobber witness among a path's events (in path order), as positions `[i, j, k]`: owner X
 /// writes the bits at `i`, owner Y writes some of them at `j`, and X reads bits both wrote at
@@ -219,15 +242,24 @@ pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32)
         .chain(cx.usage.of(b))
         .filter(|u| (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0)
         .collect();
-    // Uses with no known hook (touchpoints, rules of truncated inputs) could be anywhere.
-    let unplaced = relevant.iter().any(|u| u.hooks.is_empty());
+    // Uses with no known hook (touchpoints not placed, rules of truncated inputs) could be
+    // anywhere.
+    let unplaced = relevant
+        .iter()
+        .any(|u| u.hooks.is_empty() && u.places.is_empty());
     let mut shared: Option<PathEvidence> = None;
     for (path, hooks) in PATHS {
         let mut events: Vec<Event<'_>> = Vec::new();
         for u in &relevant {
             for (i, h) in hooks.iter().enumerate() {
                 if u.hooks.contains(*h) {
-                    events.push((key(cx, u, i, *h), u, *h));
+                    events.push((key(cx, u, i, *h, 0), u, *h));
+                }
+                for &a in &u.places {
+                    let (at, rank) = position(a);
+                    if at == *h && on_path(a, path) {
+                        events.push((key(cx, u, i, *h, rank), u, *h));
+                    }
                 }
             }
         }
@@ -309,6 +341,7 @@ mod tests {
                     op,
                     owner: next(2) as usize,
                     hooks: HookSet::EMPTY,
+                    places: Vec::new(),
                     reads,
                     writes,
                 }
@@ -324,7 +357,7 @@ mod tests {
             let events: Vec<Event<'_>> = uses
                 .iter()
                 .enumerate()
-                .map(|(i, u)| ((0, i as u32, 0), u, Hook::Forward))
+                .map(|(i, u)| ((0, 0, i as u32, 0), u, Hook::Forward))
                 .collect();
             for bits in [0xf0, 0x30, 0x80] {
                 let fast = clobber(&events, 0, 1, Field::Mark, bits);

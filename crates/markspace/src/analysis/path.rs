@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::packet::PathKind;
 use crate::ruleset::{Hook, Ruleset};
+use crate::touchpoint::Attach;
 
 /// The hooks of each path, in order.
 pub(crate) const PATHS: [(PathKind, &[Hook]); 3] = [
@@ -16,6 +17,30 @@ pub(crate) const PATHS: [(PathKind, &[Hook]); 3] = [
     ),
     (PathKind::Output, &[Hook::Output, Hook::Postrouting]),
 ];
+
+/// Where an attach point runs relative to a hook's rules: the hook, and a rank (negative:
+/// before every rule of the hook; positive: after them all, lower ranks first). The kernel
+/// functions behind each are on [`Attach`].
+pub(crate) fn position(a: Attach) -> (Hook, i8) {
+    match a {
+        Attach::TcIngress => (Hook::Prerouting, -1),
+        Attach::SockCreate => (Hook::Output, -1),
+        Attach::CgroupSkbIngress => (Hook::Input, 1),
+        Attach::CgroupSkbEgress => (Hook::Postrouting, 1),
+        Attach::TcEgress => (Hook::Postrouting, 2),
+    }
+}
+
+/// Whether an attach point runs on a path: where its hook is, except cgroup_skb egress, which
+/// runs for packets of local sockets only (not forwarded ones).
+pub(crate) fn on_path(a: Attach, path: PathKind) -> bool {
+    let (hook, _) = position(a);
+    let hooks = PATHS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(&[][..], |(_, h)| *h);
+    hooks.contains(&hook) && (a != Attach::CgroupSkbEgress || path == PathKind::Output)
+}
 
 /// One use on the path shown by a finding.
 #[derive(Clone, Debug, Serialize)]
@@ -101,5 +126,30 @@ pub(crate) fn walk_base_chain(
                 stack.push((to, 0));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_points_sit_around_their_hooks_on_their_paths() {
+        use PathKind::{Forward, Ingress, Output};
+        let on = |a| {
+            [Ingress, Forward, Output]
+                .into_iter()
+                .filter(|p| on_path(a, *p))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(on(Attach::TcIngress), [Ingress, Forward]);
+        assert_eq!(on(Attach::TcEgress), [Forward, Output]);
+        assert_eq!(on(Attach::CgroupSkbIngress), [Ingress]);
+        assert_eq!(on(Attach::CgroupSkbEgress), [Output]);
+        assert_eq!(on(Attach::SockCreate), [Output]);
+        // Before PREROUTING's and OUTPUT's rules; after POSTROUTING's, cgroup before tc.
+        assert!(position(Attach::TcIngress).1 < 0 && position(Attach::SockCreate).1 < 0);
+        assert!(position(Attach::CgroupSkbEgress).1 > 0);
+        assert!(position(Attach::TcEgress).1 > position(Attach::CgroupSkbEgress).1);
     }
 }

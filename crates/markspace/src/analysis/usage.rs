@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::model::{CopySource, Field, MarkOp, Node};
 use crate::registry::{Attribution, Registry, UNKNOWN};
 use crate::ruleset::{HookSet, RuleId};
+use crate::touchpoint::{Attach, Observation, Subsystem, Touchpoint};
 
 /// Where a mark operation sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,8 +31,12 @@ pub struct Use {
     pub op: MarkOp,
     /// Index of the owner in [`Usage::owners`].
     pub owner: usize,
-    /// The hooks the rule runs in (empty for rules of incomplete tables whose jumps are missing).
+    /// The hooks the rule runs in (empty for rules of incomplete tables whose jumps are missing,
+    /// and for touchpoints).
     pub hooks: HookSet,
+    /// Where a touchpoint runs on the packet paths ([`super::path::position`]); empty when
+    /// unknown (it may run anywhere) and for rules.
+    pub places: Vec<Attach>,
     /// Bits read, per field (`[mark, ctmark]`).
     pub reads: [u32; 2],
     /// Bits written, per field.
@@ -201,14 +206,18 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     // of every rule cost a fifth of the analysis of a large Calico node.
     let mut recognised: Vec<FxHashMap<(&'static str, &str), usize>> =
         vec![FxHashMap::default(); usage.owners.len()];
+    let attached = attachments(node);
     for (site, attr) in &attributions {
         let site = *site;
-        let (ops, hooks) = match site {
+        let (ops, hooks, places) = match site {
             Site::Rule(id) => {
                 let rule = set.rule(id);
-                (rule.ops(), set.chain(rule.chain).hooks)
+                (rule.ops(), set.chain(rule.chain).hooks, Vec::new())
             }
-            Site::Touchpoint(i) => (&node.touchpoints[i].ops[..], HookSet::EMPTY),
+            Site::Touchpoint(i) => {
+                let tp = &node.touchpoints[i];
+                (&tp.ops[..], HookSet::EMPTY, places(tp, &attached))
+            }
         };
         let owner = index[attr.owner.as_str()];
         usage.owners[owner].rules += 1;
@@ -241,6 +250,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
                 op: *op,
                 owner,
                 hooks,
+                places: places.clone(),
                 reads,
                 writes,
             });
@@ -257,4 +267,47 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         }
     }
     usage
+}
+
+/// Where the node's live eBPF programs are attached, by program name, from the `tc filter
+/// show` / `bpftool net` lines that name them: `None` for an attach point with no known place
+/// (`tc` without a direction).
+fn attachments(node: &Node) -> FxHashMap<&str, Vec<Option<Attach>>> {
+    let mut by_name: FxHashMap<&str, Vec<Option<Attach>>> = FxHashMap::default();
+    for (_, o) in &node.observations {
+        if let Observation::BpfProgram { name, attach, .. } = o {
+            // `bpftool prog show` lines name the program type, not where it runs.
+            if attach.contains(' ') || attach.contains('/') || attach == "tc" {
+                by_name
+                    .entry(name.as_str())
+                    .or_default()
+                    .push(Attach::from_name(attach));
+            }
+        }
+    }
+    by_name
+}
+
+/// Where a touchpoint runs: an eBPF program's section (`tc/egress`), else every place the
+/// node's attach lines give its program; empty (anywhere) when any of them has no known place
+/// or none is known.
+fn places(tp: &Touchpoint, attached: &FxHashMap<&str, Vec<Option<Attach>>>) -> Vec<Attach> {
+    if tp.subsystem != Subsystem::Bpf {
+        return Vec::new();
+    }
+    if let Some(a) = tp.context.attach {
+        return vec![a];
+    }
+    let Some(seen) = tp.context.program.as_deref().and_then(|n| attached.get(n)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Attach> = Vec::new();
+    for a in seen {
+        match a {
+            Some(a) if !out.contains(a) => out.push(*a),
+            Some(_) => {}
+            None => return Vec::new(),
+        }
+    }
+    out
 }

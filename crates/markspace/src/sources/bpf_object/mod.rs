@@ -25,7 +25,7 @@ use crate::bpf::{section_type, Code, Context, Insn, Object, Program, Show};
 use crate::diagnostic::Diagnostic;
 use crate::model::MarkOp;
 use crate::source::{SourceId, Span};
-use crate::touchpoint::{Subsystem, TouchContext, Touchpoint};
+use crate::touchpoint::{Attach, Subsystem, TouchContext, Touchpoint};
 
 use super::sink::Sink;
 use super::text::LineAt;
@@ -329,6 +329,7 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
                 ops: vec![op],
                 context: TouchContext {
                     program: Some(program.name.clone()),
+                    attach: Attach::from_name(&p.section),
                     ..TouchContext::default()
                 },
             });
