@@ -541,6 +541,7 @@ impl NodeLoader {
             ruleset,
             touchpoints: self.sink.touchpoints,
             observations: self.sink.observations,
+            programs: self.sink.programs,
             diagnostics,
             skipped: self.skipped,
             skipped_lines: self.skipped_lines,

@@ -72,6 +72,82 @@ pub struct TouchContext {
     pub attach: Option<Attach>,
 }
 
+/// An eBPF program as `trace` runs it: its name, where its section says it runs, the line
+/// that names it, and its code.
+#[derive(Clone, Debug)]
+pub struct LoadedProgram {
+    /// The program name.
+    pub name: String,
+    /// Its attach point, when its section name gives one.
+    pub attach: Option<Attach>,
+    /// Its `program` line in its input.
+    pub span: Span,
+    /// Its code, run on a concrete mark.
+    pub code: std::sync::Arc<dyn RunMark>,
+}
+
+/// A program that can be run on a concrete entry mark.
+pub trait RunMark: std::fmt::Debug + Send + Sync {
+    /// The mark when the program ends, for an entry mark: `(known, value)`, the bits every
+    /// path fixes and their values (`known` is 0 for bits that depend on data other than the
+    /// mark); `None` when no path ends.
+    fn exit_mark(&self, mark: u32) -> Option<(u32, u32)>;
+}
+
+/// Attach points and devices by program name ([`attach_lines`]).
+pub type AttachLines<'a> =
+    std::collections::HashMap<&'a str, Vec<(Option<Attach>, Option<&'a str>)>>;
+
+/// Where the node's attach lines (`tc filter show`, `bpftool net`) put each eBPF program, by
+/// program name: the attach point (`None` when it has no known place, `tc` without a
+/// direction) and the device.
+pub fn attach_lines(observations: &[(crate::source::SourceId, Observation)]) -> AttachLines<'_> {
+    let mut by_name = AttachLines::new();
+    for (_, o) in observations {
+        if let Observation::BpfProgram {
+            name,
+            attach,
+            device,
+            ..
+        } = o
+        {
+            // `bpftool prog show` lines name the program type, not where it runs.
+            if attach.contains(' ') || attach.contains('/') || attach == "tc" {
+                by_name
+                    .entry(name.as_str())
+                    .or_default()
+                    .push((Attach::from_name(attach), device.as_deref()));
+            }
+        }
+    }
+    by_name
+}
+
+/// Where a program runs: where its section says, else every place the node's attach lines
+/// give it (with the device); empty (anywhere) when any of those has no known place, or none
+/// is known.
+pub fn placements<'a>(
+    section: Option<Attach>,
+    name: Option<&str>,
+    lines: &AttachLines<'a>,
+) -> Vec<(Attach, Option<&'a str>)> {
+    if let Some(a) = section {
+        return vec![(a, None)];
+    }
+    let Some(seen) = name.and_then(|n| lines.get(n)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (a, dev) in seen {
+        match a {
+            Some(a) if !out.contains(&(*a, *dev)) => out.push((*a, *dev)),
+            Some(_) => {}
+            None => return Vec::new(),
+        }
+    }
+    out
+}
+
 /// An eBPF attach point whose place on the packet paths is known (kernel v6.12):
 ///
 /// - tc and tcx ingress run in `__netif_receive_skb_core` (`sch_handle_ingress`,

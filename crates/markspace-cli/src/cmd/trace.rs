@@ -205,6 +205,9 @@ fn render(t: &Trace) -> String {
                 Step::Policy { chain, policy } => {
                     let _ = writeln!(out, "      policy of {chain}: {policy}");
                 }
+                Step::Program { .. } => {
+                    let _ = writeln!(out, "    {}", s.program_line().unwrap_or_default());
+                }
                 Step::Route {
                     stage,
                     mark,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::model::{CopySource, Field, MarkOp, Node};
 use crate::registry::{Attribution, Registry, UNKNOWN};
 use crate::ruleset::{HookSet, RuleId};
-use crate::touchpoint::{Attach, Observation, Subsystem, Touchpoint};
+use crate::touchpoint::{attach_lines, placements, Attach, AttachLines, Subsystem, Touchpoint};
 
 /// Where a mark operation sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,7 +206,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     // of every rule cost a fifth of the analysis of a large Calico node.
     let mut recognised: Vec<FxHashMap<(&'static str, &str), usize>> =
         vec![FxHashMap::default(); usage.owners.len()];
-    let attached = attachments(node);
+    let attached = attach_lines(&node.observations);
     for (site, attr) in &attributions {
         let site = *site;
         let (ops, hooks, places) = match site {
@@ -269,44 +269,16 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     usage
 }
 
-/// Where the node's live eBPF programs are attached, by program name, from the `tc filter
-/// show` / `bpftool net` lines that name them: `None` for an attach point with no known place
-/// (`tc` without a direction).
-fn attachments(node: &Node) -> FxHashMap<&str, Vec<Option<Attach>>> {
-    let mut by_name: FxHashMap<&str, Vec<Option<Attach>>> = FxHashMap::default();
-    for (_, o) in &node.observations {
-        if let Observation::BpfProgram { name, attach, .. } = o {
-            // `bpftool prog show` lines name the program type, not where it runs.
-            if attach.contains(' ') || attach.contains('/') || attach == "tc" {
-                by_name
-                    .entry(name.as_str())
-                    .or_default()
-                    .push(Attach::from_name(attach));
-            }
-        }
-    }
-    by_name
-}
-
-/// Where a touchpoint runs: an eBPF program's section (`tc/egress`), else every place the
-/// node's attach lines give its program; empty (anywhere) when any of them has no known place
-/// or none is known.
-fn places(tp: &Touchpoint, attached: &FxHashMap<&str, Vec<Option<Attach>>>) -> Vec<Attach> {
+/// Where a touchpoint runs ([`crate::touchpoint::placements`]); empty (anywhere) when unknown
+/// and for subsystems other than eBPF.
+fn places(tp: &Touchpoint, lines: &AttachLines<'_>) -> Vec<Attach> {
     if tp.subsystem != Subsystem::Bpf {
         return Vec::new();
     }
-    if let Some(a) = tp.context.attach {
-        return vec![a];
-    }
-    let Some(seen) = tp.context.program.as_deref().and_then(|n| attached.get(n)) else {
-        return Vec::new();
-    };
     let mut out: Vec<Attach> = Vec::new();
-    for a in seen {
-        match a {
-            Some(a) if !out.contains(a) => out.push(*a),
-            Some(_) => {}
-            None => return Vec::new(),
+    for (a, _) in placements(tp.context.attach, tp.context.program.as_deref(), lines) {
+        if !out.contains(&a) {
+            out.push(a);
         }
     }
     out

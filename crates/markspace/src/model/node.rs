@@ -7,7 +7,7 @@ use crate::model::MarkOp;
 use crate::packet::{DetailDecoder, RuleDetails};
 use crate::ruleset::{RuleId, Ruleset};
 use crate::source::{SourceId, SourceMap};
-use crate::touchpoint::{Observation, Touchpoint};
+use crate::touchpoint::{LoadedProgram, Observation, Touchpoint};
 
 /// Where a [`Rewrite`] applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +38,8 @@ pub struct Node {
     pub touchpoints: Vec<Touchpoint>,
     /// Facts that are not operations.
     pub observations: Vec<(SourceId, Observation)>,
+    /// eBPF programs with mark operations, as `trace` runs them.
+    pub programs: Vec<LoadedProgram>,
     /// Problems found while parsing.
     pub diagnostics: Vec<Diagnostic>,
     /// Files in directories that no format recognised.

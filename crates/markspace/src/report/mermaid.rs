@@ -64,6 +64,10 @@ pub fn trace_path(p: &PathTrace, start_mark: u32, start_ctmark: u32) -> String {
             Step::Policy { chain, policy } => {
                 g.node("box", &format!("policy of {chain}: {policy}"), None)
             }
+            Step::Program { .. } => {
+                let l = s.program_line().unwrap_or_default();
+                g.node("box", &l, Some("hit"))
+            }
             Step::Route {
                 stage,
                 mark,

@@ -3,7 +3,7 @@
 
 use crate::ruleset::RulesetBuilder;
 use crate::source::SourceId;
-use crate::touchpoint::{Observation, Touchpoint};
+use crate::touchpoint::{LoadedProgram, Observation, Touchpoint};
 
 /// Where parsers put what they read.
 #[derive(Debug, Default)]
@@ -14,6 +14,8 @@ pub struct Sink {
     pub touchpoints: Vec<Touchpoint>,
     /// Facts that are not operations, with the input they came from.
     pub observations: Vec<(SourceId, Observation)>,
+    /// eBPF programs with mark operations, for `trace`.
+    pub programs: Vec<LoadedProgram>,
     /// Set while a fragment or a paste section is read: rules without a table or chain go to
     /// an unknown table and chain (`(unknown)`) instead of being errors or guesses.
     pub fragment: bool,

@@ -19,7 +19,9 @@ use crate::model::{hex, CopySource, Field, MarkOp, MarkState, Node, WriteOp};
 use crate::packet::{Cond, CtState, Flow, NatTo, Outcome, Packet, PathKind, FIELD_CONDITION_NAMES};
 use crate::registry::Registry;
 use crate::ruleset::{Action, ChainId, ChainType, Family, Hook, Rule, RuleId, Verdict};
+use crate::touchpoint::Attach;
 
+mod bpf;
 mod route;
 mod steps;
 use route::route;
@@ -31,6 +33,8 @@ enum Stage {
     Hook(Hook),
     Chain(ChainId),
     Route(&'static str),
+    /// The eBPF programs attached here ([`crate::touchpoint::Attach`]).
+    Bpf(Attach),
 }
 
 #[derive(Clone, Debug)]
@@ -97,11 +101,23 @@ fn pipeline(node: &Node, p: &Packet) -> Vec<Stage> {
     if p.path == PathKind::Output {
         stages.push(Stage::Route("output"));
     }
+    if p.path != PathKind::Output {
+        stages.push(Stage::Bpf(Attach::TcIngress));
+    }
     for &hook in hooks {
         stages.push(Stage::Hook(hook));
         stages.extend(base_chains(node, hook, v6).into_iter().map(Stage::Chain));
         if hook == Hook::Prerouting {
             stages.push(Stage::Route("input"));
+        }
+    }
+    // After the last hook (`ip_finish_output`, `__dev_queue_xmit`, socket receive).
+    match p.path {
+        PathKind::Ingress => stages.push(Stage::Bpf(Attach::CgroupSkbIngress)),
+        PathKind::Forward => stages.push(Stage::Bpf(Attach::TcEgress)),
+        PathKind::Output => {
+            stages.push(Stage::Bpf(Attach::CgroupSkbEgress));
+            stages.push(Stage::Bpf(Attach::TcEgress));
         }
     }
     stages
@@ -533,6 +549,7 @@ fn run(
                 w.frames.push(Frame { chain: c, next: 0 });
             }
             Stage::Route(kind) => route(node, p, w.state.mark, &mut w.path, kind),
+            Stage::Bpf(at) => bpf::run(node, registry, p, at, &mut w.state, &mut w.path.steps),
         }
     }
 }

@@ -61,6 +61,26 @@ pub enum Step {
         /// Conditions assumed to decide it.
         assumed: Vec<String>,
     },
+    /// An eBPF program run at its attach point.
+    Program {
+        /// Program name.
+        program: String,
+        /// `tc ingress`, `tc egress`, `cgroup_skb ingress`, `cgroup_skb egress`.
+        attach: String,
+        /// The device it is attached to (from the attach lines), else the packet's.
+        device: Option<String>,
+        /// Input file (the listing).
+        file: String,
+        /// Its `program` line.
+        line: u32,
+        /// Its owner.
+        owner: String,
+        /// Packet mark before and after.
+        mark: (String, String),
+        /// Bits of the mark after it that depend on data other than the mark (left as they
+        /// were), if any.
+        unknown: Option<String>,
+    },
     /// A base chain ended by its policy.
     Policy {
         /// Chain.
@@ -84,6 +104,38 @@ pub enum Step {
         /// What.
         text: String,
     },
+}
+
+impl Step {
+    /// A program step in one line: `bpf cil_to_netdev at tc egress dev eth0 (cilium) file:7
+    /// mark 0x00000000 -> 0x00000a00`, with the bits left unknown; `None` for other steps.
+    pub fn program_line(&self) -> Option<String> {
+        let Step::Program {
+            program,
+            attach,
+            device,
+            file,
+            line,
+            owner,
+            mark,
+            unknown,
+        } = self
+        else {
+            return None;
+        };
+        let dev = device
+            .as_deref()
+            .map(|d| format!(" dev {d}"))
+            .unwrap_or_default();
+        let unknown = unknown
+            .as_deref()
+            .map(|u| format!(" (bits {u} depend on other data: left as they were)"))
+            .unwrap_or_default();
+        Some(format!(
+            "bpf {program} at {attach}{dev} ({owner}) {file}:{line}  mark {} -> {}{unknown}",
+            mark.0, mark.1
+        ))
+    }
 }
 
 /// One path through the pipeline.

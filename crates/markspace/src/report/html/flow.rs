@@ -123,6 +123,12 @@ fn step(h: &mut Html, s: &Step) {
             }
             html!(h, "</li>\n");
         }
+        Step::Program { owner, .. } => html!(
+            h,
+            "<li class=\"rule match\" data-owner=\"{}\"><code>{}</code></li>\n",
+            Esc(owner),
+            Esc(&s.program_line().unwrap_or_default())
+        ),
         Step::Policy { chain, policy } => html!(
             h,
             "<li class=\"policy\">policy of {}: <b>{}</b></li>\n",

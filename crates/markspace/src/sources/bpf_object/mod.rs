@@ -25,7 +25,7 @@ use crate::bpf::{section_type, Code, Context, Insn, Object, Program, Show};
 use crate::diagnostic::Diagnostic;
 use crate::model::MarkOp;
 use crate::source::{SourceId, Span};
-use crate::touchpoint::{Attach, Subsystem, TouchContext, Touchpoint};
+use crate::touchpoint::{Attach, LoadedProgram, RunMark, Subsystem, TouchContext, Touchpoint};
 
 use super::sink::Sink;
 use super::text::LineAt;
@@ -269,6 +269,7 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
         );
         return diags;
     }
+    let object = std::sync::Arc::new(object);
     for p in pending {
         let Some(code) = object.code.get(p.code) else {
             diags.push(Diagnostic::error(
@@ -322,6 +323,17 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
             )
             .collect();
         ops.sort_by_key(|(pc, _)| *pc);
+        if !ops.is_empty() {
+            sink.programs.push(LoadedProgram {
+                name: program.name.clone(),
+                attach: Attach::from_name(&p.section),
+                span: p.span,
+                code: std::sync::Arc::new(Runner {
+                    object: object.clone(),
+                    program: program.clone(),
+                }),
+            });
+        }
         for (pc, op) in ops {
             sink.touchpoints.push(Touchpoint {
                 subsystem: Subsystem::Bpf,
@@ -336,6 +348,31 @@ pub(crate) fn parse(text: &str, source: SourceId, _name: &str, sink: &mut Sink) 
         }
     }
     diags
+}
+
+/// A program of a listing, run by the abstract interpreter from a concrete mark.
+#[derive(Debug)]
+struct Runner {
+    object: std::sync::Arc<Object>,
+    program: Program,
+}
+
+impl RunMark for Runner {
+    fn exit_mark(&self, mark: u32) -> Option<(u32, u32)> {
+        let s = self
+            .object
+            .effects_from(&self.program, crate::bpf::Sym::konst(u64::from(mark)))
+            .exit_mark?;
+        // Bits known at the exit, and bits that are copies of the (known) entry mark.
+        let copied = if s.sh >= 0 {
+            u64::from(mark) >> s.sh
+        } else {
+            u64::from(mark) << -s.sh
+        };
+        let known = (s.known | s.mb) as u32;
+        let value = ((s.val & s.known) | (copied & s.mb & !s.known)) as u32;
+        Some((known, value))
+    }
 }
 
 /// One instruction line: `PC: 16 hex digits …`; on error the column and the message.
