@@ -259,3 +259,143 @@ filter protocol all pref 1 bpf chain 0 handle 0x1 cil_to_netdev-eth0 direct-acti
     assert_eq!(f["path"]["clobber"], false, "{f}");
     assert!(!f["path"].to_string().contains("cil_from_netdev"), "{f}");
 }
+
+/// Kernel check of `trace` running programs at their hook: in a namespace, `out_magic` at tc
+/// egress of veth `v0` and `in_stamp` at tc ingress of its peer `v1` (clang-compiled, attached
+/// with tc, section `tc`: their direction comes from `tc filter show` in the snapshot). An
+/// nft `output` rule sets the input mark by destination; datagrams leave by `v0`, reach `v1`,
+/// and nft records the mark in `prerouting` (after tc ingress). `trace` of the snapshot, on
+/// the output path then the ingress path, must name both programs and predict the mark the
+/// kernel recorded.
+#[test]
+fn trace_runs_programs_at_tc_hooks_as_the_kernel_does() {
+    if !netns_testkit::is_root() {
+        eprintln!("skipped: needs root (CI runs as root)");
+        return;
+    }
+    const C: &str = r#"typedef unsigned int __u32;
+struct __sk_buff { __u32 len, pkt_type, mark; };
+#define SEC(n) __attribute__((section(n), used))
+/* Whole-word stores: the verifier refuses narrower stores to the mark. */
+#define MARK(skb) (*(volatile __u32 *)&(skb)->mark)
+char _license[] SEC("license") = "GPL";
+SEC("hooks_out") int out_magic(struct __sk_buff *skb)
+{
+	__u32 m = MARK(skb);
+	if ((m & 0xf) == 0x4)
+		MARK(skb) = (m & ~0xf00u) | 0xa00;
+	else
+		MARK(skb) = m ^ 0x10000;
+	return 0;
+}
+SEC("hooks_in") int in_stamp(struct __sk_buff *skb)
+{
+	MARK(skb) = (MARK(skb) & 0x00ffffff) | 0x05000000;
+	return 0;
+}
+"#;
+    let d = Dir::new();
+    let c = d.file("hooks.c", C);
+    let o = d.path().join("hooks.o").to_string_lossy().into_owned();
+    netns_testkit::run(
+        &["clang", "-O2", "-g", "-target", "bpf", "-c", &c, "-o", &o],
+        None,
+    );
+    let ns = netns_testkit::Netns::new("bpfhook");
+    let sh = |cmd: &str| ns.exec(&["sh", "-c", cmd], None);
+    sh("ip link add v0 type veth peer name v1 && ip addr add 10.99.0.1/24 dev v0 && ip link set v0 up && ip link set v1 up");
+    let mac = sh("cat /sys/class/net/v1/address").trim().to_string();
+    for dst in ["10.99.0.2", "10.99.0.3"] {
+        sh(&format!(
+            "ip neigh replace {dst} lladdr {mac} dev v0 nud permanent"
+        ));
+    }
+    for (dev, dir, sec) in [("v0", "egress", "hooks_out"), ("v1", "ingress", "hooks_in")] {
+        sh(&format!(
+            "tc qdisc add dev {dev} clsact && tc filter add dev {dev} {dir} bpf da obj {o} sec {sec}"
+        ));
+    }
+    let nft = "table ip mshook {
+\tset seen { type ipv4_addr . mark; flags dynamic; }
+\tchain out { type filter hook output priority -150; ip daddr 10.99.0.2 udp dport 9999 meta mark set 0x00001234; ip daddr 10.99.0.3 udp dport 9999 meta mark set 0xffffffff; }
+\tchain pre { type filter hook prerouting priority -150; udp dport 9999 add @seen { ip daddr . meta mark }; }
+}
+";
+    ns.exec(&["nft", "-f", "-"], Some(nft));
+    let snap = d.path().join("snap").to_string_lossy().into_owned();
+    ns.exec(
+        &[env!("CARGO_BIN_EXE_markspace"), "collect", "--out", &snap],
+        None,
+    );
+    for dst in ["10.99.0.2", "10.99.0.3"] {
+        // bash's /dev/udp: one datagram from a local UDP socket.
+        let send = format!("echo x > /dev/udp/{dst}/9999");
+        ns.exec(&["bash", "-c", &send], None);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let listed = sh("nft list set ip mshook seen").replace('\n', " ");
+    // `elements = { 10.99.0.2 . 0x5001a34, … }`
+    let body = listed
+        .split_once("elements = {")
+        .map_or("", |(_, b)| b.split('}').next().unwrap_or(""));
+    let seen: std::collections::HashMap<String, u32> = body
+        .split(',')
+        .filter_map(|e| e.split_once(" . "))
+        .map(|(a, m)| {
+            let m = m.trim().trim_start_matches("0x");
+            (a.trim().to_string(), u32::from_str_radix(m, 16).unwrap())
+        })
+        .collect();
+    let hex = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    let trace = |path: &str, dev: &str, dst: &str, mark: &str| -> serde_json::Value {
+        let iface = if path == "output" { "--out" } else { "--in" };
+        let r = run(&[
+            "trace",
+            &snap,
+            "--path",
+            path,
+            iface,
+            dev,
+            "--src",
+            "10.99.0.1",
+            "--dst",
+            dst,
+            "--proto",
+            "udp",
+            "--dport",
+            "9999",
+            "--mark",
+            mark,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let t = r.json();
+        assert_eq!(t["paths"].as_array().unwrap().len(), 1, "{t}");
+        t["paths"][0].clone()
+    };
+    let program_step = |p: &serde_json::Value, name: &str| -> String {
+        let s = p["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == "program" && s["program"] == name)
+            .unwrap_or_else(|| panic!("no step of {name}: {p}"));
+        s["mark"][1].as_str().unwrap().to_string()
+    };
+    for dst in ["10.99.0.2", "10.99.0.3"] {
+        let out = trace("output", "v0", dst, "0");
+        let after_egress = program_step(&out, "out_magic");
+        assert_eq!(out["mark"], after_egress.as_str(), "{out}");
+        let inp = trace("ingress", "v1", dst, &after_egress);
+        let after_ingress = program_step(&inp, "in_stamp");
+        assert_eq!(
+            seen.get(dst).copied(),
+            Some(hex(&after_ingress)),
+            "{dst}: trace predicts {after_ingress} after in_stamp; the kernel saw {listed}"
+        );
+    }
+    // What the programs do, so the comparison above cannot pass by both doing nothing.
+    assert_eq!(seen.get("10.99.0.2"), Some(&0x0500_1a34), "{listed}");
+    assert_eq!(seen.get("10.99.0.3"), Some(&0x05fe_ffff), "{listed}");
+}

@@ -128,3 +128,61 @@ fn truncated_and_corrupted_objects_never_panic() {
         crate::fuzzing::bpf_elf(&bad);
     }
 }
+
+/// `bpftool -j prog dump xlated opcodes` prints an LD_IMM64's `imm` as 12 bytes (its imm, then
+/// the second slot's code, registers, offset and imm), as bpftool v7.1 does: the constant is
+/// read back whole and the masked write found.
+#[test]
+fn xlated_ld_imm64_of_twelve_bytes() {
+    let insn = |code: &str, dst: &str, src: &str, off: &str, imm: &str| {
+        format!(
+            r#"{{"disasm":"","opcodes":{{"code":"{code}","src_reg":"{src}","dst_reg":"{dst}","off":[{off}],"imm":[{imm}]}}}}"#
+        )
+    };
+    let z2 = r#""0x00","0x00""#;
+    let json = format!(
+        "[{},{},{},{},{},{}]",
+        insn(
+            "0x61",
+            "0x2",
+            "0x1",
+            r#""0xa4","0x00""#,
+            r#""0x00","0x00","0x00","0x00""#
+        ),
+        insn(
+            "0x18",
+            "0x4",
+            "0x0",
+            z2,
+            r#""0xff","0xf0","0xff","0xff","0x00","0x00","0x00","0x00","0x00","0x00","0x00","0x00""#
+        ),
+        insn("0x5f", "0x2", "0x4", z2, r#""0x00","0x00","0x00","0x00""#),
+        insn(
+            "0x63",
+            "0x1",
+            "0x2",
+            r#""0xa4","0x00""#,
+            r#""0x00","0x00","0x00","0x00""#
+        ),
+        insn("0xb7", "0x0", "0x0", z2, r#""0x00","0x00","0x00","0x00""#),
+        insn("0x95", "0x0", "0x0", z2, r#""0x00","0x00","0x00","0x00""#),
+    );
+    let text = xlated::listing(&json, "clear_f00", "sched_cls", 164, 16).unwrap();
+    let (sink, diags) = read(&text);
+    assert!(diags.is_empty(), "{diags:?}");
+    let writes: Vec<_> = sink
+        .touchpoints
+        .iter()
+        .flat_map(|t| &t.ops)
+        .filter(|op| matches!(op, MarkOp::Write(_)))
+        .collect();
+    assert_eq!(
+        writes,
+        [&MarkOp::Write(MarkWrite::constant(
+            Field::Mark,
+            0xffff_f0ff,
+            0
+        ))],
+        "{text}"
+    );
+}

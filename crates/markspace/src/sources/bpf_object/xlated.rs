@@ -63,8 +63,11 @@ pub(crate) fn listing(
             field("dst_reg").ok_or_else(bad)?,
         );
         let off = bytes("off").filter(|b| b.len() == 2).ok_or_else(bad)?;
+        // LD_IMM64: bpftool prints the bytes from the first slot's imm to the end of the
+        // second slot (4 + 8: its code, registers and offset, then its imm); 8 bytes are taken
+        // as the two imms.
         let imm = bytes("imm")
-            .filter(|b| b.len() == 4 || b.len() == 8)
+            .filter(|b| matches!(b.len(), 4 | 8 | 12))
             .ok_or_else(bad)?;
         insns.push(Insn {
             code,
@@ -73,10 +76,11 @@ pub(crate) fn listing(
             off: i16::from_le_bytes([off[0], off[1]]),
             imm: i32::from_le_bytes([imm[0], imm[1], imm[2], imm[3]]),
         });
-        if imm.len() == 8 {
+        if imm.len() > 4 {
             // The second slot of LD_IMM64, printed with the first.
+            let hi = &imm[imm.len() - 4..];
             insns.push(Insn {
-                imm: i32::from_le_bytes([imm[4], imm[5], imm[6], imm[7]]),
+                imm: i32::from_le_bytes([hi[0], hi[1], hi[2], hi[3]]),
                 ..Insn::default()
             });
         }
