@@ -134,39 +134,30 @@ fn truncated_and_corrupted_objects_never_panic() {
 /// read back whole and the masked write found.
 #[test]
 fn xlated_ld_imm64_of_twelve_bytes() {
-    let insn = |code: &str, dst: &str, src: &str, off: &str, imm: &str| {
-        format!(
-            r#"{{"disasm":"","opcodes":{{"code":"{code}","src_reg":"{src}","dst_reg":"{dst}","off":[{off}],"imm":[{imm}]}}}}"#
-        )
-    };
-    let z2 = r#""0x00","0x00""#;
-    let json = format!(
-        "[{},{},{},{},{},{}]",
-        insn(
-            "0x61",
-            "0x2",
-            "0x1",
-            r#""0xa4","0x00""#,
-            r#""0x00","0x00","0x00","0x00""#
-        ),
-        insn(
-            "0x18",
-            "0x4",
-            "0x0",
-            z2,
-            r#""0xff","0xf0","0xff","0xff","0x00","0x00","0x00","0x00","0x00","0x00","0x00","0x00""#
-        ),
-        insn("0x5f", "0x2", "0x4", z2, r#""0x00","0x00","0x00","0x00""#),
-        insn(
-            "0x63",
-            "0x1",
-            "0x2",
-            r#""0xa4","0x00""#,
-            r#""0x00","0x00","0x00","0x00""#
-        ),
-        insn("0xb7", "0x0", "0x0", z2, r#""0x00","0x00","0x00","0x00""#),
-        insn("0x95", "0x0", "0x0", z2, r#""0x00","0x00","0x00","0x00""#),
-    );
+    // (code, dst, src, off, imm) as bpftool prints them, the mark at sk_buff+164.
+    const Z4: &str = r#""0x00","0x00","0x00","0x00""#;
+    const IMM64: &str =
+        r#""0xff","0xf0","0xff","0xff","0x00","0x00","0x00","0x00","0x00","0x00","0x00","0x00""#;
+    const MARK: &str = r#""0xa4","0x00""#;
+    const Z2: &str = r#""0x00","0x00""#;
+    let insns = [
+        ("0x61", "0x2", "0x1", MARK, Z4),  // r2 = *(u32 *)(r1 +164)
+        ("0x18", "0x4", "0x0", Z2, IMM64), // r4 = 0xfffff0ff
+        ("0x5f", "0x2", "0x4", Z2, Z4),    // r2 &= r4
+        ("0x63", "0x1", "0x2", MARK, Z4),  // *(u32 *)(r1 +164) = r2
+        ("0xb7", "0x0", "0x0", Z2, Z4),    // r0 = 0
+        ("0x95", "0x0", "0x0", Z2, Z4),    // exit
+    ];
+    let json = insns
+        .iter()
+        .map(|(code, dst, src, off, imm)| {
+            format!(
+                r#"{{"disasm":"","opcodes":{{"code":"{code}","src_reg":"{src}","dst_reg":"{dst}","off":[{off}],"imm":[{imm}]}}}}"#
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let json = format!("[{json}]");
     let text = xlated::listing(&json, "clear_f00", "sched_cls", 164, 16).unwrap();
     let (sink, diags) = read(&text);
     assert!(diags.is_empty(), "{diags:?}");
