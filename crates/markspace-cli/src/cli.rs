@@ -301,6 +301,8 @@ pub(crate) enum PlanFormat {
     Json,
     /// Markdown in the public fwmark registry's shape.
     Markdown,
+    /// One self-contained HTML page: the planned bit map, the settings to paste, the hazards.
+    Html,
 }
 
 #[derive(Debug, Args)]

@@ -448,3 +448,132 @@ fn html_shows_the_snapshot_manifest() {
     check!(r, r.stdout.contains("<td>iptables v1.8.9 (nf_tables)</td>"));
     check!(r, r.stdout.contains("<code>iptables-save</code>"));
 }
+
+/// `plan calico tailscale -o html` in the browser: one map per field and namespace the JSON
+/// plan allocates in, a row per allocation in its map, Calico's row moved with the overlap it
+/// leaves drawn, and each changed setting with each tool's text in a `<pre>`.
+#[test]
+fn html_plan_draws_the_planned_map_and_the_settings_in_chromium() {
+    let json = run(&["plan", "calico", "tailscale", "-o", "json"]).json();
+    let r = run(&["plan", "calico", "tailscale", "-o", "html"]);
+    check!(r, r.code == 0 && r.stdout.starts_with("<!DOCTYPE html>"));
+    let page = artifacts().join("plan-calico-tailscale.html");
+    std::fs::write(&page, &r.stdout).expect("write page");
+    screenshot(&page, &artifacts().join("plan-calico-tailscale.png"));
+    let dom = chromium(&page, &["--dump-dom"]);
+    let mut maps = std::collections::BTreeMap::<(String, String), usize>::new();
+    for a in json["allocations"].as_array().expect("allocations") {
+        for b in a["bits"].as_array().expect("bits") {
+            let key = (
+                b["field"].as_str().expect("field").to_string(),
+                b["namespace"].as_str().expect("namespace").to_string(),
+            );
+            *maps.entry(key).or_default() += 1;
+        }
+    }
+    assert_eq!(dom.matches("<svg class=\"regmap\"").count(), maps.len());
+    for ((field, ns), rows) in &maps {
+        let svg = dom
+            .split(&format!("data-field=\"{field}\" data-namespace=\"{ns}\""))
+            .nth(1)
+            .and_then(|s| s.split("</svg>").next())
+            .unwrap_or_else(|| panic!("the {field} {ns} map"));
+        assert_eq!(
+            svg.matches("<g class=\"owner").count(),
+            *rows,
+            "{field} {ns}"
+        );
+    }
+    let calico = dom
+        .split("<g class=\"owner moved\" data-owner=\"calico\">")
+        .nth(1)
+        .and_then(|s| s.split("</text></g>\n</g>").next())
+        .expect("calico's row is drawn as moved");
+    assert!(calico.contains("<g class=\"cell plan\" data-bit=\"24\">"));
+    assert!(calico.contains("<g class=\"cell was conflict\" data-bit=\"23\">"));
+    assert!(dom.contains("<li class=\"removed\">calico"));
+    for s in json["settings"].as_array().expect("settings") {
+        if s["changed"] != true {
+            continue;
+        }
+        let knob = s["knob"].as_str().expect("knob");
+        assert!(dom.contains(&format!("data-knob=\"{knob}\"")), "{knob}");
+        for sn in s["snippets"].as_array().expect("snippets") {
+            let text = sn["text"].as_str().expect("text");
+            assert!(dom.contains(&format!("\">{text}</pre>")), "{text}");
+        }
+    }
+}
+
+/// `fleet -o html` of a few generated nodes and an unreadable one: a section per layout with
+/// its nodes, the outlier's section and its Tailscale row highlighted, the unreadable node
+/// listed.
+#[test]
+fn html_fleet_shows_each_layout_and_highlights_the_outlier_in_chromium() {
+    use markspace::generate::{iptables_save, Calico, KubeProxy, Node};
+    let d = Dir::new();
+    for i in 0..5 {
+        let node = Node {
+            kube_proxy: Some(KubeProxy {
+                services: 20 + i,
+                endpoints: 1,
+            }),
+            calico: Some(Calico {
+                endpoints: 5,
+                policies: 10 + i,
+            }),
+            tailscale: i == 4,
+            ..Default::default()
+        };
+        std::fs::create_dir(d.path().join(format!("node-{i}"))).expect("node dir");
+        d.file(
+            &format!("node-{i}/iptables-save.txt"),
+            &iptables_save(&node),
+        );
+    }
+    std::fs::create_dir(d.path().join("node-9")).expect("node dir");
+    d.file(
+        "node-9/iptables-save.txt",
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark zz\nCOMMIT\n",
+    );
+    let root = d.path().display().to_string();
+    let json = run(&["fleet", "-o", "json", &root]).json();
+    let r = run(&["fleet", "-o", "html", &root]);
+    check!(r, r.code == 3 && r.stdout.starts_with("<!DOCTYPE html>"));
+    let page = artifacts().join("fleet.html");
+    std::fs::write(&page, &r.stdout).expect("write page");
+    screenshot(&page, &artifacts().join("fleet.png"));
+    let dom = chromium(&page, &["--dump-dom"]);
+    let layouts = json["layouts"].as_array().expect("layouts");
+    assert_eq!(layouts.len(), 2);
+    assert_eq!(
+        dom.matches("<section class=\"layout").count(),
+        layouts.len()
+    );
+    for l in layouts {
+        let id = l["id"].as_u64().expect("id");
+        let section = dom
+            .split(&format!("id=\"layout-{id}\" data-layout=\"{id}\">"))
+            .nth(1)
+            .and_then(|s| s.split("</section>").next())
+            .expect("the layout's section");
+        for n in l["nodes"].as_array().expect("nodes") {
+            let name = n.as_str().expect("name");
+            assert!(section.contains(&format!("<tr class=\"node\" data-node=\"{name}\">")));
+        }
+        assert_eq!(section.matches("<svg class=\"regmap\"").count(), 2);
+        let findings = l["findings"].as_array().expect("findings");
+        assert_eq!(
+            section.matches("<tr class=\"finding ").count(),
+            findings.len()
+        );
+    }
+    let outlier = json["outliers"][0]["layout"].as_u64().expect("an outlier");
+    assert!(dom.contains(&format!(
+        "<section class=\"layout outlier\" id=\"layout-{outlier}\""
+    )));
+    assert!(dom.contains("<g class=\"owner differs\" data-owner=\"tailscale\">"));
+    assert!(dom.contains(&format!("<li class=\"outlier\" data-layout=\"{outlier}\">")));
+    assert!(dom.contains("<tr class=\"unreadable\" data-node=\""));
+    assert!(dom.contains("iptables-save.txt:3"));
+}

@@ -19,7 +19,7 @@ pub(crate) struct FleetArgs {
     /// several nodes (a Cilium sysdump) or a directory of such archives gives each node.
     #[arg(value_name = "SNAPSHOT", required = true)]
     pub(crate) paths: Vec<PathBuf>,
-    /// Output format (text, json or markdown).
+    /// Output format (text, json, markdown or html).
     #[arg(short = 'o', long, alias = "output", value_enum, default_value_t = AuditFormat::Text)]
     pub(crate) format: AuditFormat,
     /// Exit 1 when a node has findings at or above this severity.
@@ -31,11 +31,8 @@ pub(crate) struct FleetArgs {
 }
 
 pub(crate) fn run(args: FleetArgs) -> anyhow::Result<u8> {
-    if matches!(
-        args.format,
-        AuditFormat::Sarif | AuditFormat::Html | AuditFormat::Bitfield
-    ) {
-        anyhow::bail!("fleet writes text, json or markdown; SARIF, HTML and bitfield are per node (`audit NODE --format html`)");
+    if matches!(args.format, AuditFormat::Sarif | AuditFormat::Bitfield) {
+        anyhow::bail!("fleet writes text, json, markdown or html; SARIF and bitfield are per node (`audit NODE --format sarif`)");
     }
     let registry = super::load_registry(args.registry.as_deref())?;
     let mut nodes = Vec::new();
@@ -83,7 +80,8 @@ pub(crate) fn run(args: FleetArgs) -> anyhow::Result<u8> {
     let mut report = fleet::group(audits);
     report.registry = Some(registry.version());
     let text = match args.format {
-        AuditFormat::Json | AuditFormat::Sarif | AuditFormat::Html | AuditFormat::Bitfield => {
+        AuditFormat::Html => markspace::report::html::fleet(&report),
+        AuditFormat::Json | AuditFormat::Sarif | AuditFormat::Bitfield => {
             let mut s = serde_json::to_string_pretty(&report)?;
             s.push('\n');
             s

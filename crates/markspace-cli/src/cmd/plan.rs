@@ -67,6 +67,9 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 plan::check::text(&check)
             ),
             PlanFormat::Text => plan::check::text(&check),
+            PlanFormat::Html => {
+                markspace::report::html::plan(&plan, Some(&plan::check::text(&check)))
+            }
         };
         output::print(&text)?;
         return Ok(u8::from(!check.ok));
@@ -77,6 +80,7 @@ pub(crate) fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
         PlanFormat::Markdown => plan::render::markdown(&plan),
         PlanFormat::Text => plan::render::text(&plan),
+        PlanFormat::Html => markspace::report::html::plan(&plan, None),
     };
     output::print(&text)?;
     Ok(u8::from(!plan.feasible))

@@ -10,7 +10,7 @@ use crate::registry::query::{bit_ranges, cell};
 use crate::registry::schema::{Namespace, Setting, SettingSyntax};
 use crate::report::text::{register_header, register_row};
 
-use super::types::{field_word, MoveKind, Plan, Snippet};
+use super::types::{field_word, Allocation, MoveKind, Plan, SlotBits, Snippet};
 
 /// A setting written in its syntax: `KEY=VALUE` (env, flag), `KEY = VALUE` (INI), or the key's
 /// dotted path as nested YAML or JSON.
@@ -79,9 +79,8 @@ fn field_name(field: Field, ns: Namespace) -> String {
     }
 }
 
-/// The plan as text.
-pub fn text(plan: &Plan) -> String {
-    let mut out = String::new();
+/// The software requested, as typed (`calico, kubelet@1.27`).
+pub fn requested(plan: &Plan) -> String {
     let names: Vec<String> = plan
         .software
         .iter()
@@ -90,7 +89,26 @@ pub fn text(plan: &Plan) -> String {
             None => s.id.clone(),
         })
         .collect();
-    let _ = writeln!(out, "markspace plan: {}", names.join(", "));
+    names.join(", ")
+}
+
+/// How a unit's bits in one slot are set: fixed and why, moved by which knob, or the knob's
+/// default.
+pub fn how_set(a: &Allocation, b: &SlotBits) -> String {
+    match (&a.knob, &a.fixed) {
+        (_, Some(why)) => format!("fixed: {why}"),
+        (Some(k), None) if b.planned != b.default => {
+            format!("moved from {} by {k}", b.default)
+        }
+        (Some(k), None) => format!("default of {k}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// The plan as text.
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "markspace plan: {}", requested(plan));
     if plan.feasible {
         let _ = writeln!(
             out,
@@ -103,33 +121,19 @@ pub fn text(plan: &Plan) -> String {
     for field in [Field::Mark, Field::CtMark] {
         for ns in [Namespace::Host, Namespace::Pod] {
             let rows: Vec<(String, u32, String)> = plan
-                .allocations
-                .iter()
-                .flat_map(|a| {
-                    a.bits
+                .in_slot(field, ns)
+                .map(|(a, b)| {
+                    let how = how_set(a, b);
+                    let claims: Vec<&str> = a
+                        .claims
                         .iter()
-                        .filter(|b| b.field == field && b.namespace == ns)
-                        .map(|b| {
-                            let how = match (&a.knob, &a.fixed) {
-                                (_, Some(why)) => format!("fixed: {why}"),
-                                (Some(k), None) if b.planned != b.default => {
-                                    format!("moved from {} by {k}", b.default)
-                                }
-                                (Some(k), None) => format!("default of {k}"),
-                                (None, None) => String::new(),
-                            };
-                            let claims: Vec<&str> = a
-                                .claims
-                                .iter()
-                                .map(|c| c.split_once('/').map_or(c.as_str(), |x| x.1))
-                                .collect();
-                            (
-                                a.owner.clone(),
-                                b.planned.0,
-                                format!("{} ({how})", claims.join(", ")),
-                            )
-                        })
-                        .collect::<Vec<_>>()
+                        .map(|c| c.split_once('/').map_or(c.as_str(), |x| x.1))
+                        .collect();
+                    (
+                        a.owner.clone(),
+                        b.planned.0,
+                        format!("{} ({how})", claims.join(", ")),
+                    )
                 })
                 .collect();
             if rows.is_empty() {

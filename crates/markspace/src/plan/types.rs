@@ -114,6 +114,22 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+impl Plan {
+    /// Each unit's bits in one field of one namespace, in allocation order.
+    pub fn in_slot(
+        &self,
+        field: Field,
+        ns: Namespace,
+    ) -> impl Iterator<Item = (&Allocation, &SlotBits)> {
+        self.allocations.iter().flat_map(move |a| {
+            a.bits
+                .iter()
+                .filter(move |b| b.field == field && b.namespace == ns)
+                .map(move |b| (a, b))
+        })
+    }
+}
+
 /// One planned software.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlannedSoftware {

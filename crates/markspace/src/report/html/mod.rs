@@ -7,14 +7,22 @@
 //!   their evidence, fixes and paths, the owners, the inputs and the registry used.
 //! - [`trace`]: each path of a trace as a flow through the hooks, with the rules met and the
 //!   marks before and after.
+//! - [`plan`]: the planned bits per field and namespace (the default positions the plan moves
+//!   away from, and the overlaps that removes), the settings to paste per tool, why no
+//!   assignment exists, the hazards left.
+//! - [`fleet`]: per layout group its nodes, register map (owners that differ from the majority
+//!   highlighted) and findings with node counts; the outliers; the unreadable nodes.
 //!
 //! Every string from the input reaches the page through [`markup`]'s escaping helper; the
-//! template macro refuses anything else at compile time. A new page (a plan, a fleet) is a
-//! module here that writes its sections with [`markup::html!`] and wraps them in [`page`].
+//! template macro refuses anything else at compile time. A new page is a
+//! module here that writes its sections with [`markup::html!`], draws maps with
+//! `register::draw`, and wraps them in [`page`].
 
 mod audit;
+mod fleet;
 mod flow;
 pub(crate) mod markup;
+mod plan;
 mod register;
 mod trace;
 
@@ -24,6 +32,8 @@ use crate::analysis::{evidence_of, Analysis, EvidenceItem, Site};
 use crate::model::Node;
 
 pub use audit::render as audit;
+pub use fleet::render as fleet;
+pub use plan::render as plan;
 pub use trace::render as trace;
 
 use markup::{html, Esc, Fragment, Html};
