@@ -67,7 +67,7 @@ fn the_daemonsets_capabilities_are_enough_and_net_admin_is_needed() {
     }
     let caps = daemonset_caps();
     assert_eq!(caps, ["net_admin", "net_raw", "bpf", "perfmon"]);
-    let ns = Netns::new("caps");
+    let ns = Netns::new("deploy-caps");
     ns.exec(&["iptables-restore"], Some(crate::serve::CONFLICT));
     let (code, json, stderr) = live_with(&ns, &caps);
     assert_eq!(code, 0, "{stderr}");

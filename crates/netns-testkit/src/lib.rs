@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Whether the process runs as root (the effective uid, the second field of `Uid:` in
 /// `/proc/self/status`: no `unsafe` `geteuid` in this workspace).
@@ -71,10 +72,14 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// A fresh namespace `ms-TAG-PID` with loopback up (one left by a killed earlier run of the
-    /// same pid is removed first).
+    /// A fresh namespace `ms-TAG-PID-N` with loopback up (one left by a killed earlier run of the
+    /// same pid is removed first). `N` counts the namespaces this process made, so two tests
+    /// that pick the same tag still get namespaces of their own (two `caps` tests once shared
+    /// one and saw each other's rules).
     pub fn new(tag: &str) -> Netns {
-        let name = format!("ms-{tag}-{}", std::process::id());
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("ms-{tag}-{}-{n}", std::process::id());
         let _ = try_run(&["ip", "netns", "del", &name], None);
         run(&["ip", "netns", "add", &name], None);
         let ns = Netns { name };
