@@ -117,6 +117,20 @@ fn single_listing_line_next_to_wg_fwmark_names_wireguard_and_kubelet() {
         })
     );
     check!(r, j["summary"]["skipped_lines"] == 0);
+    // The kubelet side's fix counts WireGuard's whole write by its value (0xca6c), not as all
+    // 32 bits: both knobs are offered, each to a value off the other's bits.
+    let f13 = findings(&j, "MS013");
+    check!(r, f13.len() == 1);
+    let fix = f13[0]["fix"].as_str().unwrap();
+    check!(
+        r,
+        fix.contains("iptablesDropBit") && fix.contains("to 0 (mark 0x00000001)")
+    );
+    check!(r, fix.contains("FwMark") && fix.contains("to 0x00000a6c"));
+    check!(
+        r,
+        !fix.contains("no bit is free") && !fix.contains("neither has")
+    );
 }
 
 /// A paste with an unreadable line is read as far as it goes: the line is a warning with its

@@ -1,7 +1,7 @@
 //! Concrete fixes: which knob to turn, and to what, so two owners stop sharing bits.
 
 use crate::model::Bits;
-use crate::model::{hex, Field};
+use crate::model::{hex, Field, MarkOp, WriteOp};
 use crate::registry::schema::{Knob, KnobDefault};
 
 use super::finding::Ctx;
@@ -9,28 +9,62 @@ use super::usage::fi;
 
 /// Bits of a field that nothing on the node uses and no present owner's registry entry claims.
 pub(crate) fn free_bits(cx: &Ctx<'_>, field: Field) -> u32 {
-    let used = cx.usage.owners.iter().fold(0, |acc, o| {
+    let used = (0..cx.usage.owners.len()).fold(0, |acc, o| {
         // A whole-field claim (a WireGuard device fwmark) says nothing about which bits.
-        let claimed = o.claimed[fi(field)];
-        acc | o.used(field) | if claimed == u32::MAX { 0 } else { claimed }
+        let claimed = cx.usage.owners[o].claimed[fi(field)];
+        acc | taken_by(cx, o, field) | if claimed == u32::MAX { 0 } else { claimed }
     });
     !used
 }
 
+/// The bits of `field` another owner cannot move into without meeting `owner`: what it reads
+/// and writes, except that a whole-field write of a constant (a WireGuard device fwmark
+/// `0xca6c`) takes the bits of its value, not all 32. Whole writes of data-dependent values
+/// and whole-field matches do take every bit.
+fn taken_by(cx: &Ctx<'_>, owner: usize, field: Field) -> u32 {
+    cx.usage.of(owner).fold(0, |acc, u| match u.op {
+        MarkOp::Write(w) if w.is_whole() && w.field == field => match w.op {
+            WriteOp::Const { xor, .. } => acc | xor,
+            _ => acc | u.writes[fi(field)] | u.reads[fi(field)],
+        },
+        _ => acc | u.writes[fi(field)] | u.reads[fi(field)],
+    })
+}
+
+/// The constant whole values `owner` writes to `field` on this node (the value a whole-value
+/// knob such as WireGuard's `FwMark` has here when the registry gives no default).
+fn whole_value_on_node(cx: &Ctx<'_>, owner: usize, field: Field) -> Option<u32> {
+    cx.usage.of(owner).find_map(|u| match u.op {
+        MarkOp::Write(w) if w.is_whole() && w.field == field => match w.op {
+            WriteOp::Const { xor, .. } => Some(xor),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// The new value of a knob that moves `owner`'s bits off `avoid`, if the knob's kind allows one.
-fn knob_value(knob: &Knob, avoid: u32, free: u32) -> Option<String> {
+/// `current` is the value a whole-value knob has on this node, when the registry has no default.
+fn knob_value(knob: &Knob, avoid: u32, free: u32, current: Option<u32>) -> Option<String> {
     match knob.typed_default {
         KnobDefault::Mask(Bits(m)) => {
             let m = m & !avoid;
             (m != 0).then(|| hex(m))
         }
-        KnobDefault::Bit(_) => (free != 0).then(|| free.trailing_zeros().to_string()),
+        KnobDefault::Bit(_) => (free != 0).then(|| {
+            let bit = free.trailing_zeros();
+            format!("{bit} (mark {})", hex(1 << bit))
+        }),
         KnobDefault::Value(v) => {
-            let Bits(v) = v?;
+            let v = v.map(|Bits(v)| v).or(current)?;
             if v & avoid == 0 {
                 return None;
             }
-            // Keep the value's shape inside the free bits when it fits, else the lowest free bit.
+            // Keep the value's other bits when they are its own or free, else the lowest free bit.
+            let kept = v & !avoid;
+            if kept != 0 && kept & !(free | v) == 0 {
+                return Some(hex(kept));
+            }
             let lowest = free & free.wrapping_neg();
             (lowest != 0).then(|| hex(lowest))
         }
@@ -57,7 +91,8 @@ pub(crate) fn separate(cx: &Ctx<'_>, a: usize, b: usize, field: Field, shared: u
             if !moves_these {
                 continue;
             }
-            if let Some(v) = knob_value(knob, avoid, free) {
+            let current = whole_value_on_node(cx, me, field);
+            if let Some(v) = knob_value(knob, avoid, free, current) {
                 moves.push(format!(
                     "set {}'s {} ({}) to {v}",
                     sw.name, knob.name, knob.location
