@@ -269,3 +269,47 @@ fn one_software_s_distinct_bits_stay_distinct() {
     );
     assert_disjoint(&reg, &plan);
 }
+
+/// A claim no knob moves carries the registry's `[[fixed]]` reason and source into every output
+/// form, never the bare "no knob moves these bits".
+#[test]
+fn fixed_claims_give_the_registrys_sourced_reason() {
+    let reg = registry();
+    let plan = plan(&reg, &request(&["calico", "tailscale", "kube-vip"])).unwrap();
+    let ts = plan
+        .allocations
+        .iter()
+        .find(|a| a.claims.iter().any(|c| c == "tailscale/fwmark-field"))
+        .expect("tailscale's fwmark field");
+    let why = ts.fixed.as_deref().expect("fixed");
+    assert!(
+        why.contains("LinuxFwmarkMask")
+            && why.contains("source: tailscale/tailscale tsconst/linuxfw.go"),
+        "{why}"
+    );
+    let vip = plan
+        .allocations
+        .iter()
+        .find(|a| a.claims.iter().any(|c| c == "kube-vip/egress"))
+        .expect("kube-vip's egress bit");
+    assert!(
+        vip.fixed
+            .as_deref()
+            .is_some_and(|w| w.ends_with("; unverified)")),
+        "{vip:?}"
+    );
+    let json = serde_json::to_string(&plan).unwrap();
+    for (form, out) in [
+        ("text", render::text(&plan)),
+        ("markdown", render::markdown(&plan)),
+        ("html", crate::report::html::plan(&plan, None)),
+        ("json", json),
+    ] {
+        assert!(
+            out.contains("constants in tsconst/linuxfw.go")
+                && out.contains("tsconst/linuxfw.go @ de9ec7ee"),
+            "{form}: {out}"
+        );
+        assert!(!out.contains("no knob moves these bits"), "{form}: {out}");
+    }
+}

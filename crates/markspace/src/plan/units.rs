@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::registry::schema::{Claim, ClaimKind, Knob, KnobDefault, KnobKind, Software, Style};
+use crate::registry::schema::{Claim, ClaimKind, Knob, KnobKind, Software, Style};
 use crate::registry::Registry;
 
 use super::types::{slot, Hazard, MoveKind, PlannedSoftware, Request, Wanted};
@@ -121,20 +121,14 @@ fn conditions_hold(request: &Request, sw: &Software, claim: &Claim) -> bool {
 
 /// The default of a knob `plan` can move, as a number of its kind.
 pub(crate) fn movable_default(k: &Knob) -> Option<(MoveKind, u32)> {
-    match (k.kind, k.typed_default) {
-        (KnobKind::Bit, KnobDefault::Bit(n)) => Some((MoveKind::Bit, u32::from(n))),
-        (KnobKind::Mask, KnobDefault::Mask(m)) => Some((MoveKind::Mask, m.0)),
-        (KnobKind::Value, KnobDefault::Value(v)) => v
-            .or(k.plan.effective_default)
-            .filter(|v| v.0 != 0)
-            .map(|v| (MoveKind::Value, v.0)),
-        _ => None,
-    }
-}
-
-/// Whether knob `k` moves claim `c` (either side may name the other).
-fn moves(k: &Knob, c: &Claim) -> bool {
-    k.claims.contains(&c.id) || c.config.contains(&k.id)
+    k.movable_default().map(|(kind, v)| {
+        let kind = match kind {
+            KnobKind::Bit => MoveKind::Bit,
+            KnobKind::Mask => MoveKind::Mask,
+            _ => MoveKind::Value,
+        };
+        (kind, v)
+    })
 }
 
 /// Builds the units of `request`.
@@ -250,11 +244,10 @@ fn add_software(
                 continue;
             }
         }
-        let knob = sw.knobs.iter().find(|k| {
-            moves(k, c)
-                && movable_default(k).is_some()
-                && version::holds(k.plan.versions.as_deref(), version)
-        });
+        let knob = sw
+            .knobs
+            .iter()
+            .find(|k| k.moves(c) && version::holds(k.plan.versions.as_deref(), version));
         let mut default = [0u32; 4];
         default[s] = occ;
         let fixed_unit = |why: String, default: [u32; 4]| Unit {
@@ -266,10 +259,11 @@ fn add_software(
             sources: vec![c.source.clone()],
         };
         let Some(k) = knob else {
-            out.units.push(fixed_unit(
-                "no knob moves these bits (registry)".into(),
-                default,
-            ));
+            let why = sw.fixed_for(&c.id).map_or_else(
+                || "no knob moves these bits (registry)".to_string(),
+                |f| f.sourced(),
+            );
+            out.units.push(fixed_unit(why, default));
             continue;
         };
         if let Some(why) = &k.plan.not_alone {
