@@ -564,6 +564,13 @@ pub struct ReadsFrom {
     /// Why.
     #[serde(default)]
     pub why: String,
+    /// True (the default) when the reader has the owner's bits compiled in (flannel's
+    /// `KubeProxyMark = "0x4000/0x4000"`): moving them breaks the reader, so `plan` keeps the
+    /// owner's knob at its default while the reader is planned. False when the reader follows the
+    /// owner's setting (CNI portmap's `externalSetMarkChain = KUBE-MARK-MASQ` jumps to kube-proxy's
+    /// own chain).
+    #[serde(default = "yes")]
+    pub literal: bool,
     /// Where the fact comes from.
     pub source: String,
     /// False when unverified.
