@@ -188,7 +188,7 @@ fn show_lists_the_fixed_statements_with_their_sources() {
         r,
         r.code == 0
             && r.stdout
-                .contains("kube-vip has no flag or env var for them [unverified]")
+                .contains("The name of the listen-port setting was not checked [unverified]")
     );
     let j = run(&["registry", "show", "tailscale", "--format", "json"]).json();
     let fixed = &j["software"]["fixed"][0];

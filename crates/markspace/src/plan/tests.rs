@@ -295,7 +295,7 @@ fn fixed_claims_give_the_registrys_sourced_reason() {
             && why.contains("source: tailscale/tailscale tsconst/linuxfw.go"),
         "{why}"
     );
-    let vip = fixed_of(&plan, "kube-vip/egress");
+    let vip = fixed_of(&plan, "kube-vip/wg-ctmark");
     assert!(vip.ends_with("; unverified)"), "{vip}");
     let json = serde_json::to_string(&plan).unwrap();
     for (form, out) in [
