@@ -52,25 +52,8 @@ fn rivals(registry: &Registry, a: &Unit, b: &Unit) -> bool {
     let friendly = a.owners.iter().any(|x| b.owners.contains(x))
         || a.owners
             .iter()
-            .all(|x| b.owners.iter().all(|y| registry.by_design(x, y)))
-        || reads_on_purpose(registry, a, b);
+            .all(|x| b.owners.iter().all(|y| registry.by_design(x, y)));
     !(friendly && overlap(&a.default, &b.default))
-}
-
-/// Whether every bit units `a` and `b` share by default is one an owner of one reads from an
-/// owner of the other on purpose (`reads_from`: Kube-OVN's 0x4000 is kube-proxy's masquerade bit).
-fn reads_on_purpose(registry: &Registry, a: &Unit, b: &Unit) -> bool {
-    (0..4).all(|s| {
-        let shared = a.default[s] & b.default[s];
-        let field = slot_parts(s).0;
-        shared == 0
-            || a.owners.iter().any(|x| {
-                b.owners.iter().any(|y| {
-                    registry.cooperates(x, y, field, shared)
-                        || registry.cooperates(y, x, field, shared)
-                })
-            })
-    })
 }
 
 fn overlap(a: &[u32; 4], b: &[u32; 4]) -> bool {

@@ -317,7 +317,7 @@ fn fixed_claims_give_the_registrys_sourced_reason() {
 /// planned, kube-proxy's bit (and kubelet's, tied to it) stays where flannel looks, and a clash
 /// that would need it moved has no assignment, naming flannel's source. A reader that follows
 /// the owner's setting (CNI portmap through KUBE-MARK-MASQ) pins nothing, and a reader sharing
-/// the bit on purpose (Kube-OVN) is not a rival for it.
+/// the bit by design (Kube-OVN, `cooperates_with`) keeps it with the owner.
 #[test]
 fn literal_readers_pin_the_writers_knob() {
     let reg = registry();
@@ -343,6 +343,11 @@ fn literal_readers_pin_the_writers_knob() {
         kubelet.contains("must equal kube-proxy/masquerade-bit, and flannel reads"),
         "{kubelet}"
     );
+    // Reading a bit on purpose is no licence to share it: Cilium's IPsec key index writes
+    // 0x4000 over kube-proxy's bit (cilium#8516), so there is no assignment.
+    let mut ipsec = request(&["cilium", "kube-proxy"]);
+    ipsec.settings = vec![SetKnob::parse("cilium.enable-ipsec=true").unwrap()];
+    assert!(!plan(&reg, &ipsec).unwrap().feasible);
     // Kube-OVN uses kube-proxy's bit on purpose: both keep 0x4000, nothing moves.
     let ovn = plan(&reg, &request(&["kube-proxy", "kube-ovn"])).unwrap();
     assert!(ovn.feasible && ovn.changes == 0, "{ovn:?}");
