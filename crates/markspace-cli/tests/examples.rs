@@ -108,4 +108,13 @@ fn nft_only_node_shows_tailscale_endianness_bug_and_mullvad_whole_mark() {
             .into_iter()
             .any(|f| f["owners"][0] == "mullvad" && f["severity"] == "error")
     );
+    // No knob moves Mullvad's value: the fix says why, with the registry's source.
+    check!(
+        r,
+        r.stdout.contains(
+            "found no registered knob of mullvad that moves it to free bits: TUNNEL_FWMARK"
+        ) && r
+            .stdout
+            .contains("(source: mullvad/mullvadvpn-app mullvad-types/src/lib.rs")
+    );
 }

@@ -169,3 +169,35 @@ fn every_json_document_carries_the_versions() {
         );
     }
 }
+
+#[test]
+fn show_lists_the_fixed_statements_with_their_sources() {
+    let r = run(&["registry", "show", "tailscale"]);
+    check!(r, r.code == 0);
+    check!(
+        r,
+        r.stdout
+            .contains("fixed fwmark-field, bypass-socket, bypass-rules")
+            && r.stdout.contains("constants in tsconst/linuxfw.go")
+            && r.stdout
+                .contains("source: tailscale/tailscale tsconst/linuxfw.go @ de9ec7ee")
+    );
+    // An unverified statement says so.
+    let r = run(&["registry", "show", "kube-vip"]);
+    check!(
+        r,
+        r.code == 0
+            && r.stdout
+                .contains("The name of the listen-port setting was not checked [unverified]")
+    );
+    let j = run(&["registry", "show", "tailscale", "--format", "json"]).json();
+    let fixed = &j["software"]["fixed"][0];
+    check!(
+        r,
+        fixed["claims"][0] == "fwmark-field"
+            && fixed["source"]
+                .as_str()
+                .is_some_and(|s| s.contains("tsconst/linuxfw.go"))
+            && fixed["verified"] == true
+    );
+}

@@ -229,7 +229,8 @@ pub(crate) fn run(args: RegistryArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// One entry as text: what it is, its claims with their values, its knobs.
+/// One entry as text: what it is, its claims with their values, its knobs, the claims no knob
+/// moves with why.
 fn show_text(s: &markspace::registry::schema::Software) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} ({}): {}", s.name, s.id, s.category);
@@ -256,6 +257,16 @@ fn show_text(s: &markspace::registry::schema::Software) -> String {
             "  knob {} (default {}): {}",
             k.name, k.default, k.location
         );
+    }
+    for f in &s.fixed {
+        let _ = writeln!(
+            out,
+            "  fixed {}: {}{}",
+            f.claims.join(", "),
+            f.reason,
+            if f.verified { "" } else { " [unverified]" }
+        );
+        let _ = writeln!(out, "    source: {}", f.source);
     }
     let _ = writeln!(out, "  source: {}", s.source);
     out

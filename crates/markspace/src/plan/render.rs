@@ -118,12 +118,32 @@ pub fn text(plan: &Plan) -> String {
     } else {
         let _ = writeln!(out, "no assignment exists");
     }
+    // Why claims are fixed, once per reason (the registry's reasons carry their sources and are
+    // long): the map refers to them by number.
+    let mut why_fixed: Vec<(&str, Vec<&str>)> = Vec::new();
     for field in [Field::Mark, Field::CtMark] {
         for ns in [Namespace::Host, Namespace::Pod] {
             let rows: Vec<(String, u32, String)> = plan
                 .in_slot(field, ns)
                 .map(|(a, b)| {
-                    let how = how_set(a, b);
+                    let how = match a.fixed.as_deref() {
+                        Some(why) => {
+                            let n = why_fixed
+                                .iter()
+                                .position(|(w, _)| *w == why)
+                                .unwrap_or_else(|| {
+                                    why_fixed.push((why, Vec::new()));
+                                    why_fixed.len() - 1
+                                });
+                            for c in &a.claims {
+                                if !why_fixed[n].1.contains(&c.as_str()) {
+                                    why_fixed[n].1.push(c);
+                                }
+                            }
+                            format!("fixed [{}]", n + 1)
+                        }
+                        None => how_set(a, b),
+                    };
                     let claims: Vec<&str> = a
                         .claims
                         .iter()
@@ -158,6 +178,12 @@ pub fn text(plan: &Plan) -> String {
                 let row = register_row(|b| if users[b].len() > 1 { '!' } else { ' ' });
                 let _ = writeln!(out, "  {:width$}  {}", "shared", row.trim_end());
             }
+        }
+    }
+    if !why_fixed.is_empty() {
+        let _ = writeln!(out, "\nwhy fixed");
+        for (n, (why, claims)) in why_fixed.iter().enumerate() {
+            let _ = writeln!(out, "  [{}] {}: {why}", n + 1, claims.join(", "));
         }
     }
     let changed: Vec<_> = plan.settings.iter().filter(|s| s.changed).collect();

@@ -26,6 +26,17 @@ fn planned(plan: &Plan, owner: &str, field: crate::model::Field) -> u32 {
         .fold(0, |x, b| x | b.planned.0)
 }
 
+/// Why the unit holding `claim` (`software/claim`) is fixed; empty when it moves.
+fn fixed_of<'p>(plan: &'p Plan, claim: &str) -> &'p str {
+    plan.allocations
+        .iter()
+        .find(|a| a.claims.iter().any(|c| c == claim))
+        .unwrap_or_else(|| panic!("no allocation holds {claim}"))
+        .fixed
+        .as_deref()
+        .unwrap_or("")
+}
+
 /// No two allocations share a bit of one slot in a feasible plan unless they share an owner
 /// (or cooperate by design) and already shared it by default.
 fn assert_disjoint(reg: &Registry, plan: &Plan) {
@@ -246,7 +257,9 @@ fn one_software_s_distinct_bits_stay_distinct() {
             "istio",
             "networkmanager-wireguard",
             "keepalived",
-            "flannel",
+            // Not flannel: it reads 0x4000 as a literal, which pins kube-proxy's bit
+            // (`literal_readers_pin_the_writers_knob`).
+            "consul",
             "linkerd",
             "metallb",
         ],
@@ -268,4 +281,78 @@ fn one_software_s_distinct_bits_stay_distinct() {
         bit("kubelet", "iptables-masquerade-bit")
     );
     assert_disjoint(&reg, &plan);
+}
+
+/// A claim no knob moves carries the registry's `[[fixed]]` reason and source into every output
+/// form, never the bare "no knob moves these bits".
+#[test]
+fn fixed_claims_give_the_registrys_sourced_reason() {
+    let reg = registry();
+    let plan = plan(&reg, &request(&["calico", "tailscale", "kube-vip"])).unwrap();
+    let why = fixed_of(&plan, "tailscale/fwmark-field");
+    assert!(
+        why.contains("LinuxFwmarkMask")
+            && why.contains("source: tailscale/tailscale tsconst/linuxfw.go"),
+        "{why}"
+    );
+    let vip = fixed_of(&plan, "kube-vip/wg-ctmark");
+    assert!(vip.ends_with("; unverified)"), "{vip}");
+    let json = serde_json::to_string(&plan).unwrap();
+    for (form, out) in [
+        ("text", render::text(&plan)),
+        ("markdown", render::markdown(&plan)),
+        ("html", crate::report::html::plan(&plan, None)),
+        ("json", json),
+    ] {
+        assert!(
+            out.contains("constants in tsconst/linuxfw.go")
+                && out.contains("tsconst/linuxfw.go @ de9ec7ee"),
+            "{form}: {out}"
+        );
+        assert!(!out.contains("no knob moves these bits"), "{form}: {out}");
+    }
+}
+
+/// Flannel RETURNs packets carrying 0x4000 whatever kube-proxy's masqueradeBit says: with flannel
+/// planned, kube-proxy's bit (and kubelet's, tied to it) stays where flannel looks, and a clash
+/// that would need it moved has no assignment, naming flannel's source. A reader that follows
+/// the owner's setting (CNI portmap through KUBE-MARK-MASQ) pins nothing, and a reader sharing
+/// the bit by design (Kube-OVN, `cooperates_with`) keeps it with the owner.
+#[test]
+fn literal_readers_pin_the_writers_knob() {
+    let reg = registry();
+    // Docker's overlay mark 0xd0c4e3 has bit 14: kube-proxy moves when nothing reads its bit.
+    let alone = plan(&reg, &request(&["kube-proxy", "docker"])).unwrap();
+    assert!(alone.feasible && alone.changes == 1, "{alone:?}");
+    let portmap = plan(&reg, &request(&["kube-proxy", "docker", "cni-portmap"])).unwrap();
+    assert!(portmap.feasible, "{portmap:?}");
+    let pinned = plan(&reg, &request(&["kube-proxy", "docker", "flannel"])).unwrap();
+    assert!(!pinned.feasible, "{pinned:?}");
+    let core = &pinned.conflict.as_ref().unwrap().core;
+    assert!(core.iter().any(|a| a.owner == "kube-proxy"), "{core:?}");
+    let why = fixed_of(&pinned, "kube-proxy/masquerade");
+    assert!(
+        why.starts_with("flannel reads kube-proxy's packet mark 0x00004000 as a literal")
+            && why.contains("source: flannel-io/flannel"),
+        "{why}"
+    );
+    // Tied by same_as: kubelet 1.27's masquerade bit is pinned with kube-proxy's.
+    let tied = plan(&reg, &request(&["kube-proxy", "kubelet@1.27", "flannel"])).unwrap();
+    let kubelet = fixed_of(&tied, "kubelet/masquerade");
+    assert!(
+        kubelet.contains("must equal kube-proxy/masquerade-bit, and flannel reads"),
+        "{kubelet}"
+    );
+    // Reading a bit on purpose is no licence to share it: Cilium's IPsec key index writes
+    // 0x4000 over kube-proxy's bit (cilium#8516), so there is no assignment.
+    let mut ipsec = request(&["cilium", "kube-proxy"]);
+    ipsec.settings = vec![SetKnob::parse("cilium.enable-ipsec=true").unwrap()];
+    assert!(!plan(&reg, &ipsec).unwrap().feasible);
+    // Kube-OVN uses kube-proxy's bit on purpose: both keep 0x4000, nothing moves.
+    let ovn = plan(&reg, &request(&["kube-proxy", "kube-ovn"])).unwrap();
+    assert!(ovn.feasible && ovn.changes == 0, "{ovn:?}");
+    assert_eq!(
+        planned(&ovn, "kube-proxy", crate::model::Field::Mark),
+        0x4000
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::registry::schema::{Claim, ClaimKind, Knob, KnobDefault, KnobKind, Software, Style};
+use crate::registry::schema::{Claim, ClaimKind, Knob, KnobKind, Software, Style};
 use crate::registry::Registry;
 
 use super::types::{slot, Hazard, MoveKind, PlannedSoftware, Request, Wanted};
@@ -121,20 +121,14 @@ fn conditions_hold(request: &Request, sw: &Software, claim: &Claim) -> bool {
 
 /// The default of a knob `plan` can move, as a number of its kind.
 pub(crate) fn movable_default(k: &Knob) -> Option<(MoveKind, u32)> {
-    match (k.kind, k.typed_default) {
-        (KnobKind::Bit, KnobDefault::Bit(n)) => Some((MoveKind::Bit, u32::from(n))),
-        (KnobKind::Mask, KnobDefault::Mask(m)) => Some((MoveKind::Mask, m.0)),
-        (KnobKind::Value, KnobDefault::Value(v)) => v
-            .or(k.plan.effective_default)
-            .filter(|v| v.0 != 0)
-            .map(|v| (MoveKind::Value, v.0)),
-        _ => None,
-    }
-}
-
-/// Whether knob `k` moves claim `c` (either side may name the other).
-fn moves(k: &Knob, c: &Claim) -> bool {
-    k.claims.contains(&c.id) || c.config.contains(&k.id)
+    k.movable_default().map(|(kind, v)| {
+        let kind = match kind {
+            KnobKind::Bit => MoveKind::Bit,
+            KnobKind::Mask => MoveKind::Mask,
+            _ => MoveKind::Value,
+        };
+        (kind, v)
+    })
 }
 
 /// Builds the units of `request`.
@@ -150,6 +144,7 @@ pub fn build(registry: &Registry, request: &Request) -> Result<UnitSet, PlanErro
             return Err(PlanError::NotPlanned(k.clone()));
         }
     }
+    let pins = pins(registry, request);
     // (software, knob) -> index of its unit
     let mut by_knob: BTreeMap<(String, String), usize> = BTreeMap::new();
     for wanted in &request.software {
@@ -177,7 +172,7 @@ pub fn build(registry: &Registry, request: &Request) -> Result<UnitSet, PlanErro
             version: wanted.version.as_ref().map(ToString::to_string),
             kept,
         });
-        add_software(registry, request, wanted, sw, kept, &mut by_knob, &mut out)?;
+        add_software(request, wanted, sw, kept, &pins, &mut by_knob, &mut out)?;
     }
     tie_same_as(registry, &mut out);
     add_observed(request, &mut out);
@@ -196,17 +191,93 @@ pub fn build(registry: &Registry, request: &Request) -> Result<UnitSet, PlanErro
     Ok(out)
 }
 
+/// A knob `plan` must leave at its default because a planned reader has the bits it moves
+/// compiled in (`reads_from` with `literal`), or because it is tied (`same_as`) to such a knob.
+#[derive(Clone, Debug)]
+pub struct Pin {
+    /// The owner.
+    pub software: String,
+    /// The owner's knob.
+    pub knob: String,
+    /// Why, with the reader's source.
+    pub why: String,
+}
+
+/// The knobs planned literal readers pin: flannel RETURNs packets marked 0x4000 whatever
+/// kube-proxy's masqueradeBit says, so moving that bit would break flannel silently.
+pub fn pins(registry: &Registry, request: &Request) -> Vec<Pin> {
+    let planned = |id: &str| request.software.iter().any(|w| w.id == id);
+    let mut out: Vec<Pin> = Vec::new();
+    for reader in request.software.iter().filter_map(|w| registry.get(&w.id)) {
+        for r in &reader.reads_from {
+            let Some(owner) = registry
+                .get(&r.owner)
+                .filter(|_| r.literal && planned(&r.owner))
+            else {
+                continue;
+            };
+            let read =
+                |c: &&Claim| c.kind.field() == r.kind.field() && c.occupied() & r.bits.0 != 0;
+            for c in owner.claims.iter().filter(read) {
+                for k in owner.knobs.iter().filter(|k| k.moves(c)) {
+                    if out.iter().any(|p| p.software == owner.id && p.knob == k.id) {
+                        continue;
+                    }
+                    out.push(Pin {
+                        software: owner.id.clone(),
+                        knob: k.id.clone(),
+                        why: format!(
+                            "{} reads {}'s {} {} as a literal, so moving {} would break it: {} (source: {}{})",
+                            reader.id,
+                            owner.id,
+                            super::types::field_word(r.kind.field()),
+                            r.bits,
+                            k.name,
+                            r.why,
+                            r.source,
+                            if r.verified { "" } else { "; unverified" }
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    // A knob that must hold the same value as a pinned one is pinned with it.
+    loop {
+        let mut tied = Vec::new();
+        for sw in request.software.iter().filter_map(|w| registry.get(&w.id)) {
+            for k in &sw.knobs {
+                let Some(target) = k.plan.same_as.as_deref() else {
+                    continue;
+                };
+                let pinned = |p: &&Pin| format!("{}/{}", p.software, p.knob) == target;
+                let free = !out.iter().any(|p| p.software == sw.id && p.knob == k.id);
+                if let (Some(p), true) = (out.iter().find(pinned), free) {
+                    tied.push(Pin {
+                        software: sw.id.clone(),
+                        knob: k.id.clone(),
+                        why: format!("{} must equal {target}, and {}", k.name, p.why),
+                    });
+                }
+            }
+        }
+        if tied.is_empty() {
+            return out;
+        }
+        out.extend(tied);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn add_software(
-    registry: &Registry,
     request: &Request,
     wanted: &Wanted,
     sw: &Software,
     kept: bool,
+    pins: &[Pin],
     by_knob: &mut BTreeMap<(String, String), usize>,
     out: &mut UnitSet,
 ) -> Result<(), PlanError> {
-    let _ = registry;
     let version = wanted.version.as_ref();
     for c in &sw.claims {
         if c.bug || !conditions_hold(request, sw, c) {
@@ -250,11 +321,10 @@ fn add_software(
                 continue;
             }
         }
-        let knob = sw.knobs.iter().find(|k| {
-            moves(k, c)
-                && movable_default(k).is_some()
-                && version::holds(k.plan.versions.as_deref(), version)
-        });
+        let knob = sw
+            .knobs
+            .iter()
+            .find(|k| k.moves(c) && version::holds(k.plan.versions.as_deref(), version));
         let mut default = [0u32; 4];
         default[s] = occ;
         let fixed_unit = |why: String, default: [u32; 4]| Unit {
@@ -266,10 +336,11 @@ fn add_software(
             sources: vec![c.source.clone()],
         };
         let Some(k) = knob else {
-            out.units.push(fixed_unit(
-                "no knob moves these bits (registry)".into(),
-                default,
-            ));
+            let why = sw.fixed_for(&c.id).map_or_else(
+                || "no knob moves these bits (registry)".to_string(),
+                |f| f.sourced(),
+            );
+            out.units.push(fixed_unit(why, default));
             continue;
         };
         if let Some(why) = &k.plan.not_alone {
@@ -291,6 +362,12 @@ fn add_software(
                 value: user.value.clone(),
                 kind: kind.name(),
             })?;
+            if let Some(p) = pins.iter().find(|p| p.software == sw.id && p.knob == k.id) {
+                out.notes.push(format!(
+                    "{}.{} is set with --set although {}",
+                    sw.id, k.id, p.why
+                ));
+            }
             let mv = super::remap::Move::new(kind, knob_default, to);
             let mut moved = [0u32; 4];
             moved[s] = mv.bits(occ);
@@ -298,6 +375,10 @@ fn add_software(
                 format!("{} set to {} (--set)", k.name, user.value),
                 moved,
             ));
+            continue;
+        }
+        if let Some(p) = pins.iter().find(|p| p.software == sw.id && p.knob == k.id) {
+            out.units.push(fixed_unit(p.why.clone(), default));
             continue;
         }
         if kept {

@@ -428,6 +428,75 @@ impl TryFrom<KnobFile> for Knob {
     }
 }
 
+impl Knob {
+    /// The default of a knob that moves bits, as its kind and number: a bit knob's bit number, a
+    /// mask knob's mask, a value knob's non-zero value (its default, else
+    /// `plan.effective_default`). `None` for knobs that only switch modes or whose default is
+    /// words with no effective value.
+    pub fn movable_default(&self) -> Option<(KnobKind, u32)> {
+        match (self.kind, self.typed_default) {
+            (KnobKind::Bit, KnobDefault::Bit(n)) => Some((KnobKind::Bit, u32::from(n))),
+            (KnobKind::Mask, KnobDefault::Mask(m)) => Some((KnobKind::Mask, m.0)),
+            (KnobKind::Value, KnobDefault::Value(v)) => v
+                .or(self.plan.effective_default)
+                .filter(|v| v.0 != 0)
+                .map(|v| (KnobKind::Value, v.0)),
+            _ => None,
+        }
+    }
+
+    /// Whether this knob names claim `c` (either side may name the other).
+    pub fn names(&self, c: &Claim) -> bool {
+        self.claims.contains(&c.id) || c.config.contains(&self.id)
+    }
+
+    /// Whether this knob moves claim `c`'s bits: it names the claim and has a movable default.
+    pub fn moves(&self, c: &Claim) -> bool {
+        self.names(c) && self.movable_default().is_some()
+    }
+}
+
+/// A statement that no setting moves some claims' bits: the constants are compiled in, or the
+/// only settings switch the claims on and off. `plan` gives its reason and source for them.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixed {
+    /// Ids of the entry's claims it covers.
+    pub claims: Vec<String>,
+    /// Why no setting moves these bits (`constant LinuxFwmarkMask in tsconst/linuxfw.go; no flag
+    /// or env var`).
+    pub reason: String,
+    /// Where the fact comes from: repository, path and version or commit, or a URL.
+    pub source: String,
+    /// False when unverified (the reason then says what could not be checked).
+    #[serde(default = "yes")]
+    pub verified: bool,
+}
+
+impl Fixed {
+    /// The reason with its source, as `plan` prints it.
+    pub fn sourced(&self) -> String {
+        format!(
+            "{} (source: {}{})",
+            self.reason,
+            self.source,
+            if self.verified { "" } else { "; unverified" }
+        )
+    }
+}
+
+impl Software {
+    /// The fixed statement covering claim `id`, if any.
+    pub fn fixed_for(&self, id: &str) -> Option<&Fixed> {
+        self.fixed.iter().find(|f| f.claims.iter().any(|c| c == id))
+    }
+
+    /// Whether some knob of the entry moves claim `c` (see [`Knob::moves`]).
+    pub fn knob_moves(&self, c: &Claim) -> bool {
+        self.knobs.iter().any(|k| k.moves(c))
+    }
+}
+
 /// How to recognise a software's rules.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -495,6 +564,13 @@ pub struct ReadsFrom {
     /// Why.
     #[serde(default)]
     pub why: String,
+    /// True (the default) when the reader has the owner's bits compiled in (flannel's
+    /// `KubeProxyMark = "0x4000/0x4000"`): moving them breaks the reader, so `plan` keeps the
+    /// owner's knob at its default while the reader is planned. False when the reader follows the
+    /// owner's setting (CNI portmap's `externalSetMarkChain = KUBE-MARK-MASQ` jumps to kube-proxy's
+    /// own chain).
+    #[serde(default = "yes")]
+    pub literal: bool,
     /// Where the fact comes from.
     pub source: String,
     /// False when unverified.
@@ -554,6 +630,9 @@ pub struct Software {
     /// Knobs.
     #[serde(default)]
     pub knobs: Vec<Knob>,
+    /// Claims no setting moves, and why.
+    #[serde(default)]
+    pub fixed: Vec<Fixed>,
     /// Recognition.
     #[serde(default)]
     pub signatures: Signatures,

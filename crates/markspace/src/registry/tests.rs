@@ -142,6 +142,16 @@ fn knob_defaults_are_typed_at_load() {
     assert!(err.contains("colour"), "{err}");
 }
 
+/// The validation messages of one entry's text.
+fn problems_of(text: &str) -> Vec<String> {
+    let mut reg = Registry::default();
+    reg.add_file("registry/x.toml", text).unwrap();
+    super::validate(&reg)
+        .into_iter()
+        .map(|p| p.message)
+        .collect()
+}
+
 #[test]
 fn rejects_when_conditions_over_unknown_knobs_and_bad_same_as() {
     let text = "id = \"x\"\nname = \"X\"\ncategory = \"vpn\"\nsource = \"s\"\n\
@@ -149,12 +159,7 @@ fn rejects_when_conditions_over_unknown_knobs_and_bad_same_as() {
          use = \"other\"\nsource = \"s\"\nwhen = [\"nosuch=true\"]\n\
          [[knobs]]\nid = \"k\"\nname = \"K\"\nwhere = \"flag\"\ndefault = \"0\"\nkind = \"bit\"\n\
          claims = [\"c\"]\nsource = \"s\"\n  [knobs.plan]\n  same_as = \"nosuch/knob\"\n";
-    let mut reg = Registry::default();
-    reg.add_file("registry/x.toml", text).unwrap();
-    let problems: Vec<String> = super::validate(&reg)
-        .into_iter()
-        .map(|p| p.message)
-        .collect();
+    let problems = problems_of(text);
     assert!(
         problems
             .iter()
@@ -166,5 +171,58 @@ fn rejects_when_conditions_over_unknown_knobs_and_bad_same_as() {
             .iter()
             .any(|m| m.contains("plan.same_as `nosuch/knob`")),
         "{problems:?}"
+    );
+}
+
+#[test]
+fn fixed_statements_are_checked() {
+    let text = "id = \"x\"\nname = \"X\"\ncategory = \"vpn\"\nsource = \"s\"\n\
+         [[claims]]\nid = \"c\"\nkind = \"mark\"\nbits = \"0x1\"\naccess = \"write\"\nstyle = \"bitwise\"\n\
+         use = \"other\"\nsource = \"s\"\n\
+         [[claims]]\nid = \"d\"\nkind = \"mark\"\nbits = \"0x2\"\naccess = \"write\"\nstyle = \"bitwise\"\n\
+         use = \"other\"\nsource = \"s\"\n\
+         [[knobs]]\nid = \"k\"\nname = \"K\"\nwhere = \"flag\"\ndefault = \"0\"\nkind = \"bit\"\n\
+         claims = [\"c\"]\nsource = \"s\"\n\
+         [[fixed]]\nclaims = [\"c\", \"nosuch\"]\nreason = \"compiled in\"\nsource = \"s\"\n\
+         [[fixed]]\nclaims = [\"d\"]\nreason = \"compiled in\"\nsource = \" \"\n";
+    let problems = problems_of(text);
+    for want in [
+        "fixed statement names unknown claim `nosuch`",
+        "claim `c` is listed fixed but a knob moves it",
+        "fixed statement for `d` has no source",
+    ] {
+        assert!(problems.iter().any(|m| m == want), "{want}: {problems:?}");
+    }
+    // A fixed statement needs a reason and a source in the file.
+    let bad = text.replace(
+        "reason = \"compiled in\"\nsource = \"s\"\n",
+        "source = \"s\"\n",
+    );
+    assert!(Registry::default()
+        .add_file("registry/x.toml", &bad)
+        .is_err());
+}
+
+/// Every claim of an entry that uses marks is either moved by a knob `plan` can turn, or covered
+/// by a `[[fixed]]` statement with a reason and a source: `plan` never falls back to an
+/// unsourced "no knob moves these bits".
+#[test]
+fn every_entry_has_a_knob_or_a_sourced_fixed_statement() {
+    let reg = registry();
+    let mut missing = Vec::new();
+    for s in reg.software.iter().filter(|s| s.uses_marks) {
+        for c in s.claims.iter().filter(|c| !c.bug) {
+            let fixed = s
+                .fixed_for(&c.id)
+                .is_some_and(|f| !f.reason.trim().is_empty() && !f.source.trim().is_empty());
+            if !s.knob_moves(c) && !fixed {
+                missing.push(format!("{}/{}", s.id, c.id));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "claims with neither a knob that moves them nor a [[fixed]] statement:\n{}",
+        missing.join("\n")
     );
 }

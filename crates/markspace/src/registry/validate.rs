@@ -139,6 +139,31 @@ pub fn validate(reg: &Registry) -> Vec<Problem> {
                 _ => {}
             }
         }
+        let mut fixed_seen = HashSet::new();
+        for f in &s.fixed {
+            let what = f.claims.join(", ");
+            if f.claims.is_empty() {
+                p("fixed statement names no claim".into());
+            }
+            if f.reason.trim().is_empty() {
+                p(format!("fixed statement for `{what}` has no reason"));
+            }
+            if f.source.trim().is_empty() {
+                p(format!("fixed statement for `{what}` has no source"));
+            }
+            for id in &f.claims {
+                match s.claims.iter().find(|c| c.id == *id) {
+                    None => p(format!("fixed statement names unknown claim `{id}`")),
+                    Some(c) if s.knob_moves(c) => {
+                        p(format!("claim `{id}` is listed fixed but a knob moves it"))
+                    }
+                    Some(_) => {}
+                }
+                if !fixed_seen.insert(id.as_str()) {
+                    p(format!("claim `{id}` is in more than one fixed statement"));
+                }
+            }
+        }
         let sig = &s.signatures;
         let has_sig = !(sig.chains.is_empty()
             && sig.chain_prefixes.is_empty()

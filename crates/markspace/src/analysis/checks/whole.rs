@@ -295,7 +295,7 @@ fn match_proposal(cx: &Ctx<'_>, owner: usize, field: Field, values: &[u32]) -> P
                 who(&id),
                 hex(clash),
                 users_of(cx, owner, clash),
-                no_knob(&id)
+                no_knob(cx, &id, values)
             )
         } else {
             format!("No masked match for {id} passed markspace's re-audit; match only bits no other owner uses.")
@@ -509,7 +509,7 @@ fn write_proposal(
                 who(&id),
                 hex(clash),
                 users_of(cx, owner, clash),
-                no_knob(&id)
+                no_knob(cx, &id, &owner_values)
             )
         } else {
             format!(
@@ -528,11 +528,27 @@ fn who(id: &str) -> String {
     }
 }
 
-/// Why no knob moves an owner's value.
-fn no_knob(id: &str) -> String {
+/// Why no knob moves an owner's value: the registry's `[[fixed]]` reason and source for the
+/// claim holding one of `values`, when it has one.
+fn no_knob(cx: &Ctx<'_>, id: &str, values: &[u32]) -> String {
     if id == crate::registry::UNKNOWN {
-        "without a registry entry markspace knows no setting that moves it".to_string()
-    } else {
-        format!("markspace found no registered knob of {id} that moves it to free bits")
+        return "without a registry entry markspace knows no setting that moves it".to_string();
+    }
+    let fixed = cx.registry.get(id).and_then(|s| {
+        s.claims
+            .iter()
+            .filter(|c| {
+                values
+                    .iter()
+                    .any(|&v| c.values.iter().any(|x| x.value.0 == v))
+            })
+            .find_map(|c| s.fixed_for(&c.id))
+    });
+    match fixed {
+        Some(f) => format!(
+            "markspace found no registered knob of {id} that moves it to free bits: {}",
+            f.sourced()
+        ),
+        None => format!("markspace found no registered knob of {id} that moves it to free bits"),
     }
 }
