@@ -430,7 +430,7 @@ if [ -n "${PLAN-1}" ]; then
     hyperfine -N -w 3 -m 20 --export-json "$WORK/plan-base.json" \
         "$MS plan kube-proxy --format json" >/dev/null
     read -r pb_mean pb_sd _ < <(stats "$WORK/plan-base.json")
-    for set in "feasible:calico kube-proxy kubelet@1.27 tailscale wireguard aws-vpc-cni istio networkmanager-wireguard keepalived flannel linkerd metallb" \
+    for set in "feasible:calico kube-proxy kubelet@1.27 tailscale wireguard aws-vpc-cni istio networkmanager-wireguard keepalived podman-netavark linkerd metallb" \
         "infeasible:calico kube-proxy kubelet@1.27 tailscale wireguard aws-vpc-cni istio networkmanager-wireguard keepalived mihomo consul envoy"; do
         label=${set%%:*}
         sw=${set#*:}

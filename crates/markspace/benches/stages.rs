@@ -125,7 +125,7 @@ fn plan_12_software(bencher: divan::Bencher) {
         "istio",
         "networkmanager-wireguard",
         "keepalived",
-        "flannel",
+        "podman-netavark",
         "linkerd",
         "metallb",
     ]);
