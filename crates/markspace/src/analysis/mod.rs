@@ -21,7 +21,7 @@ mod fix;
 mod incidents;
 mod meeting;
 #[cfg(test)]
-mod oracle_tests;
+pub(crate) mod oracle_tests;
 mod path;
 mod proposal;
 mod usage;

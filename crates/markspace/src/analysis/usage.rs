@@ -7,7 +7,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::model::{CopySource, Field, MarkOp, Node};
-use crate::registry::{Attribution, Registry, UNKNOWN};
+use crate::registry::{Found, Pattern, Registry, UNKNOWN};
 use crate::ruleset::{HookSet, RuleId};
 use crate::touchpoint::{attach_lines, placements, Attach, AttachLines, Subsystem, Touchpoint};
 
@@ -144,12 +144,26 @@ fn src_field(src: CopySource) -> Option<Field> {
 }
 
 /// Collects and attributes every mark operation of rules and touchpoints.
+///
+/// Each rule's owner is found without an allocation ([`Registry::rule_hit`]): its uses are
+/// pushed with the registry index of the owner (a slot; the last slot is `unknown`), and the
+/// slots are renumbered into [`Usage::owners`] order once every rule has been seen. Signature
+/// counts are kept by the match's own parts and formatted once per distinct pattern.
 pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     let set = &node.ruleset;
+    let software = &registry.software;
+    let unknown = software.len();
     let mut usage = Usage::default();
-    let mut attributions: Vec<(Site, Attribution)> = Vec::new();
+    let mut scratch = crate::registry::RuleScratch::default();
+    // Per slot: rules, bits read and written.
+    let mut rules = vec![0usize; unknown + 1];
+    let mut reads = vec![[0u32; 2]; unknown + 1];
+    let mut writes = vec![[0u32; 2]; unknown + 1];
+    let mut recognised: FxHashMap<(usize, &'static str, Pattern<'_>), usize> = FxHashMap::default();
+    let attached = attach_lines(&node.observations);
     for (i, rule) in set.rules.iter().enumerate() {
-        if rule.ops().is_empty() {
+        let ops = rule.ops();
+        if ops.is_empty() {
             continue;
         }
         let id = RuleId(i as u32);
@@ -160,27 +174,46 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             usage.unreachable.push(id);
             continue;
         }
-        attributions.push((
+        let found = registry.rule_hit(set, id, node.sources.text(rule.span), &mut scratch);
+        let slot = found.as_ref().map_or(unknown, |f| f.0);
+        count(&mut recognised, slot, found);
+        rules[slot] += 1;
+        push_uses(
+            &mut usage.uses,
             Site::Rule(id),
-            registry.attribute_rule(set, id, node.sources.text(rule.span)),
-        ));
+            ops,
+            slot,
+            set.chain(rule.chain).hooks,
+            &[],
+            (&mut reads[slot], &mut writes[slot]),
+        );
     }
     for (i, tp) in node.touchpoints.iter().enumerate() {
         if tp.ops.is_empty() {
             continue;
         }
         let values = crate::model::constant_values(&tp.ops);
-        attributions.push((
+        let found = registry.touchpoint_hit(tp.subsystem, &tp.context, &values);
+        let slot = found.as_ref().map_or(unknown, |f| f.0);
+        count(&mut recognised, slot, found);
+        rules[slot] += 1;
+        push_uses(
+            &mut usage.uses,
             Site::Touchpoint(i),
-            registry.attribute_touchpoint(tp.subsystem, &tp.context, &values),
-        ));
+            &tp.ops,
+            slot,
+            HookSet::EMPTY,
+            &places(tp, &attached),
+            (&mut reads[slot], &mut writes[slot]),
+        );
     }
-    // Owners sorted by id, unknown last, so indices are stable in reports. The few distinct
-    // ids are found by hashing before they are sorted (sorting every rule's id compared
-    // strings n log n times), and looked up by hash.
-    let mut ids: Vec<&str> = attributions
-        .iter()
-        .map(|(_, a)| a.owner.as_str())
+    // Owners sorted by id, unknown last, so indices are stable in reports; entries with the
+    // same id (none in a validated registry) are one owner, as they were when owners were
+    // found by their id.
+    let id_of = |slot: usize| software.get(slot).map_or(UNKNOWN, |s| s.id.as_str());
+    let mut ids: Vec<&str> = (0..=unknown)
+        .filter(|&s| rules[s] > 0)
+        .map(id_of)
         .collect::<FxHashSet<&str>>()
         .into_iter()
         .collect();
@@ -201,72 +234,90 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             recognised_by: BTreeMap::new(),
         });
     }
+    let owner_of: Vec<usize> = (0..=unknown)
+        .map(|s| {
+            if rules[s] == 0 {
+                return usize::MAX;
+            }
+            let o = index[id_of(s)];
+            let owner = &mut usage.owners[o];
+            owner.rules += rules[s];
+            for f in 0..2 {
+                owner.reads[f] |= reads[s][f];
+                owner.writes[f] |= writes[s][f];
+            }
+            o
+        })
+        .collect();
     usage.by_owner = vec![Vec::new(); usage.owners.len()];
-    // Signature counts per owner, keyed by the attribution's own parts: formatting the key
-    // of every rule cost a fifth of the analysis of a large Calico node.
-    let mut recognised: Vec<FxHashMap<(&'static str, &str), usize>> =
-        vec![FxHashMap::default(); usage.owners.len()];
-    let attached = attach_lines(&node.observations);
-    for (site, attr) in &attributions {
-        let site = *site;
-        let (ops, hooks, places) = match site {
-            Site::Rule(id) => {
-                let rule = set.rule(id);
-                (rule.ops(), set.chain(rule.chain).hooks, Vec::new())
-            }
-            Site::Touchpoint(i) => {
-                let tp = &node.touchpoints[i];
-                (&tp.ops[..], HookSet::EMPTY, places(tp, &attached))
-            }
+    for (k, u) in usage.uses.iter_mut().enumerate() {
+        u.owner = owner_of[u.owner];
+        usage.by_owner[u.owner].push(k as u32);
+    }
+    for ((slot, signature, pattern), n) in recognised {
+        let key = if signature == "none" {
+            "no signature".to_string()
+        } else {
+            format!("{signature} {pattern}")
         };
-        let owner = index[attr.owner.as_str()];
-        usage.owners[owner].rules += 1;
-        *recognised[owner]
-            .entry((attr.evidence.signature, attr.evidence.pattern.as_str()))
-            .or_default() += 1;
-        for (k, op) in ops.iter().enumerate() {
-            let mut reads = [0u32; 2];
-            let mut writes = [0u32; 2];
-            match op {
-                MarkOp::Read(r) => reads[fi(r.field)] |= r.bits(),
-                MarkOp::Write(w) => {
-                    writes[fi(w.field)] |= w.bits();
-                    if let Some((src, mask)) = w.source_read() {
-                        if let Some(f) = src_field(src) {
-                            reads[fi(f)] |= mask;
-                        }
+        *usage.owners[owner_of[slot]]
+            .recognised_by
+            .entry(key)
+            .or_default() += n;
+    }
+    usage
+}
+
+/// Counts one attribution's signature and pattern for its owner's slot.
+fn count<'p>(
+    recognised: &mut FxHashMap<(usize, &'static str, Pattern<'p>), usize>,
+    slot: usize,
+    found: Option<Found<'p>>,
+) {
+    let (signature, pattern) = found.map_or(("none", Pattern::Str("")), |(_, s, p)| (s, p));
+    *recognised.entry((slot, signature, pattern)).or_default() += 1;
+}
+
+/// Pushes the uses of one rule or touchpoint, owned by `owner` (a slot until renumbered), and
+/// adds their bits to the owner's.
+fn push_uses(
+    uses: &mut Vec<Use>,
+    site: Site,
+    ops: &[MarkOp],
+    owner: usize,
+    hooks: HookSet,
+    places: &[Attach],
+    (owner_reads, owner_writes): (&mut [u32; 2], &mut [u32; 2]),
+) {
+    for (k, op) in ops.iter().enumerate() {
+        let mut reads = [0u32; 2];
+        let mut writes = [0u32; 2];
+        match op {
+            MarkOp::Read(r) => reads[fi(r.field)] |= r.bits(),
+            MarkOp::Write(w) => {
+                writes[fi(w.field)] |= w.bits();
+                if let Some((src, mask)) = w.source_read() {
+                    if let Some(f) = src_field(src) {
+                        reads[fi(f)] |= mask;
                     }
                 }
             }
-            let o = &mut usage.owners[owner];
-            usage.by_owner[owner].push(usage.uses.len() as u32);
-            for f in 0..2 {
-                o.reads[f] |= reads[f];
-                o.writes[f] |= writes[f];
-            }
-            usage.uses.push(Use {
-                site,
-                op_index: k,
-                op: *op,
-                owner,
-                hooks,
-                places: places.clone(),
-                reads,
-                writes,
-            });
         }
-    }
-    for (o, counts) in usage.owners.iter_mut().zip(recognised) {
-        for ((signature, pattern), n) in counts {
-            let key = if signature == "none" {
-                "no signature".to_string()
-            } else {
-                format!("{signature} {pattern}")
-            };
-            *o.recognised_by.entry(key).or_default() += n;
+        for f in 0..2 {
+            owner_reads[f] |= reads[f];
+            owner_writes[f] |= writes[f];
         }
+        uses.push(Use {
+            site,
+            op_index: k,
+            op: *op,
+            owner,
+            hooks,
+            places: places.to_vec(),
+            reads,
+            writes,
+        });
     }
-    usage
 }
 
 /// Where a touchpoint runs ([`crate::touchpoint::placements`]); empty (anywhere) when unknown
