@@ -17,7 +17,7 @@ pub enum Site {
     /// A netfilter rule.
     Rule(RuleId),
     /// A touchpoint outside netfilter (index into `Node::touchpoints`).
-    Touchpoint(usize),
+    Touchpoint(u32),
 }
 
 /// One mark operation of one rule or touchpoint, attributed.
@@ -26,7 +26,7 @@ pub struct Use {
     /// Where it sits.
     pub site: Site,
     /// Index of the operation in the rule.
-    pub op_index: usize,
+    pub op_index: u32,
     /// The operation.
     pub op: MarkOp,
     /// Index of the owner in [`Usage::owners`].
@@ -36,11 +36,59 @@ pub struct Use {
     pub hooks: HookSet,
     /// Where a touchpoint runs on the packet paths ([`super::path::position`]); empty when
     /// unknown (it may run anywhere) and for rules.
-    pub places: Vec<Attach>,
+    pub places: Places,
     /// Bits read, per field (`[mark, ctmark]`).
     pub reads: [u32; 2],
     /// Bits written, per field.
     pub writes: [u32; 2],
+}
+
+/// Where a touchpoint runs: each attach point at most once, in the order found. Inline (six
+/// bytes, no allocation): every use has one, and a large node has hundreds of thousands of
+/// uses, all of rules, whose places are empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Places {
+    len: u8,
+    items: [Attach; 5],
+}
+
+impl Default for Places {
+    fn default() -> Self {
+        Places {
+            len: 0,
+            items: [Attach::TcIngress; 5],
+        }
+    }
+}
+
+impl Places {
+    /// Adds an attach point unless it is there already.
+    pub fn insert(&mut self, a: Attach) {
+        if !self.contains(&a) {
+            // Five attach points: never more than five distinct ones.
+            if let Some(slot) = self.items.get_mut(self.len as usize) {
+                *slot = a;
+                self.len += 1;
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Places {
+    type Target = [Attach];
+
+    fn deref(&self) -> &[Attach] {
+        &self.items[..self.len as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Places {
+    type Item = &'a Attach;
+    type IntoIter = std::slice::Iter<'a, Attach>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 /// An owner seen on the node.
@@ -184,7 +232,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
             ops,
             slot,
             set.chain(rule.chain).hooks,
-            &[],
+            Places::default(),
             (&mut reads[slot], &mut writes[slot]),
         );
     }
@@ -199,11 +247,11 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         rules[slot] += 1;
         push_uses(
             &mut usage.uses,
-            Site::Touchpoint(i),
+            Site::Touchpoint(i as u32),
             &tp.ops,
             slot,
             HookSet::EMPTY,
-            &places(tp, &attached),
+            places(tp, &attached),
             (&mut reads[slot], &mut writes[slot]),
         );
     }
@@ -286,7 +334,7 @@ fn push_uses(
     ops: &[MarkOp],
     owner: usize,
     hooks: HookSet,
-    places: &[Attach],
+    places: Places,
     (owner_reads, owner_writes): (&mut [u32; 2], &mut [u32; 2]),
 ) {
     for (k, op) in ops.iter().enumerate() {
@@ -309,11 +357,11 @@ fn push_uses(
         }
         uses.push(Use {
             site,
-            op_index: k,
+            op_index: k as u32,
             op: *op,
             owner,
             hooks,
-            places: places.to_vec(),
+            places,
             reads,
             writes,
         });
@@ -322,15 +370,13 @@ fn push_uses(
 
 /// Where a touchpoint runs ([`crate::touchpoint::placements`]); empty (anywhere) when unknown
 /// and for subsystems other than eBPF.
-fn places(tp: &Touchpoint, lines: &AttachLines<'_>) -> Vec<Attach> {
+fn places(tp: &Touchpoint, lines: &AttachLines<'_>) -> Places {
+    let mut out = Places::default();
     if tp.subsystem != Subsystem::Bpf {
-        return Vec::new();
+        return out;
     }
-    let mut out: Vec<Attach> = Vec::new();
     for (a, _) in placements(tp.context.attach, tp.context.program.as_deref(), lines) {
-        if !out.contains(&a) {
-            out.push(a);
-        }
+        out.insert(a);
     }
     out
 }
