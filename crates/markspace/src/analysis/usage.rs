@@ -207,7 +207,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     let mut rules = vec![0usize; unknown + 1];
     let mut reads = vec![[0u32; 2]; unknown + 1];
     let mut writes = vec![[0u32; 2]; unknown + 1];
-    let mut recognised: FxHashMap<(usize, &'static str, Pattern<'_>), usize> = FxHashMap::default();
+    let mut recognised = Recognised::default();
     let attached = attach_lines(&node.observations);
     for (i, rule) in set.rules.iter().enumerate() {
         let ops = rule.ops();
@@ -224,7 +224,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         }
         let found = registry.rule_hit(set, id, node.sources.text(rule.span), &mut scratch);
         let slot = found.as_ref().map_or(unknown, |f| f.0);
-        count(&mut recognised, slot, found);
+        recognised.count(slot, found);
         rules[slot] += 1;
         push_uses(
             &mut usage.uses,
@@ -243,7 +243,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         let values = crate::model::constant_values(&tp.ops);
         let found = registry.touchpoint_hit(tp.subsystem, &tp.context, &values);
         let slot = found.as_ref().map_or(unknown, |f| f.0);
-        count(&mut recognised, slot, found);
+        recognised.count(slot, found);
         rules[slot] += 1;
         push_uses(
             &mut usage.uses,
@@ -302,7 +302,7 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         u.owner = owner_of[u.owner];
         usage.by_owner[u.owner].push(k as u32);
     }
-    for ((slot, signature, pattern), n) in recognised {
+    for ((slot, signature, pattern), n) in recognised.finish() {
         let key = if signature == "none" {
             "no signature".to_string()
         } else {
@@ -316,14 +316,47 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
     usage
 }
 
-/// Counts one attribution's signature and pattern for its owner's slot.
-fn count<'p>(
-    recognised: &mut FxHashMap<(usize, &'static str, Pattern<'p>), usize>,
-    slot: usize,
-    found: Option<Found<'p>>,
-) {
-    let (signature, pattern) = found.map_or(("none", Pattern::Str("")), |(_, s, p)| (s, p));
-    *recognised.entry((slot, signature, pattern)).or_default() += 1;
+/// Signature counts per owner slot, signature and pattern.
+#[derive(Default)]
+struct Recognised<'p> {
+    counts: FxHashMap<(usize, &'static str, Pattern<'p>), usize>,
+    /// The key of the last rule and how many rules in a row had it: neighbouring rules are
+    /// mostly recognised alike (a Calico policy chain by its comment prefix), and comparing
+    /// with the last key (the same pointers, usually) is cheaper than hashing it.
+    last: Option<((usize, &'static str, Pattern<'p>), usize)>,
+}
+
+impl<'p> Recognised<'p> {
+    /// Counts one attribution's signature and pattern for its owner's slot.
+    fn count(&mut self, slot: usize, found: Option<Found<'p>>) {
+        let (signature, pattern) = found.map_or(("none", Pattern::Str("")), |(_, s, p)| (s, p));
+        let key = (slot, signature, pattern);
+        match &mut self.last {
+            Some((last, n))
+                if last.0 == slot && same(last.1, signature) && last.2.same(&pattern) =>
+            {
+                *n += 1
+            }
+            _ => {
+                if let Some((last, n)) = self.last.replace((key, 1)) {
+                    *self.counts.entry(last).or_default() += n;
+                }
+            }
+        }
+    }
+
+    /// The counts, the last run included.
+    fn finish(mut self) -> FxHashMap<(usize, &'static str, Pattern<'p>), usize> {
+        if let Some((last, n)) = self.last.take() {
+            *self.counts.entry(last).or_default() += n;
+        }
+        self.counts
+    }
+}
+
+/// Two strings equal, compared by pointer first.
+fn same(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// Pushes the uses of one rule or touchpoint, owned by `owner` (a slot until renumbered), and

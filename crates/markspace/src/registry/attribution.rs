@@ -511,6 +511,16 @@ pub(crate) enum Pattern<'p> {
     Range(u32, u32),
 }
 
+impl Pattern<'_> {
+    /// Equality, by pointer first for borrowed names (the registry's patterns).
+    pub(crate) fn same(&self, other: &Pattern<'_>) -> bool {
+        match (self, other) {
+            (Pattern::Str(a), Pattern::Str(b)) => std::ptr::eq(*a, *b) || a == b,
+            (a, b) => a == b,
+        }
+    }
+}
+
 impl std::fmt::Display for Pattern<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
