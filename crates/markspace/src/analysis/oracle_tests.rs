@@ -60,6 +60,14 @@ fn fast_and_naive_analysis_agree_on_generated_nodes() {
     let mut clobbers = 0;
     for text in &nodes {
         let node = load(text);
+        // The masked bits found while the uses are numbered, against a scan of each owner's.
+        let usage = super::usage::collect(&node, &registry);
+        for o in 0..usage.owners.len() {
+            for f in crate::model::Field::BOTH {
+                assert_eq!(usage.masked_writes(o, f), usage.masked_writes_scan(o, f));
+                assert_eq!(usage.masked_reads(o, f), usage.masked_reads_scan(o, f));
+            }
+        }
         let fast = findings(&node, &registry, false);
         let naive = findings(&node, &registry, true);
         assert!(fast == naive, "the findings differ on:\n{text}");

@@ -132,6 +132,10 @@ pub struct Usage {
     /// for one owner's uses per owner pair, and filtering all uses each time would be
     /// quadratic in owners times uses.
     pub(crate) by_owner: Vec<Vec<u32>>,
+    /// Per owner, per field, the bits of [`Self::masked_writes`] and [`Self::masked_reads`]:
+    /// `[[writes; 2], [reads; 2]]`, found while the uses are numbered (the checks ask for them
+    /// per owner and field, and each asking scanned all of that owner's uses).
+    pub(crate) masked: Vec<[[u32; 2]; 2]>,
     /// Rules with mark operations that can never run (in no chain reachable from a hook of a
     /// complete table).
     pub unreachable: Vec<RuleId>,
@@ -157,15 +161,28 @@ impl Usage {
     /// The bits an owner writes in a field with masked writes (whole writes are reported on
     /// their own).
     pub(crate) fn masked_writes(&self, owner: usize, field: Field) -> u32 {
-        self.of(owner)
-            .filter(|u| !u.is_whole_write())
-            .fold(0, |acc, u| acc | u.writes[fi(field)])
+        self.masked.get(owner).map_or(0, |m| m[0][fi(field)])
     }
 
     /// The bits an owner reads in a field, except by whole-field matches and as the source of
     /// whole copies (reported on their own: MS005, MS003/MS004; counting them here would
     /// repeat those findings).
     pub(crate) fn masked_reads(&self, owner: usize, field: Field) -> u32 {
+        self.masked.get(owner).map_or(0, |m| m[1][fi(field)])
+    }
+
+    /// [`Self::masked_writes`] by a scan of the owner's uses, as it was before
+    /// [`Self::masked`]: the reference of `oracle_tests`.
+    #[cfg(test)]
+    pub(crate) fn masked_writes_scan(&self, owner: usize, field: Field) -> u32 {
+        self.of(owner)
+            .filter(|u| !u.is_whole_write())
+            .fold(0, |acc, u| acc | u.writes[fi(field)])
+    }
+
+    /// [`Self::masked_reads`] by a scan of the owner's uses ([`Self::masked_writes_scan`]).
+    #[cfg(test)]
+    pub(crate) fn masked_reads_scan(&self, owner: usize, field: Field) -> u32 {
         self.of(owner).fold(0, |acc, u| {
             let whole_read =
                 matches!(u.op, MarkOp::Read(r) if r.is_whole_equality()) || u.is_whole_write();
@@ -298,9 +315,20 @@ pub(crate) fn collect(node: &Node, registry: &Registry) -> Usage {
         })
         .collect();
     usage.by_owner = vec![Vec::new(); usage.owners.len()];
+    usage.masked = vec![[[0; 2]; 2]; usage.owners.len()];
     for (k, u) in usage.uses.iter_mut().enumerate() {
         u.owner = owner_of[u.owner];
         usage.by_owner[u.owner].push(k as u32);
+        // Whole writes and whole-field matches are reported on their own (MS003/MS004/MS005).
+        let whole_write = u.is_whole_write();
+        let whole_read = whole_write || matches!(u.op, MarkOp::Read(r) if r.is_whole_equality());
+        let [writes, reads] = &mut usage.masked[u.owner];
+        if !whole_write {
+            *writes = [writes[0] | u.writes[0], writes[1] | u.writes[1]];
+        }
+        if !whole_read {
+            *reads = [reads[0] | u.reads[0], reads[1] | u.reads[1]];
+        }
     }
     for ((slot, signature, pattern), n) in recognised.finish() {
         let key = if signature == "none" {
