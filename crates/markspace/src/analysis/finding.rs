@@ -235,7 +235,7 @@ pub fn evidence_of(node: &Node, usage: &Usage, u: &Use) -> EvidenceItem {
     match u.site {
         Site::Rule(id) => rule_evidence(node, id, owner),
         Site::Touchpoint(i) => {
-            let tp = &node.touchpoints[i];
+            let tp = &node.touchpoints[i as usize];
             EvidenceItem {
                 file: node.sources.name(tp.span).to_string(),
                 line: Some(tp.span.line),

@@ -22,8 +22,13 @@ type Key = (usize, i8, u32, usize);
 
 fn key(cx: &Ctx<'_>, u: &Use, hook_index: usize, hook: Hook, rank: i8) -> Key {
     match u.site {
-        Site::Rule(id) => (hook_index, 0, cx.order(hook)[id.0 as usize], u.op_index),
-        Site::Touchpoint(i) => (hook_index, rank, 0, i),
+        Site::Rule(id) => (
+            hook_index,
+            0,
+            cx.order(hook)[id.0 as usize],
+            u.op_index as usize,
+        ),
+        Site::Touchpoint(i) => (hook_index, rank, 0, i as usize),
     }
 }
 
@@ -56,7 +61,7 @@ fn step(cx: &Ctx<'_>, u: &Use, hook: Hook, field: Field, bits: u32) -> Option<Pa
         Site::Rule(id) => id,
         // A placed eBPF program: table `bpf`, chain its attach point and program.
         Site::Touchpoint(i) => {
-            let tp = &cx.node.touchpoints[i];
+            let tp = &cx.node.touchpoints[i as usize];
             let attach = u.places.iter().find(|a| position(**a).0 == hook)?;
             return Some(PathStep {
                 hook,
@@ -341,7 +346,7 @@ mod tests {
                     op,
                     owner: next(2) as usize,
                     hooks: HookSet::EMPTY,
-                    places: Vec::new(),
+                    places: Default::default(),
                     reads,
                     writes,
                 }

@@ -21,7 +21,7 @@ mod fix;
 mod incidents;
 mod meeting;
 #[cfg(test)]
-mod oracle_tests;
+pub(crate) mod oracle_tests;
 mod path;
 mod proposal;
 mod usage;
@@ -34,7 +34,7 @@ pub(crate) use crate::model::constant_values;
 pub use catalogue::{Code, CodeInfo, Severity, FINDINGS};
 pub use finding::{evidence_of, EvidenceItem, Finding, IncidentRef};
 pub use path::{PathEvidence, PathStep};
-pub use usage::{Owner, Site, Usage, Use};
+pub use usage::{Owner, Places, Site, Usage, Use};
 pub use verify::VerifiedFix;
 
 use crate::model::{Field, Node};

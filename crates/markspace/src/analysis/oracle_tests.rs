@@ -20,9 +20,10 @@ fn findings(node: &Node, registry: &Registry, naive: bool) -> String {
     serde_json::to_string_pretty(&analysis.findings).expect("findings serialise")
 }
 
-#[test]
-fn fast_and_naive_analysis_agree_on_generated_nodes() {
-    let registry = Registry::embedded().expect("registry");
+/// The generated nodes both comparisons run on: kube-proxy + Calico + Cilium + Tailscale, a
+/// Calico node of many policies (with Tailscale when `tailscale`), and the adversarial
+/// generator at 2, 5 and 12 owners.
+pub(crate) fn generated_nodes(tailscale: bool) -> Vec<String> {
     let mut nodes = vec![
         iptables_save(&Spec {
             kube_proxy: Some(KubeProxy::with_lines(2000, 2)),
@@ -38,6 +39,7 @@ fn fast_and_naive_analysis_agree_on_generated_nodes() {
                 endpoints: 10,
                 policies: 200,
             }),
+            tailscale,
             ..Spec::default()
         }),
     ];
@@ -48,9 +50,24 @@ fn fast_and_naive_analysis_agree_on_generated_nodes() {
             rules_per_chain: 12,
         }));
     }
+    nodes
+}
+
+#[test]
+fn fast_and_naive_analysis_agree_on_generated_nodes() {
+    let registry = Registry::embedded().expect("registry");
+    let nodes = generated_nodes(false);
     let mut clobbers = 0;
     for text in &nodes {
         let node = load(text);
+        // The masked bits found while the uses are numbered, against a scan of each owner's.
+        let usage = super::usage::collect(&node, &registry);
+        for o in 0..usage.owners.len() {
+            for f in crate::model::Field::BOTH {
+                assert_eq!(usage.masked_writes(o, f), usage.masked_writes_scan(o, f));
+                assert_eq!(usage.masked_reads(o, f), usage.masked_reads_scan(o, f));
+            }
+        }
         let fast = findings(&node, &registry, false);
         let naive = findings(&node, &registry, true);
         assert!(fast == naive, "the findings differ on:\n{text}");

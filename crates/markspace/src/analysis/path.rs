@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::packet::PathKind;
-use crate::ruleset::{Hook, Ruleset};
+use crate::ruleset::{Hook, Ruleset, Verdict};
 use crate::touchpoint::Attach;
 
 /// The hooks of each path, in order.
@@ -120,11 +120,17 @@ pub(crate) fn walk_base_chain(
         };
         *idx += 1;
         visit(rule);
-        for to in set.rule(rule).verdict.targets().into_iter().rev() {
+        let mut enter = |to: crate::ruleset::ChainId| {
             if !entered[to.0 as usize] {
                 entered[to.0 as usize] = true;
                 stack.push((to, 0));
             }
+        };
+        // A jump or goto without `targets`' vector: most rules of a large node jump.
+        match &set.rule(rule).verdict {
+            Verdict::Jump(to) | Verdict::Goto(to) => enter(*to),
+            v @ Verdict::Map(_) => v.targets().into_iter().rev().for_each(enter),
+            _ => {}
         }
     }
 }

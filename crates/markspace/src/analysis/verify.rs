@@ -123,14 +123,14 @@ pub(crate) fn free_for(cx: &Ctx<'_>, owner: usize) -> u32 {
 fn site_ops(node: &Node, site: Site) -> Vec<MarkOp> {
     match site {
         Site::Rule(id) => node.ruleset.rule(id).ops().to_vec(),
-        Site::Touchpoint(i) => node.touchpoints[i].ops.clone(),
+        Site::Touchpoint(i) => node.touchpoints[i as usize].ops.clone(),
     }
 }
 
 fn rewrite_site(site: Site) -> RewriteSite {
     match site {
         Site::Rule(id) => RewriteSite::Rule(id),
-        Site::Touchpoint(i) => RewriteSite::Touchpoint(i),
+        Site::Touchpoint(i) => RewriteSite::Touchpoint(i as usize),
     }
 }
 
@@ -145,7 +145,7 @@ pub(crate) fn rewrite_owner(
     for u in cx.usage.uses.iter().filter(|u| u.owner == owner) {
         let key = match u.site {
             Site::Rule(id) => (0, id.0 as usize),
-            Site::Touchpoint(i) => (1, i),
+            Site::Touchpoint(i) => (1, i as usize),
         };
         sites.insert(key, u.site);
     }
@@ -376,7 +376,7 @@ pub(crate) fn check(
     for rw in &c.rewrites {
         let site = match rw.site {
             RewriteSite::Rule(id) => Site::Rule(id),
-            RewriteSite::Touchpoint(i) => Site::Touchpoint(i),
+            RewriteSite::Touchpoint(i) => Site::Touchpoint(i as u32),
         };
         let old = site_ops(node, site);
         // A rewrite keeps the rule's operations, changed one for one; it may only append writes

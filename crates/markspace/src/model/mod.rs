@@ -396,18 +396,21 @@ impl MarkOp {
 /// The constants a rule compares or writes (the values of equality tests and the non-zero xor
 /// of constant writes), for attribution by distinctive value.
 pub fn constant_values(ops: &[MarkOp]) -> Vec<u32> {
-    ops.iter()
-        .filter_map(|op| match op {
-            MarkOp::Read(r) => match r.test {
-                ReadTest::Equals { value, .. } => Some(value),
-                _ => None,
-            },
-            MarkOp::Write(w) => match w.op {
-                WriteOp::Const { xor, .. } if xor != 0 => Some(xor),
-                _ => None,
-            },
-        })
-        .collect()
+    ops.iter().filter_map(constant_value).collect()
+}
+
+/// The constant of one operation ([`constant_values`]).
+pub(crate) fn constant_value(op: &MarkOp) -> Option<u32> {
+    match op {
+        MarkOp::Read(r) => match r.test {
+            ReadTest::Equals { value, .. } => Some(value),
+            _ => None,
+        },
+        MarkOp::Write(w) => match w.op {
+            WriteOp::Const { xor, .. } if xor != 0 => Some(xor),
+            _ => None,
+        },
+    }
 }
 
 /// Formats a mark value as the reports do: `0x0000c000`.

@@ -15,7 +15,7 @@
 //! rules with mark operations are attributed, so this runs a few thousand times even on a
 //! million-rule node.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::Serialize;
 
@@ -188,7 +188,7 @@ impl Matcher {
                     .map(|(v, mk)| (v, mk, i)),
             );
         }
-        let mut named: HashMap<u32, Option<usize>> = HashMap::new();
+        let mut named: HashMap<u32, Option<usize>> = HashMap::default();
         for (i, s) in software.iter().enumerate() {
             for v in s.claims.iter().flat_map(|c| &c.values) {
                 if v.shared_with.is_some() {
@@ -261,14 +261,14 @@ impl Matcher {
         m
     }
 
-    fn chain_owner(&self, chain: &str) -> Option<(usize, &'static str, String)> {
+    fn chain_owner<'p>(&'p self, chain: &'p str) -> Option<Found<'p>> {
         if let Some(i) = self.chains.get(chain) {
-            return Some((*i, "chain", chain.to_string()));
+            return Some((*i, "chain", Pattern::Str(chain)));
         }
         self.prefixes
             .iter()
             .find(|(p, _)| chain.starts_with(p.as_str()))
-            .map(|(p, i)| (*i, "chain-prefix", p.clone()))
+            .map(|(p, i)| (*i, "chain-prefix", Pattern::Str(p)))
     }
 
     /// Attribution of a touchpoint, strongest first: eBPF program, socket process, `ip rule`
@@ -282,14 +282,24 @@ impl Matcher {
         ctx: &crate::touchpoint::TouchContext,
         values: &[u32],
     ) -> Attribution {
+        Self::named(software, self.touchpoint_hit(subsystem, ctx, values))
+    }
+
+    /// [`Self::attribute_touchpoint`] without formatting its pattern.
+    pub(crate) fn touchpoint_hit<'p>(
+        &'p self,
+        subsystem: crate::touchpoint::Subsystem,
+        ctx: &'p crate::touchpoint::TouchContext,
+        values: &[u32],
+    ) -> Option<Found<'p>> {
         let ip_rule = subsystem == crate::touchpoint::Subsystem::IpRule;
-        let by_name = |list: &[(String, usize)], name: Option<&str>, kind: &'static str| {
+        let by_name = |list: &'p [(String, usize)], name: Option<&str>, kind: &'static str| {
             let name = name?;
             list.iter()
                 .find(|(n, _)| name == n || name.starts_with(n.as_str()))
-                .map(|(n, i)| (*i, kind, n.clone()))
+                .map(|(n, i)| (*i, kind, Pattern::Str(n)))
         };
-        let found = by_name(&self.programs, ctx.program.as_deref(), "program")
+        by_name(&self.programs, ctx.program.as_deref(), "program")
             .or_else(|| by_name(&self.processes, ctx.process.as_deref(), "process"))
             // A registered `ip rule` priority range before values: small fwmark values are
             // reused (mwan3's 0x500/0x3f00 is its fifth interface, not Cilium's 0x500).
@@ -298,17 +308,7 @@ impl Matcher {
                 self.priorities
                     .iter()
                     .find(|(lo, hi, _)| (*lo..=*hi).contains(&prio))
-                    .map(|(lo, hi, i)| {
-                        (
-                            *i,
-                            "priority",
-                            if lo == hi {
-                                lo.to_string()
-                            } else {
-                                format!("{lo}-{hi}")
-                            },
-                        )
-                    })
+                    .map(|(lo, hi, i)| (*i, "priority", Pattern::Range(*lo, *hi)))
             })
             .or_else(|| self.strong_value(values))
             .or_else(|| self.bit_value(values))
@@ -316,7 +316,7 @@ impl Matcher {
                 let t = ctx.table.as_deref().filter(|_| ip_rule)?;
                 self.rule_tables
                     .get(t)
-                    .map(|i| (*i, "routing-table", t.to_string()))
+                    .map(|i| (*i, "routing-table", Pattern::Str(t)))
             })
             .or_else(|| self.kind_claim(subsystem, values))
             .or_else(|| {
@@ -324,26 +324,24 @@ impl Matcher {
                 self.devices
                     .iter()
                     .find(|(d, _)| !d.is_empty() && name.starts_with(d.as_str()))
-                    .map(|(d, i)| (*i, "device", d.clone()))
-            });
-        Self::named(software, found)
+                    .map(|(d, i)| (*i, "device", Pattern::Str(d)))
+            })
     }
 
     /// A strong value: a signature value, a multi-bit value one software's claims name, or a
     /// `value/mask` pattern.
-    fn strong_value(&self, values: &[u32]) -> Option<(usize, &'static str, String)> {
+    fn strong_value(&self, values: &[u32]) -> Option<Found<'static>> {
+        if values.is_empty() {
+            return None;
+        }
         values
             .iter()
-            .find_map(|v| {
-                self.values
-                    .get(v)
-                    .map(|i| (*i, "value", crate::model::hex(*v)))
-            })
+            .find_map(|v| self.values.get(v).map(|i| (*i, "value", Pattern::Hex(*v))))
             .or_else(|| {
                 values.iter().filter(|v| v.count_ones() > 1).find_map(|v| {
                     self.claim_values
                         .get(v)
-                        .map(|i| (*i, "value", crate::model::hex(*v)))
+                        .map(|i| (*i, "value", Pattern::Hex(*v)))
                 })
             })
             .or_else(|| {
@@ -351,7 +349,7 @@ impl Matcher {
                     self.patterns
                         .iter()
                         .find(|(v, m, _)| c & m == *v)
-                        .map(|(v, m, i)| (*i, "value-mask", format!("{v:#x}/{m:#x}")))
+                        .map(|(v, m, i)| (*i, "value-mask", Pattern::ValueMask(*v, *m)))
                 })
             })
     }
@@ -362,7 +360,7 @@ impl Matcher {
         &self,
         subsystem: crate::touchpoint::Subsystem,
         values: &[u32],
-    ) -> Option<(usize, &'static str, String)> {
+    ) -> Option<Found<'static>> {
         use super::schema::ClaimKind as K;
         use crate::touchpoint::Subsystem as S;
         let kinds: &[K] = match subsystem {
@@ -382,38 +380,38 @@ impl Matcher {
                 .filter(|(k, bits, _)| kinds.contains(k) && *v == *bits);
             let (_, bits, i) = owners.next()?;
             let unique = owners.all(|(_, _, j)| j == i);
-            unique.then(|| (*i, "claim", crate::model::hex(*bits)))
+            unique.then_some((*i, "claim", Pattern::Hex(*bits)))
         })
     }
 
     /// Bits a rule reads or writes that are exactly the bits of one software's claim on that
     /// field (Tailscale's `meta mark & 0x00ff0000`, AWS VPC CNI's connmark `0x80`): medium.
-    fn claim_mask(&self, masks: &[[u32; 2]]) -> Option<(usize, &'static str, String)> {
+    fn claim_mask(&self, masks: &[[u32; 2]]) -> Option<Found<'static>> {
         masks.iter().find_map(|m| {
             (0..2).find_map(|f| {
                 self.claim_bits[f]
                     .get(&m[f])
-                    .map(|i| (*i, "claim", crate::model::hex(m[f])))
+                    .map(|i| (*i, "claim", Pattern::Hex(m[f])))
             })
         })
     }
 
     /// A single-bit value one software's claims name (`0x4000`): medium.
-    fn bit_value(&self, values: &[u32]) -> Option<(usize, &'static str, String)> {
+    fn bit_value(&self, values: &[u32]) -> Option<Found<'static>> {
         values.iter().filter(|v| v.count_ones() == 1).find_map(|v| {
             self.claim_values
                 .get(v)
-                .map(|i| (*i, "value-bit", crate::model::hex(*v)))
+                .map(|i| (*i, "value-bit", Pattern::Hex(*v)))
         })
     }
 
-    fn named(software: &[Software], found: Option<(usize, &'static str, String)>) -> Attribution {
+    pub(crate) fn named(software: &[Software], found: Option<Found<'_>>) -> Attribution {
         match found {
             Some((i, signature, pattern)) => Attribution {
                 owner: software[i].id.clone(),
                 evidence: Evidence {
                     signature,
-                    pattern,
+                    pattern: pattern.to_string(),
                     strength: strength(signature),
                 },
             },
@@ -429,14 +427,21 @@ impl Matcher {
     }
 
     pub(crate) fn attribute(&self, software: &[Software], ctx: &RuleContext<'_>) -> Attribution {
-        let found = ctx
-            .text
+        Self::named(software, self.hit(&RuleFacts::from(ctx)))
+    }
+
+    /// The owner of a rule (index into the registry's entries), the signature and the pattern
+    /// that matched: [`Self::attribute`] without an allocation, for every rule with a mark
+    /// operation. The kinds of evidence are tried in the same order; within one kind, cheap
+    /// checks (a hash lookup by the chain name) run before the token hash of the rule's text.
+    pub(crate) fn hit<'p>(&'p self, ctx: &RuleFacts<'p, '_>) -> Option<Found<'p>> {
+        ctx.text
             .and_then(|t| self.quoted.find(t))
-            .map(|(i, line)| (i, "rule", line))
+            .map(|(i, line)| (i, "rule", Pattern::Str(line)))
             .or_else(|| {
                 self.chains
                     .get(ctx.chain)
-                    .map(|i| (*i, "chain", ctx.chain.to_string()))
+                    .map(|i| (*i, "chain", Pattern::Str(ctx.chain)))
             })
             .or_else(|| {
                 let c = ctx.comment?;
@@ -444,7 +449,7 @@ impl Matcher {
                     .iter()
                     .find(|(p, _)| c.starts_with(p.as_str()))
                     .or_else(|| self.comments.iter().find(|(p, _)| c.contains(p.as_str())))
-                    .map(|(p, i)| (*i, "comment", p.clone()))
+                    .map(|(p, i)| (*i, "comment", Pattern::Str(p)))
             })
             .or_else(|| {
                 if !ctx.nft {
@@ -452,7 +457,7 @@ impl Matcher {
                 }
                 self.tables
                     .get(ctx.table)
-                    .map(|i| (*i, "table", ctx.table.to_string()))
+                    .map(|i| (*i, "table", Pattern::Str(ctx.table)))
             })
             .or_else(|| self.strong_value(ctx.values))
             .or_else(|| {
@@ -462,13 +467,13 @@ impl Matcher {
                 self.table_prefixes
                     .iter()
                     .find(|(p, _)| ctx.table.starts_with(p.as_str()))
-                    .map(|(p, i)| (*i, "table-prefix", p.clone()))
+                    .map(|(p, i)| (*i, "table-prefix", Pattern::Str(p)))
             })
             .or_else(|| {
                 self.prefixes
                     .iter()
                     .find(|(p, _)| ctx.chain.starts_with(p.as_str()))
-                    .map(|(p, i)| (*i, "chain-prefix", p.clone()))
+                    .map(|(p, i)| (*i, "chain-prefix", Pattern::Str(p)))
             })
             .or_else(|| {
                 let (i, _, pattern) = self.chain_owner(ctx.jump?)?;
@@ -482,9 +487,84 @@ impl Matcher {
                     self.devices
                         .iter()
                         .find(|(d, _)| !d.is_empty() && name.starts_with(d.as_str()))
-                        .map(|(d, i)| (*i, "device", d.clone()))
+                        .map(|(d, i)| (*i, "device", Pattern::Str(d)))
                 })
-            });
-        Self::named(software, found)
+            })
     }
 }
+
+/// A match: the index of the software, the signature, the pattern.
+pub(crate) type Found<'p> = (usize, &'static str, Pattern<'p>);
+
+/// The pattern of a match, borrowed or as numbers, formatted ([`Evidence::pattern`]) only when
+/// an [`Attribution`] is asked for: the audit counts patterns per owner without formatting one
+/// per rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Pattern<'p> {
+    /// A name or line, as it is.
+    Str(&'p str),
+    /// A value, as [`crate::model::hex`] prints it.
+    Hex(u32),
+    /// A `value/mask` pattern: `0xe00/0xf00`.
+    ValueMask(u32, u32),
+    /// An `ip rule` priority range: `5210-5270`, or `9` for a range of one.
+    Range(u32, u32),
+}
+
+impl Pattern<'_> {
+    /// Equality, by pointer first for borrowed names (the registry's patterns).
+    pub(crate) fn same(&self, other: &Pattern<'_>) -> bool {
+        match (self, other) {
+            (Pattern::Str(a), Pattern::Str(b)) => std::ptr::eq(*a, *b) || a == b,
+            (a, b) => a == b,
+        }
+    }
+}
+
+impl std::fmt::Display for Pattern<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Pattern::Str(s) => f.write_str(s),
+            Pattern::Hex(v) => write!(f, "{}", Bits(v)),
+            Pattern::ValueMask(v, m) => write!(f, "{v:#x}/{m:#x}"),
+            Pattern::Range(lo, hi) if lo == hi => write!(f, "{lo}"),
+            Pattern::Range(lo, hi) => write!(f, "{lo}-{hi}"),
+        }
+    }
+}
+
+/// [`RuleContext`] with the rule's strings (`'s`, from the ruleset and its input text) apart
+/// from the per-rule lists (`'x`, scratch buffers the caller reuses from rule to rule), so a
+/// match can borrow the strings past the next rule.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RuleFacts<'s, 'x> {
+    pub(crate) table: &'s str,
+    pub(crate) nft: bool,
+    pub(crate) chain: &'s str,
+    pub(crate) comment: Option<&'s str>,
+    pub(crate) jump: Option<&'s str>,
+    pub(crate) interfaces: &'x [&'s str],
+    pub(crate) values: &'x [u32],
+    pub(crate) masks: &'x [[u32; 2]],
+    pub(crate) text: Option<&'s str>,
+}
+
+impl<'a> From<&RuleContext<'a>> for RuleFacts<'a, 'a> {
+    fn from(c: &RuleContext<'a>) -> Self {
+        RuleFacts {
+            table: c.table,
+            nft: c.nft,
+            chain: c.chain,
+            comment: c.comment,
+            jump: c.jump,
+            interfaces: c.interfaces,
+            values: c.values,
+            masks: c.masks,
+            text: c.text,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "attribution_reference.rs"]
+mod reference;

@@ -16,6 +16,7 @@ use std::fs;
 use std::path::Path;
 
 pub use attribution::{strength, Attribution, Evidence, RuleContext, UNKNOWN};
+pub(crate) use attribution::{Found, Pattern};
 pub use schema::{Incident, Software};
 pub use validate::{validate, Problem};
 
@@ -184,6 +185,20 @@ impl Registry {
         id: crate::ruleset::RuleId,
         text: &str,
     ) -> Attribution {
+        let mut scratch = RuleScratch::default();
+        attribution::Matcher::named(&self.software, self.rule_hit(set, id, text, &mut scratch))
+    }
+
+    /// [`Self::attribute_rule`] without an allocation: the index of the owner among
+    /// [`Self::software`] (sorted by id), the signature and the pattern, or `None` for an
+    /// unknown owner. `scratch` holds the rule's lists from one call to the next.
+    pub(crate) fn rule_hit<'p>(
+        &'p self,
+        set: &'p crate::ruleset::Ruleset,
+        id: crate::ruleset::RuleId,
+        text: &'p str,
+        scratch: &mut RuleScratch<'p>,
+    ) -> Option<attribution::Found<'p>> {
         use crate::ruleset::{Origin, Verdict};
         let rule = set.rule(id);
         let chain = set.chain(rule.chain);
@@ -192,25 +207,37 @@ impl Registry {
             Verdict::Jump(c) | Verdict::Goto(c) => Some(&*set.chain(*c).name),
             _ => None,
         };
-        let labels = rule.labels();
-        let interfaces: Vec<&str> = labels
-            .map_or(&[][..], |l| &l.interfaces)
-            .iter()
-            .map(|i| &**i)
-            .collect();
-        let values = crate::model::constant_values(rule.ops());
-        let masks = op_masks(rule.ops());
-        self.attribute(&RuleContext {
+        scratch.interfaces.clear();
+        if let Some(l) = rule.labels() {
+            scratch.interfaces.extend(l.interfaces.iter().map(|i| &**i));
+        }
+        scratch.values.clear();
+        scratch
+            .values
+            .extend(rule.ops().iter().filter_map(crate::model::constant_value));
+        scratch.masks.clear();
+        scratch.masks.extend(rule.ops().iter().map(op_mask));
+        self.matcher.hit(&attribution::RuleFacts {
             table: &table.name,
             nft: table.origin == Origin::Nftables,
             chain: &chain.name,
             comment: rule.comment(),
             jump,
-            interfaces: &interfaces,
-            values: &values,
-            masks: &masks,
+            interfaces: &scratch.interfaces,
+            values: &scratch.values,
+            masks: &scratch.masks,
             text: Some(text),
         })
+    }
+
+    /// [`Self::attribute_touchpoint`] without formatting the pattern ([`Self::rule_hit`]).
+    pub(crate) fn touchpoint_hit<'p>(
+        &'p self,
+        subsystem: crate::touchpoint::Subsystem,
+        ctx: &'p crate::touchpoint::TouchContext,
+        values: &[u32],
+    ) -> Option<attribution::Found<'p>> {
+        self.matcher.touchpoint_hit(subsystem, ctx, values)
     }
 
     /// Names the owner of a touchpoint outside netfilter (ip rule, xfrm, tc, socket…).
@@ -267,33 +294,40 @@ impl Registry {
 #[cfg(test)]
 mod tests;
 
+/// The lists [`Registry::rule_hit`] builds for each rule, kept from rule to rule.
+#[derive(Debug, Default)]
+pub(crate) struct RuleScratch<'s> {
+    interfaces: Vec<&'s str>,
+    values: Vec<u32>,
+    masks: Vec<[u32; 2]>,
+}
+
 /// The bits each operation reads or writes, per field (`[mark, ctmark]`), for attribution by
 /// claimed bits.
 pub fn op_masks(ops: &[crate::model::MarkOp]) -> Vec<[u32; 2]> {
+    ops.iter().map(op_mask).collect()
+}
+
+/// The bits one operation reads or writes, per field ([`op_masks`]).
+pub(crate) fn op_mask(op: &crate::model::MarkOp) -> [u32; 2] {
     use crate::model::{Field, MarkOp};
     let fi = |f: Field| usize::from(f == Field::CtMark);
-    ops.iter()
-        .map(|op| {
-            let mut m = [0u32; 2];
-            match op {
-                MarkOp::Read(r) => m[fi(r.field)] = r.bits(),
-                MarkOp::Write(w) => {
-                    m[fi(w.field)] = w.bits();
-                    // A copy also reads its source's bits (`meta mark set ct mark & M`).
-                    match w.source_read() {
-                        Some((crate::model::CopySource::Mark, mask)) if w.field != Field::Mark => {
-                            m[0] = mask
-                        }
-                        Some((crate::model::CopySource::CtMark, mask))
-                            if w.field != Field::CtMark =>
-                        {
-                            m[1] = mask
-                        }
-                        _ => {}
-                    }
+    let mut m = [0u32; 2];
+    match op {
+        MarkOp::Read(r) => m[fi(r.field)] = r.bits(),
+        MarkOp::Write(w) => {
+            m[fi(w.field)] = w.bits();
+            // A copy also reads its source's bits (`meta mark set ct mark & M`).
+            match w.source_read() {
+                Some((crate::model::CopySource::Mark, mask)) if w.field != Field::Mark => {
+                    m[0] = mask
                 }
+                Some((crate::model::CopySource::CtMark, mask)) if w.field != Field::CtMark => {
+                    m[1] = mask
+                }
+                _ => {}
             }
-            m
-        })
-        .collect()
+        }
+    }
+    m
 }

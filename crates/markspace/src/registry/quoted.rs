@@ -6,8 +6,9 @@
 //! entries claim its bits: the strongest evidence there is. Lines an entry marks as not
 //! recognisable on their own, and lines two entries both quote, prove nothing and are left out.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use super::schema::Software;
 
@@ -16,11 +17,16 @@ use super::schema::Software;
 pub(crate) struct QuotedRules {
     /// Token hash → the normalised line (to confirm a match) and the one software quoting it.
     by_hash: HashMap<u64, (String, Option<usize>)>,
+    /// Hashes of the first two tokens of every quoted line: a rule whose first two differ
+    /// from every quoted line's (nearly every rule: its chain is not one the registry quotes a
+    /// line of) is not hashed whole.
+    heads: FxHashSet<u64>,
 }
 
 impl QuotedRules {
     pub(crate) fn new(software: &[Software]) -> Self {
-        let mut by_hash: HashMap<u64, (String, Option<usize>)> = HashMap::new();
+        let mut by_hash: HashMap<u64, (String, Option<usize>)> = HashMap::default();
+        let mut heads = FxHashSet::default();
         for (i, s) in software.iter().enumerate() {
             for r in s.rules.iter().filter(|r| r.recognisable) {
                 if !matches!(r.format.as_str(), "iptables" | "nft") {
@@ -30,6 +36,7 @@ impl QuotedRules {
                 if tokens.is_empty() {
                     continue;
                 }
+                heads.insert(hash_tokens(tokens.iter().copied().take(2)));
                 let e = by_hash
                     .entry(hash_tokens(tokens.iter().copied()))
                     .or_insert_with(|| (tokens.join(" "), Some(i)));
@@ -38,12 +45,25 @@ impl QuotedRules {
                 }
             }
         }
-        QuotedRules { by_hash }
+        QuotedRules { by_hash, heads }
     }
 
-    /// The software that quotes this rule's text, and the quoted line. No allocation unless a
-    /// line matches: this runs for every rule with a mark operation.
-    pub(crate) fn find(&self, text: &str) -> Option<(usize, String)> {
+    /// The software that quotes this rule's text, and the quoted line. No allocation: this runs
+    /// for every rule with a mark operation.
+    pub(crate) fn find(&self, text: &str) -> Option<(usize, &str)> {
+        if self.by_hash.is_empty() || !self.heads.contains(&hash_tokens(rule_tokens(text).take(2)))
+        {
+            return None;
+        }
+        let (line, owner) = self.by_hash.get(&hash_tokens(rule_tokens(text)))?;
+        let same = line.split(' ').eq(rule_tokens(text));
+        Some(((*owner)?, line.as_str())).filter(|_| same)
+    }
+
+    /// [`Self::find`] as it was before the check of the first two tokens, the reference of
+    /// `attribution_reference`.
+    #[cfg(test)]
+    pub(crate) fn find_ref(&self, text: &str) -> Option<(usize, String)> {
         let (line, owner) = self.by_hash.get(&hash_tokens(rule_tokens(text)))?;
         let same = line.split(' ').eq(rule_tokens(text));
         Some(((*owner)?, line.clone())).filter(|_| same)

@@ -101,11 +101,11 @@ fn never_proposal(
     let mut candidates = Vec::new();
     let site = match u.site {
         Site::Rule(id) => RewriteSite::Rule(id),
-        Site::Touchpoint(i) => RewriteSite::Touchpoint(i),
+        Site::Touchpoint(i) => RewriteSite::Touchpoint(i as usize),
     };
     let old = match u.site {
         Site::Rule(id) => cx.set.rule(id).ops().to_vec(),
-        Site::Touchpoint(i) => cx.node.touchpoints[i].ops.clone(),
+        Site::Touchpoint(i) => cx.node.touchpoints[i as usize].ops.clone(),
     };
     let flag = if r.field == crate::model::Field::Mark {
         "mark"
@@ -124,7 +124,7 @@ fn never_proposal(
             continue;
         }
         let mut ops = old.clone();
-        if let Some(op) = ops.get_mut(u.op_index) {
+        if let Some(op) = ops.get_mut(u.op_index as usize) {
             *op = MarkOp::Read(MarkRead {
                 test: ReadTest::Equals { value: v, mask: m },
                 ..r

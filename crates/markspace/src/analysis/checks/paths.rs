@@ -3,7 +3,7 @@
 //! The codes are MS020 shadowed-mark-rule, MS021 mark-after-routing and MS022 mark-survives
 //! (see the catalogue, [`crate::analysis::catalogue::FINDINGS`]).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::model::{hex, Field, MarkOp, MarkWrite, Rewrite, RewriteSite, WriteOp};
 use crate::registry::UNKNOWN;
@@ -23,45 +23,63 @@ fn base_chain_rules(cx: &Ctx<'_>, base: ChainId) -> Vec<RuleId> {
     out
 }
 
-/// Every rule's first use in `Usage::uses`, by rule id, plus one (0 for rules without mark
-/// operations, so the table starts as zeroed memory whose pages only become resident where a
-/// rule has uses: a kube-proxy node has a handful among 166k rules). A rule's uses are
-/// consecutive, so its owner (the owner of its first use) and its bits are read from there.
-/// Built once: the findings below ask for the owners of every rule in a base chain's
-/// traversal order, and scanning the uses for each would be quadratic.
+/// Every rule's owner and whether it writes, by rule id (0 for rules without mark operations,
+/// so the table starts as zeroed memory whose pages only become resident where a rule has uses:
+/// a kube-proxy node has a handful among 166k rules). Built once: the findings below ask for
+/// the owners of every rule in a base chain's traversal order, and scanning the uses for each
+/// would be quadratic. A rule's uses are consecutive and in rule order (`usage::collect` walks
+/// the rules in order, touchpoints after them), so the few rules whose uses a finding shows
+/// are found by binary search.
 struct RuleUses<'a> {
     uses: &'a [Use],
-    first: Vec<u32>,
+    /// Per rule id, zero for rules without uses, else its owner plus one, with [`WRITES`] set
+    /// when it writes: the backward walk of [`shadowed_pairs`] reads these four bytes per rule
+    /// rather than a use and the rule's operations, each a cache miss on a large node.
+    owner: Vec<u32>,
 }
+
+/// The bit of [`RuleUses::owner`] set for rules that write a mark.
+const WRITES: u32 = 1 << 31;
 
 impl<'a> RuleUses<'a> {
     fn new(cx: &Ctx<'a>) -> Self {
-        let mut first = vec![0u32; cx.set.rules.len()];
-        for (i, u) in cx.usage.uses.iter().enumerate() {
+        let mut owner = vec![0u32; cx.set.rules.len()];
+        for u in &cx.usage.uses {
             if let Site::Rule(id) = u.site {
-                if first[id.0 as usize] == 0 {
-                    first[id.0 as usize] = i as u32 + 1;
+                let id = id.0 as usize;
+                if owner[id] == 0 {
+                    owner[id] = u.owner as u32 + 1;
+                }
+                if matches!(u.op, MarkOp::Write(_)) {
+                    owner[id] |= WRITES;
                 }
             }
         }
         RuleUses {
             uses: &cx.usage.uses,
-            first,
+            owner,
         }
     }
 
     /// The owner index of a rule with mark operations.
     fn owner(&self, rule: RuleId) -> Option<usize> {
-        let i = self.first[rule.0 as usize];
-        (i != 0).then(|| self.uses[i as usize - 1].owner)
+        match self.owner[rule.0 as usize] & !WRITES {
+            0 => None,
+            o => Some(o as usize - 1),
+        }
+    }
+
+    /// The owner index of a rule that writes a mark.
+    fn writer(&self, rule: RuleId) -> Option<usize> {
+        let o = self.owner[rule.0 as usize];
+        (o & WRITES != 0).then(|| (o & !WRITES) as usize - 1)
     }
 
     /// The uses of a rule.
     fn of(&self, rule: RuleId) -> impl Iterator<Item = &'a Use> + '_ {
-        let from = match self.first[rule.0 as usize] {
-            0 => self.uses.len(),
-            i => i as usize - 1,
-        };
+        let from = self
+            .uses
+            .partition_point(|u| matches!(u.site, Site::Rule(r) if r.0 < rule.0));
         self.uses[from..]
             .iter()
             .take_while(move |u| u.site == Site::Rule(rule))
@@ -117,10 +135,8 @@ fn shadowed_pairs(
                 }
             }
         }
-        if let Some(b) = owners.owner(rule) {
-            if r.ops().iter().any(|op| matches!(op, MarkOp::Write(_))) {
-                next_write[b] = Some(pos);
-            }
+        if let Some(b) = owners.writer(rule) {
+            next_write[b] = Some(pos);
         }
     }
     candidates.sort_unstable_by_key(|&(pos, _, _, q)| (pos, q));
@@ -141,8 +157,13 @@ fn shadowed_pairs(
 /// MS020: an ACCEPT of one owner before another owner's mark rules in the same base chain
 /// (the pairs of [`shadowed_pairs`]).
 pub(super) fn shadowed(cx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    // A pair is two owners: with one (a Calico node of 50,000 policies, a kube-proxy node) no
+    // traversal can find one, and the traversals are most of this check's time.
+    if cx.usage.owners.len() < 2 {
+        return;
+    }
     let owners = RuleUses::new(cx);
-    let mut chain_owners = HashMap::new();
+    let mut chain_owners = HashMap::default();
     for (i, chain) in cx.set.chains.iter().enumerate() {
         if chain.base.is_none() {
             continue;
@@ -517,7 +538,7 @@ mod tests {
                 verify: false,
             };
             let owners = RuleUses::new(&cx);
-            let mut chain_owners = HashMap::new();
+            let mut chain_owners = HashMap::default();
             for (i, chain) in node.ruleset.chains.iter().enumerate() {
                 if chain.base.is_none() {
                     continue;

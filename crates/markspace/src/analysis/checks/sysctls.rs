@@ -74,7 +74,7 @@ fn ip_rule_uses<'a>(cx: &'a Ctx<'_>) -> Vec<&'a Use> {
         .uses
         .iter()
         .filter(|u| match u.site {
-            Site::Touchpoint(i) => cx.node.touchpoints[i].subsystem == Subsystem::IpRule,
+            Site::Touchpoint(i) => cx.node.touchpoints[i as usize].subsystem == Subsystem::IpRule,
             Site::Rule(_) => false,
         })
         .collect()

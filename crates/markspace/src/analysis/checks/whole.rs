@@ -239,7 +239,7 @@ fn value_write_site(cx: &Ctx<'_>, u: &Use) -> bool {
     use crate::touchpoint::Subsystem;
     match u.site {
         Site::Touchpoint(i) => matches!(
-            cx.node.touchpoints[i].subsystem,
+            cx.node.touchpoints[i as usize].subsystem,
             Subsystem::Wireguard | Subsystem::Socket | Subsystem::Device
         ),
         Site::Rule(_) => false,
