@@ -1,6 +1,6 @@
 //! The attribution as it was before [`Matcher::hit`] (each match formatted its pattern into a
 //! `String`, every rule built three vectors): kept as the reference the fast one is compared
-//! with on generated nodes (`sources::attribution_tests`, `analysis::oracle_tests`).
+//! with on generated nodes (the attribution tests beside the parsers, and `analysis::oracle_tests`).
 
 use super::super::schema::Software;
 use super::{strength, Attribution, Evidence, Matcher, RuleContext, UNKNOWN};
