@@ -222,6 +222,9 @@ pub struct TableId(pub u32);
 /// Index of a chain in a [`Ruleset`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChainId(pub u32);
+/// A chain's rules, in order.
+pub type ChainRules = smallvec::SmallVec<[RuleId; 4]>;
+
 /// Index of a rule in a [`Ruleset`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleId(pub u32);
@@ -480,8 +483,8 @@ pub struct Chain {
     pub base: Option<BaseChain>,
     /// The policy of a base chain.
     pub policy: Option<Verdict>,
-    /// Its rules in order.
-    pub rules: Vec<RuleId>,
+    /// Its rules in order (inline up to four: most chains of a large node are short).
+    pub rules: ChainRules,
     /// False when the chain is only known from a jump to it (a truncated input).
     pub declared: bool,
     /// The hooks from whose base chains this chain is reachable (set by `finish`).
@@ -683,7 +686,7 @@ impl RulesetBuilder {
             name: name.into(),
             base,
             policy: None,
-            rules: Vec::new(),
+            rules: ChainRules::new(),
             declared: false,
             hooks: HookSet::EMPTY,
         });
@@ -1083,6 +1086,6 @@ mod tests {
         let r1 = b.push_rule(rule(c, Verdict::Accept), None);
         let r2 = b.push_rule(rule(c, Verdict::Drop), Some(1));
         let set = b.finish();
-        assert_eq!(set.chain(c).rules, vec![r2, r1]);
+        assert_eq!(set.chain(c).rules.as_slice(), [r2, r1]);
     }
 }
