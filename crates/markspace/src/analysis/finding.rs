@@ -126,6 +126,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) usage: &'a Usage,
     /// Rule traversal order per hook, computed when a finding needs it.
     pub(crate) orders: [std::cell::OnceCell<Vec<u32>>; 7],
+    /// Per owner and field, the bits another owner cannot move into and the constant whole value
+    /// it writes ([`super::fix::whole_aware_bits`]), computed once when a fix needs them.
+    pub(crate) whole_aware: std::cell::OnceCell<Vec<[super::fix::WholeAware; 2]>>,
     /// Rule-changing fixes proposed for findings (by index in the checks' output), checked by
     /// [`super::verify::settle`] before any is printed.
     pub(crate) proposals: std::cell::RefCell<Vec<(usize, super::proposal::Proposal)>>,

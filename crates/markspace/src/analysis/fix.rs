@@ -9,37 +9,52 @@ use super::usage::fi;
 
 /// Bits of a field that nothing on the node uses and no present owner's registry entry claims.
 pub(crate) fn free_bits(cx: &Ctx<'_>, field: Field) -> u32 {
-    let used = (0..cx.usage.owners.len()).fold(0, |acc, o| {
+    let aware = whole_aware_bits(cx);
+    let used = cx.usage.owners.iter().zip(aware).fold(0, |acc, (o, a)| {
         // A whole-field claim (a WireGuard device fwmark) says nothing about which bits.
-        let claimed = cx.usage.owners[o].claimed[fi(field)];
-        acc | taken_by(cx, o, field) | if claimed == u32::MAX { 0 } else { claimed }
+        let claimed = o.claimed[fi(field)];
+        acc | a[fi(field)].taken | if claimed == u32::MAX { 0 } else { claimed }
     });
     !used
 }
 
-/// The bits of `field` another owner cannot move into without meeting `owner`: what it reads
-/// and writes, except that a whole-field write of a constant (a WireGuard device fwmark
-/// `0xca6c`) takes the bits of its value, not all 32. Whole writes of data-dependent values
-/// and whole-field matches do take every bit.
-fn taken_by(cx: &Ctx<'_>, owner: usize, field: Field) -> u32 {
-    cx.usage.of(owner).fold(0, |acc, u| match u.op {
-        MarkOp::Write(w) if w.is_whole() && w.field == field => match w.op {
-            WriteOp::Const { xor, .. } => acc | xor,
-            _ => acc | u.writes[fi(field)] | u.reads[fi(field)],
-        },
-        _ => acc | u.writes[fi(field)] | u.reads[fi(field)],
-    })
+/// What an owner's whole-field writes mean for the bits others can move into, per field.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WholeAware {
+    /// The bits another owner cannot move into without meeting this one: what it reads and
+    /// writes, except that a whole-field write of a constant (a WireGuard device fwmark
+    /// `0xca6c`) takes the bits of its value, not all 32. Whole writes of data-dependent values
+    /// and whole-field matches do take every bit.
+    pub(crate) taken: u32,
+    /// The first constant whole value it writes (the value a whole-value knob such as
+    /// WireGuard's `FwMark` has here when the registry gives no default).
+    pub(crate) value: Option<u32>,
 }
 
-/// The constant whole values `owner` writes to `field` on this node (the value a whole-value
-/// knob such as WireGuard's `FwMark` has here when the registry gives no default).
-fn whole_value_on_node(cx: &Ctx<'_>, owner: usize, field: Field) -> Option<u32> {
-    cx.usage.of(owner).find_map(|u| match u.op {
-        MarkOp::Write(w) if w.is_whole() && w.field == field => match w.op {
-            WriteOp::Const { xor, .. } => Some(xor),
-            _ => None,
-        },
-        _ => None,
+/// [`WholeAware`] of every owner, from one pass over the uses (cached in the context: fixes
+/// are built per finding, and a scan per finding would be quadratic on mark-heavy nodes).
+pub(crate) fn whole_aware_bits<'c>(cx: &'c Ctx<'_>) -> &'c [[WholeAware; 2]] {
+    cx.whole_aware.get_or_init(|| {
+        let mut out = vec![[WholeAware::default(); 2]; cx.usage.owners.len()];
+        for u in &cx.usage.uses {
+            let Some(slot) = out.get_mut(u.owner) else {
+                continue;
+            };
+            for field in Field::BOTH {
+                let a = &mut slot[fi(field)];
+                match u.op {
+                    MarkOp::Write(w) if w.is_whole() && w.field == field => match w.op {
+                        WriteOp::Const { xor, .. } => {
+                            a.taken |= xor;
+                            a.value = a.value.or(Some(xor));
+                        }
+                        _ => a.taken |= u.writes[fi(field)] | u.reads[fi(field)],
+                    },
+                    _ => a.taken |= u.writes[fi(field)] | u.reads[fi(field)],
+                }
+            }
+        }
+        out
     })
 }
 
@@ -91,7 +106,7 @@ pub(crate) fn separate(cx: &Ctx<'_>, a: usize, b: usize, field: Field, shared: u
             if !moves_these {
                 continue;
             }
-            let current = whole_value_on_node(cx, me, field);
+            let current = whole_aware_bits(cx)[me][fi(field)].value;
             if let Some(v) = knob_value(knob, avoid, free, current) {
                 moves.push(format!(
                     "set {}'s {} ({}) to {v}",

@@ -91,6 +91,7 @@ pub(crate) fn analyze_with(node: &Node, registry: &Registry, verify: bool) -> An
             registry,
             usage: &usage,
             orders: Default::default(),
+            whole_aware: Default::default(),
             proposals: Default::default(),
             verify,
         },

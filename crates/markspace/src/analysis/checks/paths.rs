@@ -534,6 +534,7 @@ mod tests {
                 registry: &registry,
                 usage: &usage,
                 orders: Default::default(),
+                whole_aware: Default::default(),
                 proposals: Default::default(),
                 verify: false,
             };
