@@ -8,7 +8,7 @@
 //! Tailscale's FORWARD mark and its nat POSTROUTING masquerade). Owners whose uses of the bits
 //! never share a path overload the bits safely ("different paths").
 
-use crate::model::{hex, Field, MarkOp, ALL_BITS};
+use crate::model::{hex, Field, MarkOp};
 use crate::ruleset::Hook;
 
 use super::finding::Ctx;
@@ -18,41 +18,72 @@ use super::usage::{fi, Site, Use};
 /// Ordering key of a use at a hook of a path: the hook's place, the rank of a placed
 /// touchpoint around the hook's rules ([`position`]; 0 for rules), the rule's order, the
 /// operation.
-type Key = (usize, i8, u32, usize);
+type Key = (u8, i8, u32, u32);
 
 fn key(cx: &Ctx<'_>, u: &Use, hook_index: usize, hook: Hook, rank: i8) -> Key {
+    // A path has at most three hooks.
+    let hook_index = hook_index as u8;
     match u.site {
-        Site::Rule(id) => (
-            hook_index,
-            0,
-            cx.order(hook)[id.0 as usize],
-            u.op_index as usize,
-        ),
-        Site::Touchpoint(i) => (hook_index, rank, 0, i as usize),
+        Site::Rule(id) => (hook_index, 0, cx.order(hook)[id.0 as usize], u.op_index),
+        Site::Touchpoint(i) => (hook_index, rank, 0, i),
     }
 }
 
-fn is_write(u: &Use, field: Field, bits: u32) -> bool {
-    u.writes[fi(field)] & bits != 0 && matches!(u.op, MarkOp::Write(w) if !w.is_whole())
+/// One use placed at a hook of a path, with what the witness search reads of it held inline:
+/// the search runs per owner pair, field and bit group, and reading each [`Use`] through its
+/// index scattered loads over the whole use table (on large nodes the analysis then grew
+/// faster than the node as the table left the cache).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Event {
+    key: Key,
+    /// The use's index in [`super::usage::Usage::uses`].
+    use_index: u32,
+    hook: Hook,
+    owner: u32,
+    /// Per field, the bits the use reads or writes in any way.
+    touches: [u32; 2],
+    /// Per field, the bits a masked (not whole-value) write writes; 0 for other uses.
+    writes: [u32; 2],
+    /// Per field, the bits a match tests; 0 for writes.
+    reads: [u32; 2],
+    /// The bits a constant masked write sets to 1 (its xor part); 0 for other uses.
+    sets: u32,
 }
 
-/// The bits a constant write sets to 1 (its xor part).
-fn set_bits(u: &Use) -> u32 {
-    match u.op {
-        MarkOp::Write(w) => match w.op {
-            crate::model::WriteOp::Const { xor, .. } => xor,
-            _ => 0,
-        },
-        MarkOp::Read(_) => 0,
+impl Event {
+    fn new(key: Key, use_index: u32, u: &Use, hook: Hook) -> Event {
+        let (writes, reads, sets) = match u.op {
+            MarkOp::Write(w) if !w.is_whole() => {
+                let sets = match w.op {
+                    crate::model::WriteOp::Const { xor, .. } => xor,
+                    _ => 0,
+                };
+                (u.writes, [0; 2], sets)
+            }
+            MarkOp::Write(_) => ([0; 2], [0; 2], 0),
+            MarkOp::Read(_) => ([0; 2], u.reads, 0),
+        };
+        Event {
+            key,
+            use_index,
+            hook,
+            // Owners are counted from the registry's entries.
+            owner: u.owner as u32,
+            touches: [u.reads[0] | u.writes[0], u.reads[1] | u.writes[1]],
+            writes,
+            reads,
+            sets,
+        }
+    }
+
+    fn is_of(&self, owner: usize) -> bool {
+        self.owner as usize == owner
     }
 }
 
-fn is_read(u: &Use, field: Field, bits: u32) -> bool {
-    u.reads[fi(field)] & bits != 0 && matches!(u.op, MarkOp::Read(_))
-}
-
-fn step(cx: &Ctx<'_>, u: &Use, hook: Hook, field: Field, bits: u32) -> Option<PathStep> {
-    let action = if is_write(u, field, bits) {
+fn step(cx: &Ctx<'_>, e: &Event, field: Field, bits: u32) -> Option<PathStep> {
+    let (u, hook) = (&cx.usage.uses[e.use_index as usize], e.hook);
+    let action = if e.writes[fi(field)] & bits != 0 {
         format!("writes {}", hex(u.writes[fi(field)] & bits))
     } else {
         format!("reads {}", hex(u.reads[fi(field)] & bits))
@@ -90,9 +121,6 @@ fn step(cx: &Ctx<'_>, u: &Use, hook: Hook, field: Field, bits: u32) -> Option<Pa
     })
 }
 
-/// One use placed at a hook of a path: its ordering key, the use, the hook.
-type Event<'u> = (Key, &'u Use, Hook);
-
 /// The clobber witness among a path's events (in path order), as positions `[i, j, k]`: owner X
 /// writes the bits at `i`, owner Y writes some of them at `j`, and X reads bits both wrote at
 /// `k`, the first such read after `j`. The best witness is one where X's write sets the bits it
@@ -104,13 +132,7 @@ type Event<'u> = (Key, &'u Use, Hook);
 /// of each class can be the earliest `i`. One backward sweep keeps, per bit, the next read of
 /// X, so every Y write is tried against each class in `O(classes × 32)`: linear in events for
 /// the handful of masks an owner writes.
-fn clobber(
-    events: &[Event<'_>],
-    a: usize,
-    b: usize,
-    field: Field,
-    bits: u32,
-) -> Option<[usize; 3]> {
+fn clobber(events: &[Event], a: usize, b: usize, field: Field, bits: u32) -> Option<[usize; 3]> {
     let (sets_ab, any_ab) = witnesses(events, a, b, field, bits);
     let (sets_ba, any_ba) = witnesses(events, b, a, field, bits);
     sets_ab.or(sets_ba).or(any_ab).or(any_ba)
@@ -119,7 +141,7 @@ fn clobber(
 /// For X = `x` and Y = `y`: the first witness whose write sets the bits read, and the first
 /// witness of any kind (see [`clobber`]).
 fn witnesses(
-    events: &[Event<'_>],
+    events: &[Event],
     x: usize,
     y: usize,
     field: Field,
@@ -130,9 +152,9 @@ fn witnesses(
     let mut seen = std::collections::HashSet::new();
     let mut classes: Vec<(usize, u32, u32)> = Vec::new();
     for (i, e) in events.iter().enumerate() {
-        if e.1.owner == x && is_write(e.1, field, bits) {
-            let w = e.1.writes[f] & bits;
-            let s = set_bits(e.1) & w;
+        if e.is_of(x) && e.writes[f] & bits != 0 {
+            let w = e.writes[f] & bits;
+            let s = e.sets & w;
             if seen.insert((w, s)) {
                 classes.push((i, w, s));
             }
@@ -144,9 +166,8 @@ fn witnesses(
     let mut any: Vec<Option<(usize, usize)>> = vec![None; classes.len()];
     let mut next_read = [usize::MAX; 32];
     for (j, e) in events.iter().enumerate().rev() {
-        let u = e.1;
-        if u.owner == y && is_write(u, field, bits) {
-            let wj = u.writes[f];
+        if e.is_of(y) && e.writes[f] & bits != 0 {
+            let wj = e.writes[f];
             for (c, &(i, w, s)) in classes.iter().enumerate() {
                 if i >= j {
                     break;
@@ -162,12 +183,12 @@ fn witnesses(
                     continue;
                 }
                 any[c] = Some((j, k));
-                if s & events[k].1.reads[f] & both != 0 {
+                if s & events[k].reads[f] & both != 0 {
                     sets[c] = Some((j, k));
                 }
             }
-        } else if u.owner == x && is_read(u, field, ALL_BITS) {
-            let mut rest = u.reads[f];
+        } else if e.is_of(x) && e.reads[f] != 0 {
+            let mut rest = e.reads[f];
             while rest != 0 {
                 next_read[rest.trailing_zeros() as usize] = j;
                 rest &= rest - 1;
@@ -185,7 +206,8 @@ fn witnesses(
 
 #[cfg(test)]
 thread_local! {
-    /// Set by tests to select witnesses with [`naive_clobber`], the oracle [`clobber`] replaced.
+    /// Set by tests to select witnesses with [`naive_clobber`] and path events with
+    /// [`sorted_events`], the oracles of [`clobber`] and [`merged_events`].
     pub(crate) static NAIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -193,7 +215,7 @@ thread_local! {
 /// scan for X's read (cubic in events). The oracle for [`clobber`].
 #[cfg(test)]
 fn naive_clobber(
-    events: &[Event<'_>],
+    events: &[Event],
     a: usize,
     b: usize,
     field: Field,
@@ -202,20 +224,20 @@ fn naive_clobber(
     let mut best: Option<(u8, [usize; 3])> = None;
     for (x, y) in [(a, b), (b, a)] {
         for (i, e1) in events.iter().enumerate() {
-            if e1.1.owner != x || !is_write(e1.1, field, bits) {
+            if !e1.is_of(x) || e1.writes[fi(field)] & bits == 0 {
                 continue;
             }
             for (j, e2) in events.iter().enumerate().skip(i + 1) {
-                if e2.1.owner != y || !is_write(e2.1, field, bits) {
+                if !e2.is_of(y) || e2.writes[fi(field)] & bits == 0 {
                     continue;
                 }
-                let both = e1.1.writes[fi(field)] & e2.1.writes[fi(field)] & bits;
+                let both = e1.writes[fi(field)] & e2.writes[fi(field)] & bits;
                 let found = events[j + 1..]
                     .iter()
-                    .position(|e3| e3.1.owner == x && is_read(e3.1, field, both));
+                    .position(|e3| e3.is_of(x) && e3.reads[fi(field)] & both != 0);
                 if let Some(k) = found {
                     let k = j + 1 + k;
-                    let sets = set_bits(e1.1) & events[k].1.reads[fi(field)] & both != 0;
+                    let sets = e1.sets & events[k].reads[fi(field)] & both != 0;
                     let score = if sets { 2 } else { 1 };
                     if best.is_none_or(|(s, _)| score > s) {
                         best = Some((score, [i, j, k]));
@@ -239,37 +261,236 @@ pub(crate) enum Meeting {
     Disjoint,
 }
 
-/// How owners `a` and `b` meet on `bits` of `field`.
-pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32) -> Meeting {
-    let relevant: Vec<&Use> = cx
-        .usage
-        .of(a)
-        .chain(cx.usage.of(b))
-        .filter(|u| (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0)
-        .collect();
-    // Uses with no known hook (touchpoints not placed, rules of truncated inputs) could be
-    // anywhere.
-    let unplaced = relevant
-        .iter()
-        .any(|u| u.hooks.is_empty() && u.places.is_empty());
-    let mut shared: Option<PathEvidence> = None;
-    for (path, hooks) in PATHS {
-        let mut events: Vec<Event<'_>> = Vec::new();
-        for u in &relevant {
-            for (i, h) in hooks.iter().enumerate() {
-                if u.hooks.contains(*h) {
-                    events.push((key(cx, u, i, *h, 0), u, *h));
+/// Per owner, per path of [`PATHS`], the owner's uses placed on the path, in path order.
+pub(crate) type OwnerEvents = Vec<[Vec<Event>; PATHS.len()]>;
+
+/// Every owner's uses placed on each path, in path order, once per analysis: a meeting of two
+/// owners then merges two ordered lists instead of sorting both owners' uses for every pair,
+/// field and bit group.
+///
+/// The order is that of a stable sort by [`key`] of each owner's events listed use by use (a
+/// use's rule hook before its attach points), i.e. by (key, use index). Rule events, nearly
+/// all of them, come out in that order without sorting: the rules at each hook are walked in
+/// traversal order (the inverse of [`Ctx::order`]) and each rule's uses taken by operation.
+/// The rest (attach points of placed programs, touchpoints with hooks, rules the traversal
+/// does not reach) are few; they are sorted and merged in. Sorting everything made this the
+/// one pass of the analysis that grew faster than the node.
+fn owner_events<'s>(cx: &'s Ctx<'_>) -> &'s OwnerEvents {
+    cx.path_events.get_or_init(|| {
+        let usage = cx.usage;
+        let owners = usage.owners.len();
+        // Per rule, its uses in operation order (then use order).
+        let rules = cx.set.rules.len();
+        let mut start = vec![0u32; rules + 1];
+        for u in &usage.uses {
+            if let Site::Rule(id) = u.site {
+                start[id.0 as usize + 1] += 1;
+            }
+        }
+        for r in 0..rules {
+            start[r + 1] += start[r];
+        }
+        let mut of_rule = vec![0u32; start[rules] as usize];
+        let mut fill = start.clone();
+        for (k, u) in usage.uses.iter().enumerate() {
+            if let Site::Rule(id) = u.site {
+                let at = &mut fill[id.0 as usize];
+                of_rule[*at as usize] = k as u32;
+                *at += 1;
+            }
+        }
+        for r in 0..rules {
+            let slice = &mut of_rule[start[r] as usize..start[r + 1] as usize];
+            if slice.len() > 1 {
+                slice.sort_by_key(|&k| usage.uses[k as usize].op_index);
+            }
+        }
+        // Per hook, per owner, the events of rules the traversal reaches, in key order (the
+        // hook's place on a path is set when the lists are joined per path).
+        let mut reached: [Option<Vec<Vec<Event>>>; 7] = Default::default();
+        for (_, hooks) in PATHS {
+            for &h in hooks {
+                if reached[h as usize].is_some() {
+                    continue;
                 }
-                for &a in &u.places {
-                    let (at, rank) = position(a);
-                    if at == *h && on_path(a, path) {
-                        events.push((key(cx, u, i, *h, rank), u, *h));
+                let order = cx.order(h);
+                let mut by_order: Vec<u32> = Vec::new();
+                for (r, &o) in order.iter().enumerate() {
+                    if o != u32::MAX {
+                        let o = o as usize;
+                        if by_order.len() <= o {
+                            by_order.resize(o + 1, u32::MAX);
+                        }
+                        by_order[o] = r as u32;
                     }
+                }
+                let mut per_owner: Vec<Vec<Event>> = vec![Vec::new(); owners];
+                for r in by_order.into_iter().filter(|&r| r != u32::MAX) {
+                    let r = r as usize;
+                    for &k in &of_rule[start[r] as usize..start[r + 1] as usize] {
+                        let u = &usage.uses[k as usize];
+                        if u.hooks.contains(h) {
+                            let key = (0, 0, order[r], u.op_index);
+                            per_owner[u.owner].push(Event::new(key, k, u, h));
+                        }
+                    }
+                }
+                reached[h as usize] = Some(per_owner);
+            }
+        }
+        // Per owner, the uses with events the walks do not give (in use order).
+        let mut aside: Vec<Vec<u32>> = vec![Vec::new(); owners];
+        for (k, u) in usage.uses.iter().enumerate() {
+            let walked = |h: Hook| match u.site {
+                Site::Rule(id) => cx.order(h)[id.0 as usize] != u32::MAX,
+                Site::Touchpoint(_) => false,
+            };
+            if !u.places.is_empty() || u.hooks.iter().any(|h| on_some_path(h) && !walked(h)) {
+                aside[u.owner].push(k as u32);
+            }
+        }
+        (0..owners)
+            .map(|o| {
+                PATHS.map(|(path, hooks)| {
+                    let mut ordered: Vec<Event> = Vec::new();
+                    for (i, h) in hooks.iter().enumerate() {
+                        let at_hook = reached[*h as usize].as_ref().map_or(&[][..], |l| &l[o]);
+                        ordered.extend(at_hook.iter().map(|e| Event {
+                            key: (i as u8, e.key.1, e.key.2, e.key.3),
+                            ..*e
+                        }));
+                    }
+                    let mut rest: Vec<Event> = Vec::new();
+                    for &k in &aside[o] {
+                        let u = &usage.uses[k as usize];
+                        for (i, h) in hooks.iter().enumerate() {
+                            let in_walk = match u.site {
+                                Site::Rule(id) => cx.order(*h)[id.0 as usize] != u32::MAX,
+                                Site::Touchpoint(_) => false,
+                            };
+                            if u.hooks.contains(*h) && !in_walk {
+                                rest.push(Event::new(key(cx, u, i, *h, 0), k, u, *h));
+                            }
+                            for &a in &u.places {
+                                let (at, rank) = position(a);
+                                if at == *h && on_path(a, path) {
+                                    rest.push(Event::new(key(cx, u, i, *h, rank), k, u, *h));
+                                }
+                            }
+                        }
+                    }
+                    if rest.is_empty() {
+                        return ordered;
+                    }
+                    rest.sort_by_key(|e| (e.key, e.use_index));
+                    merge(&ordered, &rest, |x, y| {
+                        (y.key, y.use_index) < (x.key, x.use_index)
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+/// Whether a hook is on some packet path of [`PATHS`].
+fn on_some_path(h: Hook) -> bool {
+    PATHS.iter().any(|(_, hooks)| hooks.contains(&h))
+}
+
+/// Merges two lists ordered alike, taking from `xs` unless `y_first(x, y)`.
+fn merge<'e>(
+    xs: impl IntoIterator<Item = &'e Event>,
+    ys: impl IntoIterator<Item = &'e Event>,
+    y_first: impl Fn(&Event, &Event) -> bool,
+) -> Vec<Event> {
+    let mut xs = xs.into_iter().peekable();
+    let mut ys = ys.into_iter().peekable();
+    let mut out = Vec::new();
+    loop {
+        let next = match (xs.peek(), ys.peek()) {
+            (Some(x), Some(y)) if y_first(x, y) => ys.next(),
+            (Some(_), _) => xs.next(),
+            (None, _) => ys.next(),
+        };
+        match next {
+            Some(e) => out.push(*e),
+            None => return out,
+        }
+    }
+}
+
+/// The events of owners `a` and `b` on path `p` whose uses touch `bits` of `field`, in path
+/// order: the merge of the two owners' sorted lists, `a`'s first on equal keys (the order a
+/// stable sort of `a`'s events followed by `b`'s gives).
+fn merged_events(
+    cx: &Ctx<'_>,
+    a: usize,
+    b: usize,
+    p: usize,
+    field: Field,
+    bits: u32,
+) -> Vec<Event> {
+    #[cfg(test)]
+    if NAIVE.get() {
+        return sorted_events(cx, [a, b], PATHS[p], |u| {
+            (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0
+        });
+    }
+    let all = owner_events(cx);
+    let relevant = |e: &&Event| e.touches[fi(field)] & bits != 0;
+    merge(
+        all[a][p].iter().filter(relevant),
+        all[b][p].iter().filter(relevant),
+        |x, y| y.key < x.key,
+    )
+}
+
+/// The events as they were first listed: both owners' uses touching the bits, each use's
+/// rule hook then attach points, stably sorted by [`key`]. The oracle for [`merged_events`].
+#[cfg(test)]
+fn sorted_events(
+    cx: &Ctx<'_>,
+    [a, b]: [usize; 2],
+    (path, hooks): (crate::packet::PathKind, &[Hook]),
+    touches_bits: impl Fn(&Use) -> bool,
+) -> Vec<Event> {
+    let usage = cx.usage;
+    let mut events = Vec::new();
+    for &k in usage.by_owner[a].iter().chain(&usage.by_owner[b]) {
+        let u = &usage.uses[k as usize];
+        if !touches_bits(u) {
+            continue;
+        }
+        for (i, h) in hooks.iter().enumerate() {
+            if u.hooks.contains(*h) {
+                events.push(Event::new(key(cx, u, i, *h, 0), k, u, *h));
+            }
+            for &at in &u.places {
+                let (hook, rank) = position(at);
+                if hook == *h && on_path(at, path) {
+                    events.push(Event::new(key(cx, u, i, *h, rank), k, u, *h));
                 }
             }
         }
-        events.sort_by_key(|e| e.0);
-        let has = |o: usize| events.iter().any(|e| e.1.owner == o);
+    }
+    events.sort_by_key(|e| e.key);
+    events
+}
+
+/// How owners `a` and `b` meet on `bits` of `field`.
+pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32) -> Meeting {
+    // Uses with no known hook (touchpoints not placed, rules of truncated inputs) could be
+    // anywhere.
+    let unplaced = cx.usage.of(a).chain(cx.usage.of(b)).any(|u| {
+        (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0
+            && u.hooks.is_empty()
+            && u.places.is_empty()
+    });
+    let mut shared: Option<PathEvidence> = None;
+    for (p, (path, _)) in PATHS.iter().enumerate() {
+        let path = *path;
+        let events = merged_events(cx, a, b, p, field, bits);
+        let has = |o: usize| events.iter().any(|e| e.is_of(o));
         if !(has(a) && has(b)) {
             continue;
         }
@@ -283,7 +504,7 @@ pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32)
         if let Some(idx) = best {
             let steps = idx
                 .iter()
-                .filter_map(|&n| step(cx, events[n].1, events[n].2, field, bits))
+                .filter_map(|&n| step(cx, &events[n], field, bits))
                 .collect();
             return Meeting::Clobber(PathEvidence {
                 path,
@@ -292,11 +513,11 @@ pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32)
             });
         }
         if shared.is_none() {
-            let first = |o: usize| events.iter().find(|e| e.1.owner == o);
+            let first = |o: usize| events.iter().find(|e| e.is_of(o));
             let steps = [first(a), first(b)]
                 .into_iter()
                 .flatten()
-                .filter_map(|e| step(cx, e.1, e.2, field, bits))
+                .filter_map(|e| step(cx, e, field, bits))
                 .collect();
             shared = Some(PathEvidence {
                 path,
@@ -359,17 +580,17 @@ mod tests {
         let mut found = [0usize; 2];
         for seed in 0..400u64 {
             let uses = uses(seed, 2 + (seed % 40) as usize);
-            let events: Vec<Event<'_>> = uses
+            let events: Vec<Event> = uses
                 .iter()
                 .enumerate()
-                .map(|(i, u)| ((0, 0, i as u32, 0), u, Hook::Forward))
+                .map(|(i, u)| Event::new((0, 0, i as u32, 0), i as u32, u, Hook::Forward))
                 .collect();
             for bits in [0xf0, 0x30, 0x80] {
                 let fast = clobber(&events, 0, 1, Field::Mark, bits);
                 let naive = naive_clobber(&events, 0, 1, Field::Mark, bits);
                 assert_eq!(fast, naive, "seed {seed}, bits {bits:#x}");
                 if let Some([i, _, k]) = fast {
-                    let sets = set_bits(events[i].1) & events[k].1.reads[0] & bits != 0;
+                    let sets = events[i].sets & events[k].reads[0] & bits != 0;
                     found[usize::from(sets)] += 1;
                 }
             }

@@ -92,6 +92,7 @@ pub(crate) fn analyze_with(node: &Node, registry: &Registry, verify: bool) -> An
             usage: &usage,
             orders: Default::default(),
             whole_aware: Default::default(),
+            path_events: Default::default(),
             proposals: Default::default(),
             verify,
         },

@@ -1,5 +1,6 @@
 //! The analysis against the implementations its fast paths replaced, on generated nodes: the
-//! same findings (JSON) with the naive selections switched on as without.
+//! same findings (JSON) with the naive selections switched on as without (the clobber
+//! witnesses and the path events of [`super::meeting`]).
 
 use crate::generate::{adversarial, iptables_save, Adversarial, Calico, KubeProxy, Node as Spec};
 use crate::model::Node;

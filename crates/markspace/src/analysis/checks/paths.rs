@@ -535,6 +535,7 @@ mod tests {
                 usage: &usage,
                 orders: Default::default(),
                 whole_aware: Default::default(),
+                path_events: Default::default(),
                 proposals: Default::default(),
                 verify: false,
             };
