@@ -129,9 +129,9 @@ pub(crate) struct Ctx<'a> {
     /// Per owner and field, the bits another owner cannot move into and the constant whole value
     /// it writes ([`super::fix::whole_aware_bits`]), computed once when a fix needs them.
     pub(crate) whole_aware: std::cell::OnceCell<Vec<[super::fix::WholeAware; 2]>>,
-    /// Per owner, per packet path, its uses placed on the path in path order
-    /// ([`super::meeting::owner_events`]), sorted once when a meeting needs them.
-    pub(crate) path_events: std::cell::OnceCell<super::meeting::OwnerEvents>,
+    /// Each owner's uses in path order ([`super::meeting::PathEvents`]), found once when a
+    /// meeting needs them.
+    pub(crate) path_events: std::cell::OnceCell<super::meeting::PathEvents>,
     /// Rule-changing fixes proposed for findings (by index in the checks' output), checked by
     /// [`super::verify::settle`] before any is printed.
     pub(crate) proposals: std::cell::RefCell<Vec<(usize, super::proposal::Proposal)>>,

@@ -29,10 +29,8 @@ fn key(cx: &Ctx<'_>, u: &Use, hook_index: usize, hook: Hook, rank: i8) -> Key {
     }
 }
 
-/// One use placed at a hook of a path, with what the witness search reads of it held inline:
-/// the search runs per owner pair, field and bit group, and reading each [`Use`] through its
-/// index scattered loads over the whole use table (on large nodes the analysis then grew
-/// faster than the node as the table left the cache).
+/// One use placed at a hook of a path, with what the witness search reads of it held inline
+/// (the search sweeps the events several times; the [`Use`] it came from is read once).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Event {
     key: Key,
@@ -40,8 +38,6 @@ pub(crate) struct Event {
     use_index: u32,
     hook: Hook,
     owner: u32,
-    /// Per field, the bits the use reads or writes in any way.
-    touches: [u32; 2],
     /// Per field, the bits a masked (not whole-value) write writes; 0 for other uses.
     writes: [u32; 2],
     /// Per field, the bits a match tests; 0 for writes.
@@ -69,7 +65,6 @@ impl Event {
             hook,
             // Owners are counted from the registry's entries.
             owner: u.owner as u32,
-            touches: [u.reads[0] | u.writes[0], u.reads[1] | u.writes[1]],
             writes,
             reads,
             sets,
@@ -261,21 +256,26 @@ pub(crate) enum Meeting {
     Disjoint,
 }
 
-/// Per owner, per path of [`PATHS`], the owner's uses placed on the path, in path order.
-pub(crate) type OwnerEvents = Vec<[Vec<Event>; PATHS.len()]>;
+/// Each owner's uses in path order, found once per analysis ([`path_events`]).
+pub(crate) struct PathEvents {
+    /// Per hook (by `Hook as usize`), per owner, the uses of the rules the hook's traversal
+    /// reaches, in traversal order: 4 bytes a use, shared by the paths through the hook.
+    walked: [Vec<Vec<u32>>; 7],
+    /// Per owner, per path of [`PATHS`], its other events (attach points of placed programs,
+    /// touchpoints with hooks, rules the traversal does not reach), by (key, use index).
+    aside: Vec<[Vec<Event>; PATHS.len()]>,
+}
 
-/// Every owner's uses placed on each path, in path order, once per analysis: a meeting of two
-/// owners then merges two ordered lists instead of sorting both owners' uses for every pair,
-/// field and bit group.
+/// Every owner's uses in path order, once per analysis: a meeting of two owners then merges
+/// two ordered lists instead of sorting both owners' uses for every pair, field and bit group
+/// (that sort made the meetings the one pass of the analysis that grew faster than the node).
 ///
 /// The order is that of a stable sort by [`key`] of each owner's events listed use by use (a
 /// use's rule hook before its attach points), i.e. by (key, use index). Rule events, nearly
 /// all of them, come out in that order without sorting: the rules at each hook are walked in
 /// traversal order (the inverse of [`Ctx::order`]) and each rule's uses taken by operation.
-/// The rest (attach points of placed programs, touchpoints with hooks, rules the traversal
-/// does not reach) are few; they are sorted and merged in. Sorting everything made this the
-/// one pass of the analysis that grew faster than the node.
-fn owner_events<'s>(cx: &'s Ctx<'_>) -> &'s OwnerEvents {
+/// The rest are few; they are sorted and merged in by [`owner_path_events`].
+fn path_events<'s>(cx: &'s Ctx<'_>) -> &'s PathEvents {
     cx.path_events.get_or_init(|| {
         let usage = cx.usage;
         let owners = usage.owners.len();
@@ -305,12 +305,10 @@ fn owner_events<'s>(cx: &'s Ctx<'_>) -> &'s OwnerEvents {
                 slice.sort_by_key(|&k| usage.uses[k as usize].op_index);
             }
         }
-        // Per hook, per owner, the events of rules the traversal reaches, in key order (the
-        // hook's place on a path is set when the lists are joined per path).
-        let mut reached: [Option<Vec<Vec<Event>>>; 7] = Default::default();
+        let mut walked: [Vec<Vec<u32>>; 7] = Default::default();
         for (_, hooks) in PATHS {
             for &h in hooks {
-                if reached[h as usize].is_some() {
+                if !walked[h as usize].is_empty() {
                     continue;
                 }
                 let order = cx.order(h);
@@ -324,72 +322,75 @@ fn owner_events<'s>(cx: &'s Ctx<'_>) -> &'s OwnerEvents {
                         by_order[o] = r as u32;
                     }
                 }
-                let mut per_owner: Vec<Vec<Event>> = vec![Vec::new(); owners];
+                let mut per_owner: Vec<Vec<u32>> = vec![Vec::new(); owners];
                 for r in by_order.into_iter().filter(|&r| r != u32::MAX) {
                     let r = r as usize;
                     for &k in &of_rule[start[r] as usize..start[r + 1] as usize] {
                         let u = &usage.uses[k as usize];
                         if u.hooks.contains(h) {
-                            let key = (0, 0, order[r], u.op_index);
-                            per_owner[u.owner].push(Event::new(key, k, u, h));
+                            per_owner[u.owner].push(k);
                         }
                     }
                 }
-                reached[h as usize] = Some(per_owner);
+                walked[h as usize] = per_owner;
             }
         }
-        // Per owner, the uses with events the walks do not give (in use order).
-        let mut aside: Vec<Vec<u32>> = vec![Vec::new(); owners];
+        let in_walk = |u: &Use, h: Hook| match u.site {
+            Site::Rule(id) => cx.order(h)[id.0 as usize] != u32::MAX,
+            Site::Touchpoint(_) => false,
+        };
+        let mut aside: Vec<[Vec<Event>; PATHS.len()]> = vec![Default::default(); owners];
         for (k, u) in usage.uses.iter().enumerate() {
-            let walked = |h: Hook| match u.site {
-                Site::Rule(id) => cx.order(h)[id.0 as usize] != u32::MAX,
-                Site::Touchpoint(_) => false,
-            };
-            if !u.places.is_empty() || u.hooks.iter().any(|h| on_some_path(h) && !walked(h)) {
-                aside[u.owner].push(k as u32);
+            if u.places.is_empty() && u.hooks.iter().all(|h| !on_some_path(h) || in_walk(u, h)) {
+                continue;
             }
-        }
-        (0..owners)
-            .map(|o| {
-                PATHS.map(|(path, hooks)| {
-                    let mut ordered: Vec<Event> = Vec::new();
-                    for (i, h) in hooks.iter().enumerate() {
-                        let at_hook = reached[*h as usize].as_ref().map_or(&[][..], |l| &l[o]);
-                        ordered.extend(at_hook.iter().map(|e| Event {
-                            key: (i as u8, e.key.1, e.key.2, e.key.3),
-                            ..*e
-                        }));
+            for (p, (path, hooks)) in PATHS.iter().enumerate() {
+                for (i, h) in hooks.iter().enumerate() {
+                    let k = k as u32;
+                    if u.hooks.contains(*h) && !in_walk(u, *h) {
+                        aside[u.owner][p].push(Event::new(key(cx, u, i, *h, 0), k, u, *h));
                     }
-                    let mut rest: Vec<Event> = Vec::new();
-                    for &k in &aside[o] {
-                        let u = &usage.uses[k as usize];
-                        for (i, h) in hooks.iter().enumerate() {
-                            let in_walk = match u.site {
-                                Site::Rule(id) => cx.order(*h)[id.0 as usize] != u32::MAX,
-                                Site::Touchpoint(_) => false,
-                            };
-                            if u.hooks.contains(*h) && !in_walk {
-                                rest.push(Event::new(key(cx, u, i, *h, 0), k, u, *h));
-                            }
-                            for &a in &u.places {
-                                let (at, rank) = position(a);
-                                if at == *h && on_path(a, path) {
-                                    rest.push(Event::new(key(cx, u, i, *h, rank), k, u, *h));
-                                }
-                            }
+                    for &a in &u.places {
+                        let (at, rank) = position(a);
+                        if at == *h && on_path(a, *path) {
+                            let key = key(cx, u, i, *h, rank);
+                            aside[u.owner][p].push(Event::new(key, k, u, *h));
                         }
                     }
-                    if rest.is_empty() {
-                        return ordered;
-                    }
-                    rest.sort_by_key(|e| (e.key, e.use_index));
-                    merge(&ordered, &rest, |x, y| {
-                        (y.key, y.use_index) < (x.key, x.use_index)
-                    })
-                })
-            })
-            .collect()
+                }
+            }
+        }
+        for lists in &mut aside {
+            for list in lists {
+                list.sort_by_key(|e| (e.key, e.use_index));
+            }
+        }
+        PathEvents { walked, aside }
     })
+}
+
+/// Owner `o`'s events on path `p` whose uses pass `keep`, in path order: (key, use index).
+fn owner_path_events(cx: &Ctx<'_>, o: usize, p: usize, keep: impl Fn(&Use) -> bool) -> Vec<Event> {
+    let all = path_events(cx);
+    let mut walked = Vec::new();
+    for (i, h) in PATHS[p].1.iter().enumerate() {
+        for &k in &all.walked[*h as usize][o] {
+            let u = &cx.usage.uses[k as usize];
+            if keep(u) {
+                walked.push(Event::new(key(cx, u, i, *h, 0), k, u, *h));
+            }
+        }
+    }
+    let aside = &all.aside[o][p];
+    if aside.is_empty() {
+        return walked;
+    }
+    let uses = &cx.usage.uses;
+    merge(
+        &walked,
+        aside.iter().filter(|e| keep(&uses[e.use_index as usize])),
+        |x, y| (y.key, y.use_index) < (x.key, x.use_index),
+    )
 }
 
 /// Whether a hook is on some packet path of [`PATHS`].
@@ -436,11 +437,10 @@ fn merged_events(
             (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0
         });
     }
-    let all = owner_events(cx);
-    let relevant = |e: &&Event| e.touches[fi(field)] & bits != 0;
+    let touches = |u: &Use| (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0;
     merge(
-        all[a][p].iter().filter(relevant),
-        all[b][p].iter().filter(relevant),
+        &owner_path_events(cx, a, p, touches),
+        &owner_path_events(cx, b, p, touches),
         |x, y| y.key < x.key,
     )
 }
