@@ -128,10 +128,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) orders: [std::cell::OnceCell<Vec<u32>>; 7],
     /// Per owner and field, the bits another owner cannot move into and the constant whole value
     /// it writes ([`super::fix::whole_aware_bits`]), computed once when a fix needs them.
-    pub(crate) whole_aware: std::cell::OnceCell<Vec<[super::fix::WholeAware; 2]>>,
-    /// Each owner's uses in path order ([`super::meeting::PathEvents`]), found once when a
+    pub(crate) whole_aware: std::cell::OnceCell<Vec<[super::derived::WholeAware; 2]>>,
+    /// Each owner's uses in path order ([`super::derived::PathEvents`]), found once when a
     /// meeting needs them.
-    pub(crate) path_events: std::cell::OnceCell<super::meeting::PathEvents>,
+    pub(crate) path_events: std::cell::OnceCell<super::derived::PathEvents>,
     /// Rule-changing fixes proposed for findings (by index in the checks' output), checked by
     /// [`super::verify::settle`] before any is printed.
     pub(crate) proposals: std::cell::RefCell<Vec<(usize, super::proposal::Proposal)>>,

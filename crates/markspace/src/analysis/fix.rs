@@ -4,6 +4,7 @@ use crate::model::Bits;
 use crate::model::{hex, Field, MarkOp, WriteOp};
 use crate::registry::schema::{Knob, KnobDefault};
 
+use super::derived::WholeAware;
 use super::finding::Ctx;
 use super::usage::fi;
 
@@ -16,19 +17,6 @@ pub(crate) fn free_bits(cx: &Ctx<'_>, field: Field) -> u32 {
         acc | a[fi(field)].taken | if claimed == u32::MAX { 0 } else { claimed }
     });
     !used
-}
-
-/// What an owner's whole-field writes mean for the bits others can move into, per field.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct WholeAware {
-    /// The bits another owner cannot move into without meeting this one: what it reads and
-    /// writes, except that a whole-field write of a constant (a WireGuard device fwmark
-    /// `0xca6c`) takes the bits of its value, not all 32. Whole writes of data-dependent values
-    /// and whole-field matches do take every bit.
-    pub(crate) taken: u32,
-    /// The first constant whole value it writes (the value a whole-value knob such as
-    /// WireGuard's `FwMark` has here when the registry gives no default).
-    pub(crate) value: Option<u32>,
 }
 
 /// [`WholeAware`] of every owner, from one pass over the uses (cached in the context: fixes

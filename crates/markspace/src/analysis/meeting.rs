@@ -8,17 +8,13 @@
 //! Tailscale's FORWARD mark and its nat POSTROUTING masquerade). Owners whose uses of the bits
 //! never share a path overload the bits safely ("different paths").
 
-use crate::model::{hex, Field, MarkOp};
+use crate::model::{hex, Field};
 use crate::ruleset::Hook;
 
+use super::derived::{Event, Key, PathEvents};
 use super::finding::Ctx;
 use super::path::{on_path, position, PathEvidence, PathStep, PATHS};
 use super::usage::{fi, Site, Use};
-
-/// Ordering key of a use at a hook of a path: the hook's place, the rank of a placed
-/// touchpoint around the hook's rules ([`position`]; 0 for rules), the rule's order, the
-/// operation.
-type Key = (u8, i8, u32, u32);
 
 fn key(cx: &Ctx<'_>, u: &Use, hook_index: usize, hook: Hook, rank: i8) -> Key {
     // A path has at most three hooks.
@@ -26,53 +22,6 @@ fn key(cx: &Ctx<'_>, u: &Use, hook_index: usize, hook: Hook, rank: i8) -> Key {
     match u.site {
         Site::Rule(id) => (hook_index, 0, cx.order(hook)[id.0 as usize], u.op_index),
         Site::Touchpoint(i) => (hook_index, rank, 0, i),
-    }
-}
-
-/// One use placed at a hook of a path, with what the witness search reads of it held inline
-/// (the search sweeps the events several times; the [`Use`] it came from is read once).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Event {
-    key: Key,
-    /// The use's index in [`super::usage::Usage::uses`].
-    use_index: u32,
-    hook: Hook,
-    owner: u32,
-    /// Per field, the bits a masked (not whole-value) write writes; 0 for other uses.
-    writes: [u32; 2],
-    /// Per field, the bits a match tests; 0 for writes.
-    reads: [u32; 2],
-    /// The bits a constant masked write sets to 1 (its xor part); 0 for other uses.
-    sets: u32,
-}
-
-impl Event {
-    fn new(key: Key, use_index: u32, u: &Use, hook: Hook) -> Event {
-        let (writes, reads, sets) = match u.op {
-            MarkOp::Write(w) if !w.is_whole() => {
-                let sets = match w.op {
-                    crate::model::WriteOp::Const { xor, .. } => xor,
-                    _ => 0,
-                };
-                (u.writes, [0; 2], sets)
-            }
-            MarkOp::Write(_) => ([0; 2], [0; 2], 0),
-            MarkOp::Read(_) => ([0; 2], u.reads, 0),
-        };
-        Event {
-            key,
-            use_index,
-            hook,
-            // Owners are counted from the registry's entries.
-            owner: u.owner as u32,
-            writes,
-            reads,
-            sets,
-        }
-    }
-
-    fn is_of(&self, owner: usize) -> bool {
-        self.owner as usize == owner
     }
 }
 
@@ -254,16 +203,6 @@ pub(crate) enum Meeting {
     Unplaced,
     /// Their uses never share a path.
     Disjoint,
-}
-
-/// Each owner's uses in path order, found once per analysis ([`path_events`]).
-pub(crate) struct PathEvents {
-    /// Per hook (by `Hook as usize`), per owner, the uses of the rules the hook's traversal
-    /// reaches, in traversal order: 4 bytes a use, shared by the paths through the hook.
-    walked: [Vec<Vec<u32>>; 7],
-    /// Per owner, per path of [`PATHS`], its other events (attach points of placed programs,
-    /// touchpoints with hooks, rules the traversal does not reach), by (key, use index).
-    aside: Vec<[Vec<Event>; PATHS.len()]>,
 }
 
 /// Every owner's uses in path order, once per analysis: a meeting of two owners then merges
@@ -536,7 +475,7 @@ pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MarkRead, MarkWrite};
+    use crate::model::{MarkOp, MarkRead, MarkWrite};
     use crate::ruleset::{HookSet, RuleId};
 
     /// A pseudo-random path of two owners' writes (setting and clearing bits) and reads over

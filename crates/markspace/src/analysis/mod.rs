@@ -16,6 +16,7 @@
 
 mod catalogue;
 mod checks;
+mod derived;
 mod finding;
 mod fix;
 mod incidents;
