@@ -212,67 +212,46 @@ pub(crate) enum Meeting {
 /// The order is that of a stable sort by [`key`] of each owner's events listed use by use (a
 /// use's rule hook before its attach points), i.e. by (key, use index). Rule events, nearly
 /// all of them, come out in that order without sorting: the rules at each hook are walked in
-/// traversal order (the inverse of [`Ctx::order`]) and each rule's uses taken by operation.
+/// traversal order (the inverse of [`Ctx::order`]) and each rule's uses taken in turn (a
+/// rule's uses are consecutive and in operation order: [`super::usage::Usage::uses`]).
 /// The rest are few; they are sorted and merged in by [`owner_path_events`].
 fn path_events<'s>(cx: &'s Ctx<'_>) -> &'s PathEvents {
     cx.path_events.get_or_init(|| {
         let usage = cx.usage;
         let owners = usage.owners.len();
-        // Per rule, its uses in operation order (then use order).
-        let rules = cx.set.rules.len();
-        let mut start = vec![0u32; rules + 1];
-        for u in &usage.uses {
-            if let Site::Rule(id) = u.site {
-                start[id.0 as usize + 1] += 1;
-            }
-        }
-        for r in 0..rules {
-            start[r + 1] += start[r];
-        }
-        let mut of_rule = vec![0u32; start[rules] as usize];
-        let mut fill = start.clone();
+        // Per rule, the range of its uses.
+        let mut of_rule = vec![0u32..0u32; cx.set.rules.len()];
         for (k, u) in usage.uses.iter().enumerate() {
             if let Site::Rule(id) = u.site {
-                let at = &mut fill[id.0 as usize];
-                of_rule[*at as usize] = k as u32;
-                *at += 1;
-            }
-        }
-        for r in 0..rules {
-            let slice = &mut of_rule[start[r] as usize..start[r + 1] as usize];
-            if slice.len() > 1 {
-                slice.sort_by_key(|&k| usage.uses[k as usize].op_index);
+                let range = &mut of_rule[id.0 as usize];
+                if range.start == range.end {
+                    *range = k as u32..k as u32;
+                }
+                debug_assert_eq!(range.end as usize, k, "a rule's uses are not consecutive");
+                range.end += 1;
             }
         }
         let mut walked: [Vec<Vec<u32>>; 7] = Default::default();
-        for (_, hooks) in PATHS {
-            for &h in hooks {
-                if !walked[h as usize].is_empty() {
-                    continue;
+        for h in Hook::ALL.into_iter().filter(|h| on_some_path(*h)) {
+            // The traversal numbers the rules it reaches 0, 1, 2…: invert it.
+            let order = cx.order(h);
+            let reached = order.iter().filter(|&&o| o != u32::MAX).count();
+            let mut by_order = vec![0u32; reached];
+            for (r, &o) in order.iter().enumerate() {
+                if o != u32::MAX {
+                    by_order[o as usize] = r as u32;
                 }
-                let order = cx.order(h);
-                let mut by_order: Vec<u32> = Vec::new();
-                for (r, &o) in order.iter().enumerate() {
-                    if o != u32::MAX {
-                        let o = o as usize;
-                        if by_order.len() <= o {
-                            by_order.resize(o + 1, u32::MAX);
-                        }
-                        by_order[o] = r as u32;
-                    }
-                }
-                let mut per_owner: Vec<Vec<u32>> = vec![Vec::new(); owners];
-                for r in by_order.into_iter().filter(|&r| r != u32::MAX) {
-                    let r = r as usize;
-                    for &k in &of_rule[start[r] as usize..start[r + 1] as usize] {
-                        let u = &usage.uses[k as usize];
-                        if u.hooks.contains(h) {
-                            per_owner[u.owner].push(k);
-                        }
-                    }
-                }
-                walked[h as usize] = per_owner;
             }
+            let mut per_owner: Vec<Vec<u32>> = vec![Vec::new(); owners];
+            for r in by_order {
+                for k in of_rule[r as usize].clone() {
+                    let u = &usage.uses[k as usize];
+                    if u.hooks.contains(h) {
+                        per_owner[u.owner].push(k);
+                    }
+                }
+            }
+            walked[h as usize] = per_owner;
         }
         let in_walk = |u: &Use, h: Hook| match u.site {
             Site::Rule(id) => cx.order(h)[id.0 as usize] != u32::MAX,
@@ -332,6 +311,11 @@ fn owner_path_events(cx: &Ctx<'_>, o: usize, p: usize, keep: impl Fn(&Use) -> bo
     )
 }
 
+/// Whether a use reads or writes any of `bits` of `field`.
+fn touches(u: &Use, field: Field, bits: u32) -> bool {
+    (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0
+}
+
 /// Whether a hook is on some packet path of [`PATHS`].
 fn on_some_path(h: Hook) -> bool {
     PATHS.iter().any(|(_, hooks)| hooks.contains(&h))
@@ -370,13 +354,11 @@ fn merged_events(
     field: Field,
     bits: u32,
 ) -> Vec<Event> {
+    let touches = |u: &Use| touches(u, field, bits);
     #[cfg(test)]
     if NAIVE.get() {
-        return sorted_events(cx, [a, b], PATHS[p], |u| {
-            (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0
-        });
+        return sorted_events(cx, [a, b], PATHS[p], touches);
     }
-    let touches = |u: &Use| (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0;
     merge(
         &owner_path_events(cx, a, p, touches),
         &owner_path_events(cx, b, p, touches),
@@ -420,11 +402,11 @@ fn sorted_events(
 pub(crate) fn meeting(cx: &Ctx<'_>, a: usize, b: usize, field: Field, bits: u32) -> Meeting {
     // Uses with no known hook (touchpoints not placed, rules of truncated inputs) could be
     // anywhere.
-    let unplaced = cx.usage.of(a).chain(cx.usage.of(b)).any(|u| {
-        (u.reads[fi(field)] | u.writes[fi(field)]) & bits != 0
-            && u.hooks.is_empty()
-            && u.places.is_empty()
-    });
+    let unplaced = cx
+        .usage
+        .of(a)
+        .chain(cx.usage.of(b))
+        .any(|u| touches(u, field, bits) && u.hooks.is_empty() && u.places.is_empty());
     let mut shared: Option<PathEvidence> = None;
     for (p, (path, _)) in PATHS.iter().enumerate() {
         let path = *path;
